@@ -1,0 +1,216 @@
+/* "usbvm __complete WORDS...": the shell completion asks the binary (as virsh does), so verbs,
+ * options and choices come from the same tables that parse them and cannot drift.
+ * WORDS are the command-line words after "usbvm", the last one being the word under the
+ * cursor (possibly empty). Candidates are printed one per line; the special line
+ * "__files__" asks the shell to complete file names. */
+#include "cli.h"
+#include "virt.h"
+
+#include <string.h>
+
+const struct poptOption usbvm_complete_options[] = {
+    USBVM_COMMON_OPTIONS,
+    POPT_TABLEEND,
+};
+
+static void candidate(const char *cur, const char *word)
+{
+    if (word && strncmp(word, cur, strlen(cur)) == 0)
+        printf("%s\n", word);
+}
+
+static bool takes_arg(const struct poptOption *o)
+{
+    unsigned t = o->argInfo & POPT_ARG_MASK;
+    return t != POPT_ARG_NONE && t != POPT_ARG_VAL;
+}
+
+static const struct poptOption *find_option(const struct poptOption *opts, const char *word)
+{
+    for (const struct poptOption *o = opts; o && (o->longName || o->shortName); o++) {
+        if (word[0] == '-' && word[1] == '-' && o->longName && streq(word + 2, o->longName))
+            return o;
+        if (word[0] == '-' && word[1] && !word[2] && o->shortName == word[1])
+            return o;
+    }
+    return NULL;
+}
+
+static void complete_choices(const char *cur, const char *descrip)
+{
+    if (!descrip)
+        return;
+    if (streq(descrip, "PATH") || streq(descrip, "FILE") || streq(descrip, "DIR")) {
+        printf("__files__\n");
+        return;
+    }
+    if (!strchr(descrip, '|'))
+        return;
+    _cleanup_free_ char *copy = xstrdup(descrip);
+    char *save = NULL;
+    for (char *c = strtok_r(copy, "|", &save); c; c = strtok_r(NULL, "|", &save))
+        candidate(cur, c);
+}
+
+static void complete_domains(UsbvmCli *cli, const char *cur)
+{
+    UsbvmError err = { 0 };
+    virConnectPtr conn = usbvm_cli_connect(cli, &err);
+    if (!conn)
+        return;
+    virDomainPtr *doms = NULL;
+    int n = virConnectListAllDomains(conn, &doms, 0);
+    for (int i = 0; i < n; i++) {
+        candidate(cur, virDomainGetName(doms[i]));
+        virDomainFree(doms[i]);
+    }
+    free(doms);
+}
+
+static void complete_devices(UsbvmCli *cli, const char *cur, bool storage_first)
+{
+    UsbvmError err = { 0 };
+    struct udev *udev = usbvm_cli_udev(cli, &err);
+    if (!udev)
+        return;
+    _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
+    if (usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err) < 0)
+        return;
+    for (size_t i = 0; i < list->n; i++) {
+        const UsbvmDevice *d = list->devices[i];
+        if (d->is_hub)
+            continue;
+        candidate(cur, d->port);
+        for (size_t b = 0; b < d->n_blocks; b++)
+            if (d->blocks[b].type == USBVM_BLOCK_DISK)
+                candidate(cur, d->blocks[b].devnode);
+        if (d->serial && !strpbrk(d->serial, " \t\n'\"\\$`")) {
+            _cleanup_free_ char *s = xasprintf("serial=%s", d->serial);
+            candidate(cur, s);
+        }
+    }
+}
+
+static void complete_attached(UsbvmCli *cli, const char *cur)
+{
+    UsbvmError err = { 0 };
+    virConnectPtr conn = usbvm_cli_connect(cli, &err);
+    if (conn) {
+        _cleanup_(usbvm_domdev_list_freep) UsbvmDomDevList *l = NULL;
+        if (usbvm_virt_list_domdevs(conn, &l, &err) >= 0)
+            for (size_t i = 0; i < l->n; i++)
+                if (l->items[i].owned)
+                    candidate(cur, l->items[i].alias);
+    }
+    complete_devices(cli, cur, false);
+}
+
+int usbvm_cmd_complete(UsbvmCli *cli, const UsbvmVerb *self, int argc, const char **argv)
+{
+    /* argv[0] is "__complete"; an optional "--" follows. */
+    int i = 1;
+    if (i < argc && streq(argv[i], "--"))
+        i++;
+    if (i >= argc)
+        return 0;
+    const char *cur = argv[argc - 1];
+    int last = argc - 1; /* index of the word under the cursor */
+
+    /* Global options before the verb. */
+    static const char *const global_long[] = { "--connect", "--json",    "--verbose",
+                                               "--quiet",   "--version", "--help" };
+    while (i < last && argv[i][0] == '-') {
+        if (streq(argv[i], "-c") || streq(argv[i], "--connect"))
+            i++;
+        i++;
+    }
+    if (i == last) {
+        if (cur[0] == '-') {
+            for (size_t k = 0; k < ELEMENTSOF(global_long); k++)
+                candidate(cur, global_long[k]);
+            return 0;
+        }
+        if (i > 0 && (streq(argv[i - 1], "-c") || streq(argv[i - 1], "--connect")))
+            return 0;
+        for (const UsbvmVerb *v = usbvm_verbs; v->name; v++)
+            if (!v->hidden)
+                candidate(cur, v->name);
+        return 0;
+    }
+
+    const UsbvmVerb *verb = NULL;
+    for (const UsbvmVerb *v = usbvm_verbs; v->name; v++)
+        if (streq(v->name, argv[i]))
+            verb = v;
+    if (!verb || verb->hidden)
+        return 0;
+    i++;
+    if (verb->subverbs) {
+        if (i == last) {
+            for (const UsbvmVerb *v = verb->subverbs; v->name; v++)
+                candidate(cur, v->name);
+            return 0;
+        }
+        const UsbvmVerb *sub = NULL;
+        for (const UsbvmVerb *v = verb->subverbs; v->name; v++)
+            if (streq(v->name, argv[i]))
+                sub = v;
+        if (!sub)
+            return 0;
+        verb = sub;
+        i++;
+    }
+
+    /* Walk the verb's words: count positionals, notice an option waiting for its value. */
+    size_t positional = 0;
+    const struct poptOption *pending = NULL;
+    bool dashdash = false;
+    for (; i < last; i++) {
+        if (pending) {
+            pending = NULL;
+            continue;
+        }
+        if (!dashdash && streq(argv[i], "--")) {
+            dashdash = true;
+            continue;
+        }
+        if (!dashdash && argv[i][0] == '-' && argv[i][1]) {
+            const struct poptOption *o = find_option(verb->options, argv[i]);
+            if (o && takes_arg(o) && !strchr(argv[i], '='))
+                pending = o;
+            continue;
+        }
+        positional++;
+    }
+    if (pending) {
+        complete_choices(cur, pending->argDescrip);
+        return 0;
+    }
+    if (!dashdash && cur[0] == '-') {
+        for (const struct poptOption *o = verb->options; o && (o->longName || o->shortName); o++) {
+            if (!o->longName)
+                continue;
+            _cleanup_free_ char *s = xasprintf("--%s", o->longName);
+            candidate(cur, s);
+        }
+        return 0;
+    }
+    UsbvmArgKind kind = positional < ELEMENTSOF(verb->args) ? verb->args[positional] : 0;
+    switch (kind) {
+    case USBVM_ARG_DOMAIN:
+        complete_domains(cli, cur);
+        break;
+    case USBVM_ARG_DEVICE:
+        complete_devices(cli, cur, true);
+        break;
+    case USBVM_ARG_ATTACHED:
+        complete_attached(cli, cur);
+        break;
+    case USBVM_ARG_FILE:
+        printf("__files__\n");
+        break;
+    case USBVM_ARG_NONE:
+        break;
+    }
+    return 0;
+}

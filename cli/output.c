@@ -1,0 +1,178 @@
+/* The one output path: verbs build a json_object; --json prints it, text mode renders it
+ * through a view (columns or labelled fields). Untrusted strings are escaped for the
+ * terminal here, once. */
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+void usbvm_json_add_str(json_object *obj, const char *key, const char *value)
+{
+    if (!value) {
+        json_object_object_add(obj, key, NULL);
+        return;
+    }
+    if (usbvm_utf8_valid(value)) {
+        json_object_object_add(obj, key, json_object_new_string(value));
+        return;
+    }
+    _cleanup_free_ char *clean = usbvm_utf8_sanitize(value);
+    json_object_object_add(obj, key, json_object_new_string(clean));
+}
+
+void usbvm_out_json(json_object *obj)
+{
+    fputs(json_object_to_json_string_ext(obj,
+                                         JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+          stdout);
+    fputc('\n', stdout);
+}
+
+static json_object *lookup(json_object *obj, const char *key)
+{
+    /* "a.b" walks nested objects. */
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", key);
+    json_object *cur = obj;
+    char *save = NULL;
+    for (char *part = strtok_r(buf, ".", &save); part; part = strtok_r(NULL, ".", &save)) {
+        if (!cur || !json_object_is_type(cur, json_type_object))
+            return NULL;
+        if (!json_object_object_get_ex(cur, part, &cur))
+            return NULL;
+    }
+    return cur;
+}
+
+static char *format_size(uint64_t bytes)
+{
+    static const char units[] = "BKMGTPE";
+    double v = (double)bytes;
+    unsigned u = 0;
+    while (v >= 1024.0 && u < sizeof(units) - 2) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0)
+        return xasprintf("%" PRIu64 "B", bytes);
+    return xasprintf(v < 10.0 ? "%.1f%c" : "%.0f%c", v, units[u]);
+}
+
+char *usbvm_out_format(json_object *value, UsbvmFmt fmt)
+{
+    if (!value)
+        return xstrdup("-");
+    switch (fmt) {
+    case USBVM_FMT_SIZE:
+        return format_size((uint64_t)json_object_get_int64(value));
+    case USBVM_FMT_INT:
+        return xasprintf("%" PRId64, json_object_get_int64(value));
+    case USBVM_FMT_BOOL:
+        return xstrdup(json_object_get_boolean(value) ? "yes" : "no");
+    case USBVM_FMT_LIST: {
+        if (!json_object_is_type(value, json_type_array))
+            return usbvm_out_format(value, USBVM_FMT_STR);
+        size_t n = json_object_array_length(value);
+        if (n == 0)
+            return xstrdup("-");
+        UsbvmBuf b = { 0 };
+        for (size_t i = 0; i < n; i++) {
+            json_object *e = json_object_array_get_idx(value, i);
+            json_object *name = NULL;
+            if (json_object_is_type(e, json_type_object))
+                json_object_object_get_ex(e, "name", &name);
+            else
+                name = e;
+            _cleanup_free_ char *s = usbvm_out_format(name, USBVM_FMT_STR);
+            if (i)
+                usbvm_buf_puts(&b, ",");
+            usbvm_buf_puts(&b, s);
+        }
+        return usbvm_buf_steal(&b);
+    }
+    case USBVM_FMT_STR:
+    case USBVM_FMT_HEX4:
+    default:
+        if (json_object_is_type(value, json_type_string))
+            return usbvm_escape(json_object_get_string(value));
+        if (json_object_is_type(value, json_type_boolean))
+            return xstrdup(json_object_get_boolean(value) ? "yes" : "no");
+        return usbvm_escape(json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN));
+    }
+}
+
+/* Display width of a UTF-8 string (code points; good enough for device strings). */
+static size_t text_width(const char *s)
+{
+    size_t w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xc0) != 0x80)
+            w++;
+    return w;
+}
+
+static void pad(size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fputc(' ', stdout);
+}
+
+void usbvm_out_table(json_object *array, const UsbvmColumn *cols, size_t n_cols)
+{
+    size_t n_rows = array ? json_object_array_length(array) : 0;
+    char **cells = xcalloc((n_rows + 1) * n_cols, sizeof(char *));
+    size_t *width = xcalloc(n_cols, sizeof(size_t));
+    for (size_t c = 0; c < n_cols; c++) {
+        cells[c] = xstrdup(cols[c].header);
+        width[c] = text_width(cells[c]);
+    }
+    for (size_t r = 0; r < n_rows; r++) {
+        json_object *row = json_object_array_get_idx(array, r);
+        for (size_t c = 0; c < n_cols; c++) {
+            char *s = usbvm_out_format(lookup(row, cols[c].key), cols[c].fmt);
+            cells[(r + 1) * n_cols + c] = s;
+            if (text_width(s) > width[c])
+                width[c] = text_width(s);
+        }
+    }
+    for (size_t r = 0; r < n_rows + 1; r++) {
+        for (size_t c = 0; c < n_cols; c++) {
+            const char *s = cells[r * n_cols + c];
+            fputs(s, stdout);
+            if (c + 1 < n_cols)
+                pad(width[c] - text_width(s) + 2);
+        }
+        fputc('\n', stdout);
+    }
+    for (size_t i = 0; i < (n_rows + 1) * n_cols; i++)
+        free(cells[i]);
+    free(cells);
+    free(width);
+}
+
+void usbvm_out_record(json_object *obj, const UsbvmColumn *fields, size_t n_fields, int indent)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n_fields; i++)
+        if (text_width(fields[i].header) > w)
+            w = text_width(fields[i].header);
+    for (size_t i = 0; i < n_fields; i++) {
+        _cleanup_free_ char *s = usbvm_out_format(lookup(obj, fields[i].key), fields[i].fmt);
+        pad((size_t)indent);
+        printf("%s:", fields[i].header);
+        pad(w - text_width(fields[i].header) + 1);
+        printf("%s\n", s);
+    }
+}
+
+int usbvm_out_finish(void)
+{
+    /* A full disk or a closed pipe must not look like success (git does the same). */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (errno != EPIPE)
+            fprintf(stderr, "usbvm: cannot write output: %s\n", strerror(errno));
+        return USBVM_E_FAILED;
+    }
+    return 0;
+}

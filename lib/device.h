@@ -1,0 +1,128 @@
+/* The USB device model: what usbvm knows about one USB device on this host, built from
+ * libudev (sysfs attributes and udev properties) and libusb (descriptors). */
+#pragma once
+
+#include "error.h"
+#include "util.h"
+
+#include <libudev.h>
+#include <stdint.h>
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct udev *, udev_unref)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct udev_device *, udev_device_unref)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct udev_enumerate *, udev_enumerate_unref)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct udev_monitor *, udev_monitor_unref)
+
+typedef struct UsbvmInterface {
+    uint8_t number;   /* bInterfaceNumber */
+    uint8_t alt;      /* bAlternateSetting */
+    uint8_t cls;      /* bInterfaceClass */
+    uint8_t subclass; /* bInterfaceSubClass */
+    uint8_t protocol; /* bInterfaceProtocol */
+    char *driver;     /* bound driver ("usb-storage", "uas", "usbhid"), NULL when none */
+} UsbvmInterface;
+
+typedef enum UsbvmBlockType {
+    USBVM_BLOCK_DISK,
+    USBVM_BLOCK_PARTITION,
+} UsbvmBlockType;
+
+typedef struct UsbvmBlock {
+    UsbvmBlockType type;
+    char *name;    /* kernel name: "sdb", "sdb1" */
+    char *devnode; /* "/dev/sdb1" (udev DEVNAME; may point at a loop device in tests) */
+    char *by_id;   /* "/dev/disk/by-id/usb-SanDisk_Cruzer_...-0:0" or NULL */
+    char *syspath;
+    char *parent; /* for a partition: its disk's name ("sdb"); NULL for a disk */
+    unsigned major, minor;
+    uint64_t size; /* bytes */
+    bool removable;
+    bool readonly;
+    char *fs_type;  /* "vfat", NULL when none (udev ID_FS_TYPE) */
+    char *fs_label; /* as udev decoded it (ID_FS_LABEL_ENC unescaped), NULL when none */
+    char *fs_uuid;
+    /* Host use, filled by usbvm_device_check_host_use() / enumeration. */
+    char *mountpoint; /* first mount point of this block device, NULL when not mounted */
+    bool swap;        /* active swap */
+    char **holders;   /* NULL-terminated names from sysfs holders/ (dm-0, md127), or NULL */
+} UsbvmBlock;
+
+typedef struct UsbvmDevice {
+    char *syspath; /* "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-2/1-2.4" */
+    char *port;    /* sysname, the physical port path: "1-2.4" ("usb1" for a root hub) */
+    unsigned busnum;
+    unsigned devnum;
+    char *devnode;      /* "/dev/bus/usb/001/004" */
+    uint16_t vendor_id; /* idVendor */
+    uint16_t product_id;
+    uint16_t bcd_usb; /* "version" attribute as BCD: 0x0200, 0x0310 */
+    uint16_t bcd_device;
+    uint8_t dev_class, dev_subclass, dev_protocol;
+    char *manufacturer; /* sysfs attribute as the device reports it, NULL when absent */
+    char *product;
+    char *serial;
+    char *speed;        /* sysfs "speed" in Mbit/s as the kernel writes it: "1.5", "480", "5000" */
+    char *connect_type; /* "hotplug", "hardwired", "not used", "unknown" (port/connect_type) */
+    bool authorized;
+    bool is_hub;
+    UsbvmInterface *interfaces;
+    size_t n_interfaces;
+    UsbvmBlock *blocks; /* whole disks first, each followed by its partitions */
+    size_t n_blocks;
+    /* Identity, stable across replugs: "0781:5567:<serial>" when a serial exists, else
+     * "0781:5567@1-2.4". */
+    char *identity;
+    /* "ua-usbvm-<16 hex digits of usbvm_hash64(identity)>", the libvirt user alias. */
+    char *alias;
+} UsbvmDevice;
+
+typedef struct UsbvmDeviceList {
+    UsbvmDevice **devices;
+    size_t n;
+} UsbvmDeviceList;
+
+/* Host-use sources; defaults are "/proc/self/mountinfo" and "/proc/swaps". Tests may point
+ * them at other files. */
+typedef struct UsbvmHostPaths {
+    const char *mountinfo;
+    const char *swaps;
+} UsbvmHostPaths;
+extern const UsbvmHostPaths usbvm_host_paths_default;
+
+/* Builds the model of one USB device (DEVTYPE=usb_device) with its interfaces, block devices
+ * and host use. */
+int usbvm_device_new_from_udev(struct udev_device *d, const UsbvmHostPaths *paths,
+                               UsbvmDevice **ret, UsbvmError *err);
+void usbvm_device_free(UsbvmDevice *d);
+DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmDevice *, usbvm_device_free)
+
+/* Every USB device (root hubs included), sorted by bus then port path. */
+int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
+                                UsbvmDeviceList **ret, UsbvmError *err);
+void usbvm_device_list_free(UsbvmDeviceList *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmDeviceList *, usbvm_device_list_free)
+
+/* Resolves a device specifier: port path ("1-2.4"), "VID:PID" (ambiguous when two devices
+ * match: the error lists the candidates), "serial=...", "/dev/sdX" or "/dev/sdXN",
+ * "/dev/bus/usb/BBB/DDD", a sysfs path, or an identity/alias as usbvm prints them.
+ * Returns a borrowed pointer into the list. Errors are USBVM_E_NOTFOUND and say what was
+ * tried. */
+int usbvm_device_list_resolve(const UsbvmDeviceList *l, const char *spec, UsbvmDevice **ret,
+                              UsbvmError *err);
+
+/* True when the device exposes a mass-storage interface (class 08) or has block devices. */
+bool usbvm_device_is_storage(const UsbvmDevice *d);
+/* Whole disks of the device (type == USBVM_BLOCK_DISK), in order. */
+size_t usbvm_device_disks(const UsbvmDevice *d, const UsbvmBlock **ret, size_t max);
+
+/* Invariant 1: fills err (USBVM_E_REFUSED) and returns -EBUSY when any block device is
+ * mounted, swap, or held on the host, naming it: "/dev/sdb1 is mounted on /media/x; unmount
+ * it first". Returns 0 when the host does not use it. */
+int usbvm_device_check_host_use(const UsbvmDevice *d, UsbvmError *err);
+
+/* A short human name: "SanDisk Cruzer Blade" from manufacturer + product, escaped. */
+char *usbvm_device_display_name(const UsbvmDevice *d);
+
+/* Derives identity and alias from the ids, serial and port. Exposed for tests. */
+char *usbvm_identity_for(uint16_t vid, uint16_t pid, const char *serial, const char *port);
+char *usbvm_alias_for_identity(const char *identity);

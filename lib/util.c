@@ -1,0 +1,333 @@
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <time.h>
+
+static void oom(void)
+{
+    static const char msg[] = "usbvm: out of memory\n";
+    /* The library never prints, except this last word before abort(). */
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+    }
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+void *xcalloc(size_t n, size_t m)
+{
+    void *p = calloc(n ? n : 1, m ? m : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom();
+    return q;
+}
+
+char *xstrdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    char *p = strdup(s);
+    if (!p)
+        oom();
+    return p;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    if (!s)
+        return NULL;
+    char *p = strndup(s, n);
+    if (!p)
+        oom();
+    return p;
+}
+
+char *xvasprintf(const char *fmt, va_list ap)
+{
+    char *s;
+    if (vasprintf(&s, fmt, ap) < 0)
+        oom();
+    return s;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = xvasprintf(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+size_t usbvm_strv_length(char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+void usbvm_strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+char **usbvm_strv_push(char **v, const char *s)
+{
+    size_t n = usbvm_strv_length(v);
+    v = xrealloc(v, (n + 2) * sizeof(char *));
+    v[n] = xstrdup(s);
+    v[n + 1] = NULL;
+    return v;
+}
+
+bool usbvm_strv_contains(char *const *v, const char *s)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        if (streq(v[i], s))
+            return true;
+    return false;
+}
+
+void usbvm_buf_append(UsbvmBuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->data = xrealloc(b->data, cap);
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void usbvm_buf_puts(UsbvmBuf *b, const char *s)
+{
+    usbvm_buf_append(b, s, strlen(s));
+}
+
+void usbvm_buf_printf(UsbvmBuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = xvasprintf(fmt, ap);
+    va_end(ap);
+    usbvm_buf_puts(b, s);
+    free(s);
+}
+
+char *usbvm_buf_steal(UsbvmBuf *b)
+{
+    char *s = b->data ? b->data : xstrdup("");
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return s;
+}
+
+void usbvm_buf_free(UsbvmBuf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+int usbvm_read_file(const char *path, char **ret, size_t *ret_len)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    UsbvmBuf b = { 0 };
+    char chunk[4096];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int r = -errno;
+            usbvm_buf_free(&b);
+            return r;
+        }
+        if (n == 0)
+            break;
+        usbvm_buf_append(&b, chunk, (size_t)n);
+    }
+    if (ret_len)
+        *ret_len = b.len;
+    *ret = usbvm_buf_steal(&b);
+    return 0;
+}
+
+int usbvm_read_line(const char *path, char **ret)
+{
+    char *s;
+    size_t n;
+    int r = usbvm_read_file(path, &s, &n);
+    if (r < 0)
+        return r;
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    *ret = s;
+    return 0;
+}
+
+int usbvm_parse_u64(const char *s, int base, uint64_t *ret)
+{
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, base);
+    if (errno == ERANGE)
+        return -ERANGE;
+    if (*end != '\0' || end == s)
+        return -EINVAL;
+    *ret = v;
+    return 0;
+}
+
+int usbvm_parse_uint(const char *s, int base, unsigned max, unsigned *ret)
+{
+    uint64_t v;
+    int r = usbvm_parse_u64(s, base, &v);
+    if (r < 0)
+        return r;
+    if (v > max)
+        return -ERANGE;
+    *ret = (unsigned)v;
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not valid. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+bool usbvm_utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (!n)
+            return false;
+        p += n;
+    }
+    return true;
+}
+
+char *usbvm_escape(const char *s)
+{
+    UsbvmBuf b = { 0 };
+    const unsigned char *p = (const unsigned char *)strempty(s);
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (n == 1 && *p >= 0x20 && *p != 0x7f && *p != '\\') {
+            usbvm_buf_append(&b, (const char *)p, 1);
+        } else if (n > 1) {
+            usbvm_buf_append(&b, (const char *)p, n);
+        } else {
+            n = 1;
+            switch (*p) {
+            case '\\':
+                usbvm_buf_puts(&b, "\\\\");
+                break;
+            case '\n':
+                usbvm_buf_puts(&b, "\\n");
+                break;
+            case '\t':
+                usbvm_buf_puts(&b, "\\t");
+                break;
+            case '\r':
+                usbvm_buf_puts(&b, "\\r");
+                break;
+            default:
+                usbvm_buf_printf(&b, "\\x%02x", *p);
+            }
+        }
+        p += n;
+    }
+    return usbvm_buf_steal(&b);
+}
+
+char *usbvm_utf8_sanitize(const char *s)
+{
+    UsbvmBuf b = { 0 };
+    const unsigned char *p = (const unsigned char *)strempty(s);
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (n) {
+            usbvm_buf_append(&b, (const char *)p, n);
+            p += n;
+        } else {
+            usbvm_buf_puts(&b, "\xef\xbf\xbd");
+            p++;
+        }
+    }
+    return usbvm_buf_steal(&b);
+}
+
+uint64_t usbvm_hash64(const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+uint64_t usbvm_now_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}

@@ -1,0 +1,105 @@
+/* The libvirt layer: connection with a captured error, reading what running domains hold,
+ * building device XML (libxml2 tree API only), attaching and detaching by alias. */
+#pragma once
+
+#include "device.h"
+#include "error.h"
+#include "mode.h"
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(virConnectPtr, virConnectClose)
+DEFINE_TRIVIAL_CLEANUP_FUNC(virDomainPtr, virDomainFree)
+
+/* Installs an error handler so libvirt never prints on its own (once per process). */
+void usbvm_virt_init(void);
+
+/* Opens uri (NULL: libvirt's default). On failure err says which URI and what to do
+ * ("is libvirtd running? try 'systemctl start libvirtd'"), kind USBVM_E_LIBVIRT. */
+int usbvm_virt_open(const char *uri, virConnectPtr *ret, UsbvmError *err);
+
+/* Fills err from libvirt's last error, prefixed by a sentence start; returns -EIO. Save the
+ * error before any vir*Free, which resets it. */
+int usbvm_virt_error(UsbvmError *err, UsbvmErrKind kind, const char *fmt, ...) _printf_(3, 4);
+
+/* Looks a domain up by name or UUID; USBVM_E_NOTFOUND when neither matches. */
+int usbvm_virt_lookup(virConnectPtr conn, const char *name, virDomainPtr *ret, UsbvmError *err);
+
+/* A USB-related device found in a domain's live XML: a USB hostdev, or a block disk. */
+typedef enum UsbvmDomDevKind {
+    USBVM_DOMDEV_HOSTDEV, /* <hostdev type='usb'> */
+    USBVM_DOMDEV_DISK,    /* <disk type='block'> */
+} UsbvmDomDevKind;
+
+typedef struct UsbvmDomDev {
+    char *domain; /* domain name */
+    char *alias;  /* <alias name=...>, NULL when libvirt gave none */
+    bool owned;   /* alias starts with "ua-usbvm-" */
+    UsbvmDomDevKind kind;
+    UsbvmMode mode; /* for owned devices: usb, virtio, scsi or usb-disk */
+    /* hostdev */
+    uint16_t vendor_id, product_id; /* 0 when absent */
+    unsigned bus, device;           /* 0 when absent */
+    /* disk */
+    char *source;     /* <source dev=...> */
+    char *target;     /* "vdb", "sda" */
+    char *target_bus; /* "virtio", "scsi", "usb" */
+    char *serial;     /* <serial> */
+    bool readonly;
+} UsbvmDomDev;
+
+typedef struct UsbvmDomDevList {
+    UsbvmDomDev *items;
+    size_t n;
+} UsbvmDomDevList;
+void usbvm_domdev_list_free(UsbvmDomDevList *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmDomDevList *, usbvm_domdev_list_free)
+
+/* Every USB hostdev and block disk in the live XML of every running domain (owned or not). */
+int usbvm_virt_list_domdevs(virConnectPtr conn, UsbvmDomDevList **ret, UsbvmError *err);
+/* The same for one domain's live XML text (for tests and for reconcile on one domain). */
+int usbvm_domdevs_from_xml(const char *domain, const char *xml, UsbvmDomDevList *list,
+                           UsbvmError *err);
+
+/* Does this domain device refer to this host device? Owned: by alias. Not owned: hostdev by
+ * vendor/product (+bus/device when given), disk by source path = one of the device's block
+ * nodes or by-id links (resolved with realpath). */
+bool usbvm_domdev_matches(const UsbvmDomDev *dd, const UsbvmDevice *d);
+
+/* Device XML (libxml2 tree API), for attach and --print-xml. For disk modes the target is
+ * chosen from the domain's live XML (next free vdX / sdX). Returns a new string. */
+int usbvm_virt_device_xml(const UsbvmDevice *d, const UsbvmAttachSpec *spec, const char *domain_xml,
+                          char **ret, UsbvmError *err);
+
+typedef enum UsbvmState {
+    USBVM_STATE_ATTACHED,
+    USBVM_STATE_DETACHED,
+    USBVM_STATE_PENDING,
+} UsbvmState;
+const char *usbvm_state_to_string(UsbvmState s);
+
+typedef struct UsbvmResult {
+    bool changed;
+    UsbvmState state;
+    char alias[128];
+    char notes[512]; /* e.g. "added a virtio-scsi controller" */
+} UsbvmResult;
+
+enum {
+    USBVM_ATTACH_LIVE = 1 << 0,
+    USBVM_ATTACH_CONFIG = 1 << 1,
+    USBVM_ATTACH_CHECK = 1 << 2, /* predict, do not act */
+    USBVM_ATTACH_FORCE = 1 << 3, /* detach: touch a device without usbvm's alias */
+};
+
+/* Attach with every safety check (invariants 1, 2, 5). Idempotent: already attached to this
+ * domain in this mode -> changed=false. */
+int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
+                      const UsbvmAttachSpec *spec, unsigned flags, UsbvmResult *ret,
+                      UsbvmError *err);
+
+/* Detach by alias (invariant 3, 4): waits up to timeout_ms for DEVICE_REMOVED or the alias to
+ * disappear from the live XML; else state PENDING with err kind USBVM_E_PENDING. */
+int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *alias, unsigned flags,
+                            int timeout_ms, UsbvmResult *ret, UsbvmError *err);
