@@ -1,22 +1,109 @@
-/* Placeholder until the libvirt layer lands; replaced wholesale. */
+/* The libvirt layer, part 1: process set-up, the connection, captured errors, domain lookup.
+ * Domain XML parsing is in virt-domdev.c, device XML in virt-xml.c, attach and detach in
+ * virt-attach.c. */
 #include "virt.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+static void error_noop(void *userdata, virErrorPtr error)
+{
+    /* libvirt prints every error to stderr unless a handler is installed. usbvm reports the
+     * saved error once, in its own words. */
+}
+
+static void virt_init_once(void)
+{
+    virInitialize();
+    virSetErrorFunc(NULL, error_noop);
+    /* Before any connection is opened, so that connections can deliver domain events
+     * (DEVICE_REMOVED); the watch daemon runs the same default loop. */
+    virEventRegisterDefaultImpl();
+}
 
 void usbvm_virt_init(void)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, virt_init_once);
+}
+
+int usbvm_virt_error(UsbvmError *err, UsbvmErrKind kind, const char *fmt, ...)
+{
+    /* Read the last error now: any vir*Free() resets it. */
+    virErrorPtr e = virGetLastError();
+    char msg[768];
+    if (e && e->message)
+        snprintf(msg, sizeof(msg), "%s", e->message);
+    else
+        snprintf(msg, sizeof(msg), "%s", "unknown libvirt error");
+    /* Strip a trailing newline or period so our sentence reads as one. */
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '.'))
+        msg[--n] = '\0';
+
+    char prefix[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof(prefix), fmt, ap);
+    va_end(ap);
+    return usbvm_error_set(err, kind, EIO, "%s: %s", prefix, msg);
+}
+
+/* The libvirt error code of the last error, 0 when none. */
+int usbvm_virt_last_code(void)
+{
+    virErrorPtr e = virGetLastError();
+    return e ? e->code : 0;
 }
 
 int usbvm_virt_open(const char *uri, virConnectPtr *ret, UsbvmError *err)
 {
-    return usbvm_error_set(err, USBVM_E_LIBVIRT, ENOSYS, "the libvirt layer is not built yet");
+    usbvm_virt_init();
+    virConnectPtr c = virConnectOpen(uri);
+    if (!c) {
+        usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot connect to libvirt at '%s'",
+                         uri ? uri : "the default URI");
+        size_t len = strlen(err ? err->message : "");
+        if (err && len + 1 < sizeof(err->message))
+            snprintf(err->message + len, sizeof(err->message) - len,
+                     "; is libvirtd running? try 'systemctl start libvirtd' "
+                     "(or 'virtqemud'), or pass -c URI");
+        return -ECONNREFUSED;
+    }
+    *ret = c;
+    return 0;
 }
 
-int usbvm_virt_list_domdevs(virConnectPtr conn, UsbvmDomDevList **ret, UsbvmError *err)
+int usbvm_virt_lookup(virConnectPtr conn, const char *name, virDomainPtr *ret, UsbvmError *err)
 {
-    return usbvm_error_set(err, USBVM_E_LIBVIRT, ENOSYS, "the libvirt layer is not built yet");
+    if (!name || !*name)
+        return usbvm_error_set(err, USBVM_E_USAGE, EINVAL, "no domain given");
+    virDomainPtr dom = virDomainLookupByName(conn, name);
+    if (!dom) {
+        int code = usbvm_virt_last_code();
+        if (code != VIR_ERR_NO_DOMAIN && code != 0)
+            return usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot look up domain '%s'", name);
+        dom = virDomainLookupByUUIDString(conn, name);
+    }
+    if (!dom)
+        return usbvm_error_set(err, USBVM_E_NOTFOUND, ENOENT,
+                               "no domain named '%s' or with that UUID; 'virsh list --all' "
+                               "shows the domains",
+                               name);
+    *ret = dom;
+    return 0;
 }
 
-void usbvm_domdev_list_free(UsbvmDomDevList *l)
+const char *usbvm_state_to_string(UsbvmState s)
 {
+    switch (s) {
+    case USBVM_STATE_ATTACHED:
+        return "attached";
+    case USBVM_STATE_DETACHED:
+        return "detached";
+    case USBVM_STATE_PENDING:
+        return "pending";
+    }
+    return "unknown";
 }

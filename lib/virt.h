@@ -22,6 +22,8 @@ int usbvm_virt_open(const char *uri, virConnectPtr *ret, UsbvmError *err);
 /* Fills err from libvirt's last error, prefixed by a sentence start; returns -EIO. Save the
  * error before any vir*Free, which resets it. */
 int usbvm_virt_error(UsbvmError *err, UsbvmErrKind kind, const char *fmt, ...) _printf_(3, 4);
+/* The code (virErrorNumber) of libvirt's last error, 0 when none. */
+int usbvm_virt_last_code(void);
 
 /* Looks a domain up by name or UUID; USBVM_E_NOTFOUND when neither matches. */
 int usbvm_virt_lookup(virConnectPtr conn, const char *name, virDomainPtr *ret, UsbvmError *err);

@@ -1,0 +1,54 @@
+/* Shared between the lib/virt-*.c files; not part of the contract. */
+#pragma once
+
+#include "virt.h"
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(xmlDocPtr, xmlFreeDoc)
+DEFINE_TRIVIAL_CLEANUP_FUNC(xmlXPathContextPtr, xmlXPathFreeContext)
+DEFINE_TRIVIAL_CLEANUP_FUNC(xmlXPathObjectPtr, xmlXPathFreeObject)
+DEFINE_TRIVIAL_CLEANUP_FUNC(xmlNodePtr, xmlFreeNode)
+static inline void xmlfreep(void *p)
+{
+    xmlFree(*(void **)p);
+}
+#define _cleanup_xmlfree_ _cleanup_(xmlfreep)
+
+#define USBVM_ALIAS_PREFIX "ua-usbvm-"
+
+/* Parses a domain XML document without network access and without printing. */
+int usbvm_xml_parse(const char *xml, xmlDocPtr *ret, UsbvmError *err);
+
+/* What attach needs to know about a domain besides its devices. */
+typedef struct UsbvmDomInfo {
+    char *name;
+    bool usb_controller; /* a <controller type='usb'> whose model is not 'none' */
+    bool virtio_scsi;    /* a <controller type='scsi' model='virtio-scsi'> */
+    char **targets;      /* every <disk><target dev=...>, NULL-terminated or NULL */
+} UsbvmDomInfo;
+int usbvm_dominfo_from_xml(const char *xml, UsbvmDomInfo *ret, UsbvmError *err);
+void usbvm_dominfo_clear(UsbvmDomInfo *i);
+
+/* The first free disk name with this prefix ("vd", "sd"): vda..vdz, vdaa.. */
+char *usbvm_virt_next_target(const char *prefix, char *const *used);
+
+/* The whole disk usbvm attaches in disk modes: the first whole disk with media (size > 0),
+ * else the first whole disk; NULL when the device has none. */
+const UsbvmBlock *usbvm_virt_pick_disk(const UsbvmDevice *d);
+/* The path given to libvirt for a disk: its by-id link when the link exists, else the
+ * devnode. */
+const char *usbvm_virt_disk_source(const UsbvmBlock *b);
+
+/* Sanitises a string for libvirt's <serial> ([A-Za-z0-9_.+- ]), at most 20 characters (what
+ * virtio-blk carries). Returns NULL when nothing usable is left. */
+char *usbvm_virt_serial(const char *s);
+
+/* usbvm_virt_device_xml() with the used disk targets given directly. */
+int usbvm_virt_device_xml_used(const UsbvmDevice *d, const UsbvmAttachSpec *spec, char *const *used,
+                               char **ret, UsbvmError *err);
+
+/* <controller type='scsi' model='virtio-scsi'/> */
+char *usbvm_virt_scsi_controller_xml(void);

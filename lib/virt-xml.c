@@ -1,0 +1,198 @@
+/* The libvirt layer, part 3: device XML, built with libxml2's tree API only (invariant 5):
+ * untrusted strings (serials, paths) become attribute values or text nodes and libxml2 escapes
+ * them; nothing is pasted into markup. */
+#include "virt-internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const UsbvmBlock *usbvm_virt_pick_disk(const UsbvmDevice *d)
+{
+    const UsbvmBlock *first = NULL;
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        const UsbvmBlock *b = &d->blocks[i];
+        if (b->type != USBVM_BLOCK_DISK)
+            continue;
+        if (b->size > 0)
+            return b;
+        if (!first)
+            first = b;
+    }
+    return first;
+}
+
+const char *usbvm_virt_disk_source(const UsbvmBlock *b)
+{
+    struct stat st;
+    /* The by-id link survives a replug that renames sdb to sdc; use it when it exists. */
+    if (b->by_id && stat(b->by_id, &st) == 0 && S_ISBLK(st.st_mode))
+        return b->by_id;
+    return b->devnode;
+}
+
+char *usbvm_virt_serial(const char *s)
+{
+    if (!s)
+        return NULL;
+    /* libvirt's schema: [A-Za-z0-9_.+\- ]+; virtio-blk carries 20 bytes. Anything else
+     * becomes '_' so that two different serials rarely collapse into one. */
+    char buf[21];
+    size_t n = 0;
+    bool useful = false;
+    for (const unsigned char *p = (const unsigned char *)s; *p && n < 20; p++) {
+        unsigned char c = *p;
+        if ((c & 0xc0) == 0x80)
+            continue; /* one '_' per UTF-8 sequence */
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == '+' || c == '-' || c == ' ';
+        buf[n++] = ok ? (char)c : '_';
+        if (ok && c != ' ')
+            useful = true;
+    }
+    buf[n] = '\0';
+    /* Leading/trailing spaces would be trimmed by some guests; keep them out. */
+    while (n > 0 && buf[n - 1] == ' ')
+        buf[--n] = '\0';
+    size_t start = 0;
+    while (buf[start] == ' ')
+        start++;
+    if (!useful || !buf[start])
+        return NULL;
+    return xstrdup(buf + start);
+}
+
+static char *doc_to_string(xmlNodePtr root)
+{
+    xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
+    xmlDocSetRootElement(doc, root);
+    xmlBufferPtr buf = xmlBufferCreate();
+    xmlNodeDump(buf, doc, root, 0, 1);
+    char *s = xasprintf("%s\n", (const char *)xmlBufferContent(buf));
+    xmlBufferFree(buf);
+    xmlFreeDoc(doc);
+    return s;
+}
+
+static void add_alias(xmlNodePtr dev, const char *alias)
+{
+    xmlNodePtr a = xmlNewChild(dev, NULL, BAD_CAST "alias", NULL);
+    xmlNewProp(a, BAD_CAST "name", BAD_CAST alias);
+}
+
+static xmlNodePtr build_hostdev(const UsbvmDevice *d, const UsbvmAttachSpec *spec)
+{
+    char buf[32];
+    xmlNodePtr hd = xmlNewNode(NULL, BAD_CAST "hostdev");
+    xmlNewProp(hd, BAD_CAST "mode", BAD_CAST "subsystem");
+    xmlNewProp(hd, BAD_CAST "type", BAD_CAST "usb");
+    /* usbvm does not ask libvirt to detach host drivers: USB hostdevs are claimed by QEMU. */
+    xmlNewProp(hd, BAD_CAST "managed", BAD_CAST "no");
+    xmlNodePtr src = xmlNewChild(hd, NULL, BAD_CAST "source", NULL);
+    if (spec->persistent)
+        /* The persistent definition must not stop the domain from starting when the device
+         * is unplugged. */
+        xmlNewProp(src, BAD_CAST "startupPolicy", BAD_CAST "optional");
+    snprintf(buf, sizeof(buf), "0x%04x", d->vendor_id);
+    xmlNewProp(xmlNewChild(src, NULL, BAD_CAST "vendor", NULL), BAD_CAST "id", BAD_CAST buf);
+    snprintf(buf, sizeof(buf), "0x%04x", d->product_id);
+    xmlNewProp(xmlNewChild(src, NULL, BAD_CAST "product", NULL), BAD_CAST "id", BAD_CAST buf);
+    /* Resolved now, and in decimal: libvirt reads "004" as octal. */
+    xmlNodePtr addr = xmlNewChild(src, NULL, BAD_CAST "address", NULL);
+    snprintf(buf, sizeof(buf), "%u", d->busnum);
+    xmlNewProp(addr, BAD_CAST "bus", BAD_CAST buf);
+    snprintf(buf, sizeof(buf), "%u", d->devnum);
+    xmlNewProp(addr, BAD_CAST "device", BAD_CAST buf);
+    add_alias(hd, d->alias);
+    return hd;
+}
+
+static xmlNodePtr build_disk(const UsbvmDevice *d, const UsbvmBlock *b, const UsbvmAttachSpec *spec,
+                             const char *target)
+{
+    const char *cache = spec->cache ? spec->cache : "none";
+    const char *io = spec->io;
+    if (!io)
+        /* O_DIRECT (cache none/directsync) lets native AIO work; otherwise QEMU refuses it. */
+        io = streq(cache, "none") || streq(cache, "directsync") ? "native" : "threads";
+    const char *bus = spec->mode == USBVM_MODE_SCSI       ? "scsi"
+                      : spec->mode == USBVM_MODE_USB_DISK ? "usb"
+                                                          : "virtio";
+
+    xmlNodePtr disk = xmlNewNode(NULL, BAD_CAST "disk");
+    xmlNewProp(disk, BAD_CAST "type", BAD_CAST "block");
+    xmlNewProp(disk, BAD_CAST "device", BAD_CAST "disk");
+    xmlNodePtr drv = xmlNewChild(disk, NULL, BAD_CAST "driver", NULL);
+    xmlNewProp(drv, BAD_CAST "name", BAD_CAST "qemu");
+    xmlNewProp(drv, BAD_CAST "type", BAD_CAST "raw");
+    xmlNewProp(drv, BAD_CAST "cache", BAD_CAST cache);
+    xmlNewProp(drv, BAD_CAST "io", BAD_CAST io);
+    xmlNodePtr src = xmlNewChild(disk, NULL, BAD_CAST "source", NULL);
+    xmlNewProp(src, BAD_CAST "dev", BAD_CAST usbvm_virt_disk_source(b));
+    xmlNodePtr tgt = xmlNewChild(disk, NULL, BAD_CAST "target", NULL);
+    xmlNewProp(tgt, BAD_CAST "dev", BAD_CAST target);
+    xmlNewProp(tgt, BAD_CAST "bus", BAD_CAST bus);
+    if (spec->mode == USBVM_MODE_USB_DISK)
+        xmlNewProp(tgt, BAD_CAST "removable", BAD_CAST "on");
+    if (spec->readonly || b->readonly)
+        xmlNewChild(disk, NULL, BAD_CAST "readonly", NULL);
+    _cleanup_free_ char *serial = usbvm_virt_serial(d->serial);
+    if (serial)
+        /* xmlNewTextChild escapes; the value is also restricted to libvirt's pattern. */
+        xmlNewTextChild(disk, NULL, BAD_CAST "serial", BAD_CAST serial);
+    add_alias(disk, d->alias);
+    return disk;
+}
+
+char *usbvm_virt_scsi_controller_xml(void)
+{
+    xmlNodePtr c = xmlNewNode(NULL, BAD_CAST "controller");
+    xmlNewProp(c, BAD_CAST "type", BAD_CAST "scsi");
+    xmlNewProp(c, BAD_CAST "model", BAD_CAST "virtio-scsi");
+    return doc_to_string(c);
+}
+
+int usbvm_virt_device_xml_used(const UsbvmDevice *d, const UsbvmAttachSpec *spec, char *const *used,
+                               char **ret, UsbvmError *err)
+{
+    if (!d->alias || strncmp(d->alias, USBVM_ALIAS_PREFIX, strlen(USBVM_ALIAS_PREFIX)) != 0)
+        return usbvm_error_set(err, USBVM_E_FAILED, EINVAL, "device %s has no usbvm alias",
+                               strempty(d->port));
+    if (spec->mode == USBVM_MODE_USB) {
+        *ret = doc_to_string(build_hostdev(d, spec));
+        return 0;
+    }
+    if (!usbvm_mode_is_disk(spec->mode))
+        return usbvm_error_set(err, USBVM_E_USAGE, EINVAL, "unknown mode");
+    if (spec->cache && !usbvm_cache_valid(spec->cache))
+        return usbvm_error_set(err, USBVM_E_USAGE, EINVAL, "unknown disk cache mode '%s'",
+                               spec->cache);
+    if (spec->io && !usbvm_io_valid(spec->io))
+        return usbvm_error_set(err, USBVM_E_USAGE, EINVAL, "unknown disk io mode '%s'", spec->io);
+    const UsbvmBlock *b = usbvm_virt_pick_disk(d);
+    if (!b || !b->devnode)
+        return usbvm_error_set(err, USBVM_E_REFUSED, ENODEV,
+                               "%s has no block device to attach as %s; use --mode usb to pass "
+                               "the USB device itself",
+                               strempty(d->port), usbvm_mode_to_string(spec->mode));
+    _cleanup_free_ char *target =
+        usbvm_virt_next_target(spec->mode == USBVM_MODE_VIRTIO ? "vd" : "sd", used);
+    if (!target)
+        return usbvm_error_set(err, USBVM_E_FAILED, ENOSPC, "no free disk target name left");
+    *ret = doc_to_string(build_disk(d, b, spec, target));
+    return 0;
+}
+
+int usbvm_virt_device_xml(const UsbvmDevice *d, const UsbvmAttachSpec *spec, const char *domain_xml,
+                          char **ret, UsbvmError *err)
+{
+    UsbvmDomInfo info = { 0 };
+    if (domain_xml) {
+        int r = usbvm_dominfo_from_xml(domain_xml, &info, err);
+        if (r < 0)
+            return r;
+    }
+    int r = usbvm_virt_device_xml_used(d, spec, info.targets, ret, err);
+    usbvm_dominfo_clear(&info);
+    return r;
+}
