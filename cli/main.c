@@ -246,7 +246,7 @@ int main(int argc, const char **argv)
         switch (rc) {
         case OPT_CONNECT:
             free(connect_uri);
-            connect_uri = xstrdup(poptGetOptArg(ctx) ? poptGetOptArg(ctx) : "");
+            connect_uri = poptGetOptArg(ctx); /* ours to free */
             break;
         case OPT_JSON:
             cli.json = true;

@@ -1,0 +1,184 @@
+/* mockbed: a umockdev testbed that other processes share, driven by line commands on stdin.
+ * Test-only (it links umockdev, hence GLib; the product never does).
+ *
+ * Run it under umockdev-wrapper. It prints "ready <UMOCKDEV_DIR>" once; processes started
+ * with that UMOCKDEV_DIR and LD_PRELOAD=libumockdev-preload.so.0 (usbvm watch) see its
+ * sysfs and receive its uevents. Commands, each answered by one line "ok <mono_usec>" (the
+ * CLOCK_MONOTONIC time in microseconds right after the last uevent went out) or
+ * "error <text>":
+ *   load FILE          add the devices of a umockdev-record file, no uevents
+ *   plug FILE          add them and send "add" for each in file order, then "bind" for
+ *                      USB devices that have a driver (as the kernel does)
+ *   unplug SYSPATH     send "remove" for SYSPATH and everything below it (deepest first),
+ *                      then take them out of the testbed
+ *   uevent SYSPATH ACTION
+ *   quit
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <umockdev.h>
+#include <unistd.h>
+
+static unsigned long long now_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL;
+}
+
+/* Syspaths of the devices in a umockdev-record file, in file order ("P:" lines). */
+static char **file_syspaths(const char *file, size_t *ret_n)
+{
+    FILE *f = fopen(file, "re");
+    char **v = NULL;
+    size_t n = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    if (!f)
+        return NULL;
+    while (getline(&line, &cap, f) > 0) {
+        if (strncmp(line, "P: ", 3) != 0)
+            continue;
+        line[strcspn(line, "\n")] = '\0';
+        v = realloc(v, (n + 1) * sizeof(char *));
+        if (!v)
+            abort();
+        if (asprintf(&v[n++], "/sys%s", line + 3) < 0)
+            abort();
+    }
+    free(line);
+    fclose(f);
+    *ret_n = n;
+    return v;
+}
+
+static bool has_driver_usb_device(const char *syspath)
+{
+    char path[4096];
+    char buf[64] = "";
+    snprintf(path, sizeof(path), "%s/uevent", syspath);
+    FILE *f = fopen(path, "re");
+    bool usb_device = false, driver = false;
+    if (!f)
+        return false;
+    while (fgets(buf, sizeof(buf), f)) {
+        if (strcmp(buf, "DEVTYPE=usb_device\n") == 0)
+            usb_device = true;
+    }
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/driver", syspath);
+    driver = access(path, F_OK) == 0;
+    return usb_device && driver;
+}
+
+static int by_depth_desc(const void *a, const void *b)
+{
+    size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+    return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+/* Every known device at or below syspath: a directory with a uevent file in the testbed's
+ * sysfs, walked through its real path (outside /sys, so the preload leaves it alone). */
+static char **found;
+static size_t n_found;
+static size_t root_len;
+
+static int collect(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    const char *base = path + ftw->base;
+    if (type == FTW_F && strcmp(base, "uevent") == 0) {
+        found = realloc(found, (n_found + 1) * sizeof(char *));
+        if (!found)
+            abort();
+        found[n_found++] = strndup(path + root_len, (size_t)(base - path) - root_len - 1);
+    }
+    return 0;
+}
+
+static char **devices_below(const char *root, const char *syspath, size_t *ret_n)
+{
+    char *real;
+    if (asprintf(&real, "%s%s", root, syspath) < 0)
+        abort();
+    found = NULL;
+    n_found = 0;
+    root_len = strlen(root);
+    nftw(real, collect, 16, FTW_PHYS);
+    free(real);
+    qsort(found, n_found, sizeof(char *), by_depth_desc);
+    *ret_n = n_found;
+    return found;
+}
+
+int main(void)
+{
+    UMockdevTestbed *tb = umockdev_testbed_new();
+    gchar *root = umockdev_testbed_get_root_dir(tb);
+    printf("ready %s\n", root);
+    fflush(stdout);
+
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, stdin) > 0) {
+        line[strcspn(line, "\n")] = '\0';
+        char *arg = strchr(line, ' ');
+        if (arg)
+            *arg++ = '\0';
+        GError *error = NULL;
+        if (strcmp(line, "quit") == 0) {
+            break;
+        } else if ((strcmp(line, "load") == 0 || strcmp(line, "plug") == 0) && arg) {
+            if (!umockdev_testbed_add_from_file(tb, arg, &error)) {
+                printf("error %s\n", error->message);
+                g_error_free(error);
+            } else {
+                if (strcmp(line, "plug") == 0) {
+                    size_t n = 0;
+                    char **paths = file_syspaths(arg, &n);
+                    for (size_t i = 0; i < n; i++)
+                        umockdev_testbed_uevent(tb, paths[i], "add");
+                    for (size_t i = 0; i < n; i++) {
+                        if (has_driver_usb_device(paths[i]))
+                            umockdev_testbed_uevent(tb, paths[i], "bind");
+                        free(paths[i]);
+                    }
+                    free(paths);
+                }
+                printf("ok %llu\n", now_usec());
+            }
+        } else if (strcmp(line, "unplug") == 0 && arg) {
+            size_t n = 0;
+            char **paths = devices_below(root, arg, &n);
+            if (n == 0) {
+                printf("error no device at %s\n", arg);
+            } else {
+                for (size_t i = 0; i < n; i++)
+                    umockdev_testbed_uevent(tb, paths[i], "remove");
+                unsigned long long t = now_usec();
+                for (size_t i = 0; i < n; i++) {
+                    umockdev_testbed_remove_device(tb, paths[i]);
+                    free(paths[i]);
+                }
+                printf("ok %llu\n", t);
+            }
+            free(paths);
+        } else if (strcmp(line, "uevent") == 0 && arg && strchr(arg, ' ')) {
+            char *action = strchr(arg, ' ');
+            *action++ = '\0';
+            umockdev_testbed_uevent(tb, arg, action);
+            printf("ok %llu\n", now_usec());
+        } else {
+            printf("error unknown command '%s'\n", line);
+        }
+        fflush(stdout);
+    }
+    free(line);
+    g_free(root);
+    g_object_unref(tb);
+    return 0;
+}
