@@ -56,9 +56,10 @@ int usbvm_rules_parse_size(const char *s, size_t n, uint64_t *ret)
     uint64_t whole = 0, frac = 0, frac_div = 1;
     bool digits = false;
     while (i < n && s[i] >= '0' && s[i] <= '9') {
-        if (whole > (UINT64_MAX - 9) / 10)
+        uint64_t digit = (uint64_t)(s[i] - '0');
+        if (whole > (UINT64_MAX - digit) / 10)
             return -ERANGE;
-        whole = whole * 10 + (uint64_t)(s[i] - '0');
+        whole = whole * 10 + digit;
         digits = true;
         i++;
     }

@@ -56,6 +56,8 @@ static size_t continuation_len(const UsbvmLexer *lx)
         i++;
     if (peekc(lx, i) == '\n')
         return i + 1;
+    if (peekc(lx, i) < 0) /* a file that ends in a continuation */
+        return i;
     return 0;
 }
 
