@@ -1,16 +1,618 @@
-/* Placeholder until device discovery lands; replaced wholesale. */
-#include "device.h"
+/* The USB device model from libudev: every USB device with its interfaces, and for storage its
+ * block devices and their host use. Strings are kept as the device reports them (raw bytes);
+ * escaping is the printer's job. */
+#include "device-internal.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 const UsbvmHostPaths usbvm_host_paths_default = { "/proc/self/mountinfo", "/proc/swaps" };
 
-int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
-                                UsbvmDeviceList **ret, UsbvmError *err)
+char *usbvm_identity_for(uint16_t vid, uint16_t pid, const char *serial, const char *port)
 {
-    return usbvm_error_set(err, USBVM_E_FAILED, ENOSYS, "device discovery is not built yet");
+    if (serial && *serial)
+        return xasprintf("%04x:%04x:%s", vid, pid, serial);
+    return xasprintf("%04x:%04x@%s", vid, pid, strempty(port));
+}
+
+char *usbvm_alias_for_identity(const char *identity)
+{
+    uint64_t h = usbvm_hash64(identity, strlen(identity));
+    return xasprintf("ua-usbvm-%016llx", (unsigned long long)h);
+}
+
+void usbvm_device_free(UsbvmDevice *d)
+{
+    if (!d)
+        return;
+    free(d->syspath);
+    free(d->port);
+    free(d->devnode);
+    free(d->manufacturer);
+    free(d->product);
+    free(d->serial);
+    free(d->speed);
+    free(d->connect_type);
+    for (size_t i = 0; i < d->n_interfaces; i++)
+        free(d->interfaces[i].driver);
+    free(d->interfaces);
+    for (size_t i = 0; i < d->n_blocks; i++)
+        usbvm_block_clear(&d->blocks[i]);
+    free(d->blocks);
+    free(d->identity);
+    free(d->alias);
+    free(d);
 }
 
 void usbvm_device_list_free(UsbvmDeviceList *l)
 {
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        usbvm_device_free(l->devices[i]);
+    free(l->devices);
+    free(l);
+}
+
+static unsigned attr_uint(struct udev_device *d, const char *name, int base, unsigned max)
+{
+    const char *v = udev_device_get_sysattr_value(d, name);
+    unsigned n = 0;
+    if (!v)
+        return 0;
+    while (*v == ' ')
+        v++;
+    if (usbvm_parse_uint(v, base, max, &n) < 0)
+        return 0;
+    return n;
+}
+
+static char *attr_dup(struct udev_device *d, const char *name)
+{
+    const char *v = udev_device_get_sysattr_value(d, name);
+    return v ? xstrdup(v) : NULL;
+}
+
+/* "version" is " 2.00" or " 3.10": major.minor as BCD (0x0200, 0x0310). */
+static uint16_t parse_bcd_version(const char *v)
+{
+    unsigned maj = 0, min = 0;
+    if (!v || sscanf(v, " %u.%2x", &maj, &min) < 1 || maj > 99)
+        return 0;
+    return (uint16_t)(((maj / 10) << 12) | ((maj % 10) << 8) | (min & 0xff));
+}
+
+static char *driver_name(struct udev_device *d)
+{
+    const char *drv = udev_device_get_driver(d);
+    if (drv)
+        return xstrdup(drv);
+    /* umockdev and some kernels only give the driver link. */
+    const char *p = udev_device_get_property_value(d, "DRIVER");
+    return p ? xstrdup(p) : NULL;
+}
+
+static int fill_basic(UsbvmDevice *dev, struct udev_device *d, UsbvmError *err)
+{
+    const char *syspath = udev_device_get_syspath(d);
+    const char *sysname = udev_device_get_sysname(d);
+    if (!syspath || !sysname)
+        return usbvm_error_set(err, USBVM_E_FAILED, EINVAL,
+                               "udev gave a USB device without a "
+                               "sysfs path");
+    dev->syspath = xstrdup(syspath);
+    dev->port = xstrdup(sysname);
+    dev->busnum = attr_uint(d, "busnum", 10, 65535);
+    dev->devnum = attr_uint(d, "devnum", 10, 65535);
+    const char *node = udev_device_get_devnode(d);
+    dev->devnode =
+        node ? xstrdup(node) : xasprintf("/dev/bus/usb/%03u/%03u", dev->busnum, dev->devnum);
+    dev->vendor_id = (uint16_t)attr_uint(d, "idVendor", 16, 0xffff);
+    dev->product_id = (uint16_t)attr_uint(d, "idProduct", 16, 0xffff);
+    dev->bcd_device = (uint16_t)attr_uint(d, "bcdDevice", 16, 0xffff);
+    dev->bcd_usb = parse_bcd_version(udev_device_get_sysattr_value(d, "version"));
+    dev->dev_class = (uint8_t)attr_uint(d, "bDeviceClass", 16, 0xff);
+    dev->dev_subclass = (uint8_t)attr_uint(d, "bDeviceSubClass", 16, 0xff);
+    dev->dev_protocol = (uint8_t)attr_uint(d, "bDeviceProtocol", 16, 0xff);
+    dev->manufacturer = attr_dup(d, "manufacturer");
+    dev->product = attr_dup(d, "product");
+    dev->serial = attr_dup(d, "serial");
+    if (dev->serial && !*dev->serial) {
+        free(dev->serial);
+        dev->serial = NULL;
+    }
+    dev->speed = attr_dup(d, "speed");
+    dev->connect_type = attr_dup(d, "port/connect_type");
+    const char *auth = udev_device_get_sysattr_value(d, "authorized");
+    dev->authorized = !auth || !streq(auth, "0");
+    dev->is_hub = dev->dev_class == 0x09;
+    dev->identity = usbvm_identity_for(dev->vendor_id, dev->product_id, dev->serial, dev->port);
+    dev->alias = usbvm_alias_for_identity(dev->identity);
+    return 0;
+}
+
+static void add_interface(UsbvmDevice *dev, struct udev_device *intf)
+{
+    UsbvmInterface i = {
+        .number = (uint8_t)attr_uint(intf, "bInterfaceNumber", 16, 0xff),
+        .alt = (uint8_t)attr_uint(intf, "bAlternateSetting", 10, 0xff),
+        .cls = (uint8_t)attr_uint(intf, "bInterfaceClass", 16, 0xff),
+        .subclass = (uint8_t)attr_uint(intf, "bInterfaceSubClass", 16, 0xff),
+        .protocol = (uint8_t)attr_uint(intf, "bInterfaceProtocol", 16, 0xff),
+        .driver = driver_name(intf),
+    };
+    dev->interfaces = xrealloc(dev->interfaces, (dev->n_interfaces + 1) * sizeof(i));
+    dev->interfaces[dev->n_interfaces++] = i;
+}
+
+static void add_block(UsbvmDevice *dev, struct udev_device *blk, const UsbvmHostUse *use)
+{
+    UsbvmBlock b;
+    if (usbvm_block_from_udev(blk, &b) < 0)
+        return;
+    usbvm_block_apply_host_use(&b, use);
+    dev->blocks = xrealloc(dev->blocks, (dev->n_blocks + 1) * sizeof(b));
+    dev->blocks[dev->n_blocks++] = b;
+}
+
+static int interface_cmp(const void *a, const void *b)
+{
+    const UsbvmInterface *x = a, *y = b;
+    if (x->number != y->number)
+        return x->number < y->number ? -1 : 1;
+    return (int)x->alt - (int)y->alt;
+}
+
+/* The USB device (not interface) a udev device belongs to: the nearest usb_device on its
+ * parent chain, itself included. */
+static const char *usb_device_syspath_of(struct udev_device *d)
+{
+    if (streq(udev_device_get_subsystem(d), "usb") &&
+        streq(udev_device_get_devtype(d), "usb_device"))
+        return udev_device_get_syspath(d);
+    struct udev_device *p = udev_device_get_parent_with_subsystem_devtype(d, "usb", "usb_device");
+    return p ? udev_device_get_syspath(p) : NULL;
+}
+
+static int enumerate(struct udev *udev, const char *subsystem, const char *devtype,
+                     struct udev_device *parent, struct udev_enumerate **ret, UsbvmError *err)
+{
+    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *e = udev_enumerate_new(udev);
+    if (!e)
+        return usbvm_error_set(err, USBVM_E_FAILED, ENOMEM, "cannot enumerate udev devices");
+    int r = udev_enumerate_add_match_subsystem(e, subsystem);
+    if (r >= 0 && devtype)
+        r = udev_enumerate_add_match_property(e, "DEVTYPE", devtype);
+    if (r >= 0 && parent)
+        r = udev_enumerate_add_match_parent(e, parent);
+    if (r >= 0)
+        r = udev_enumerate_scan_devices(e);
+    if (r < 0)
+        return usbvm_error_set(err, USBVM_E_FAILED, r, "cannot enumerate %s devices with udev: %s",
+                               subsystem, strerror(-r));
+    *ret = TAKE_PTR(e);
+    return 0;
+}
+
+static void device_finish(UsbvmDevice *dev)
+{
+    if (dev->n_interfaces > 1)
+        qsort(dev->interfaces, dev->n_interfaces, sizeof(UsbvmInterface), interface_cmp);
+    usbvm_blocks_sort(dev->blocks, dev->n_blocks);
+}
+
+/* Walks an enumeration, calling fn for each device whose USB device is dev (or, when dev is
+ * NULL, looking the owner up in the list). */
+typedef void (*AddFn)(UsbvmDevice *dev, struct udev_device *child, const UsbvmHostUse *use);
+
+static void add_interface_cb(UsbvmDevice *dev, struct udev_device *child, const UsbvmHostUse *use)
+{
+    add_interface(dev, child);
+}
+
+static UsbvmDevice *owner_in_list(UsbvmDevice **devs, size_t n, const char *usb_syspath)
+{
+    for (size_t i = 0; i < n; i++)
+        if (streq(devs[i]->syspath, usb_syspath))
+            return devs[i];
+    return NULL;
+}
+
+static void distribute(struct udev *udev, struct udev_enumerate *e, UsbvmDevice **devs, size_t n,
+                       const UsbvmHostUse *use, AddFn fn, bool interfaces)
+{
+    struct udev_list_entry *le;
+    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(e))
+    {
+        const char *path = udev_list_entry_get_name(le);
+        _cleanup_(udev_device_unrefp) struct udev_device *c =
+            udev_device_new_from_syspath(udev, path);
+        if (!c)
+            continue; /* unplugged while we looked */
+        const char *owner;
+        if (interfaces) {
+            /* An interface's parent is its device. */
+            struct udev_device *p = udev_device_get_parent(c);
+            owner = p ? udev_device_get_syspath(p) : NULL;
+        } else {
+            owner = usb_device_syspath_of(c);
+        }
+        if (!owner)
+            continue;
+        UsbvmDevice *dev = owner_in_list(devs, n, owner);
+        if (dev)
+            fn(dev, c, use);
+    }
+}
+
+static int collect_children(struct udev *udev, struct udev_device *parent, UsbvmDevice **devs,
+                            size_t n, const UsbvmHostUse *use, UsbvmError *err)
+{
+    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *ei = NULL, *eb = NULL;
+    int r = enumerate(udev, "usb", "usb_interface", parent, &ei, err);
+    if (r < 0)
+        return r;
+    distribute(udev, ei, devs, n, use, add_interface_cb, true);
+    r = enumerate(udev, "block", NULL, parent, &eb, err);
+    if (r < 0)
+        return r;
+    distribute(udev, eb, devs, n, use, add_block, false);
+    for (size_t i = 0; i < n; i++)
+        device_finish(devs[i]);
+    return 0;
+}
+
+int usbvm_device_new_from_udev(struct udev_device *d, const UsbvmHostPaths *paths,
+                               UsbvmDevice **ret, UsbvmError *err)
+{
+    if (!streq(udev_device_get_devtype(d), "usb_device"))
+        return usbvm_error_set(err, USBVM_E_FAILED, EINVAL, "'%s' is not a USB device",
+                               strempty(udev_device_get_syspath(d)));
+    _cleanup_(usbvm_device_freep) UsbvmDevice *dev = xcalloc(1, sizeof(UsbvmDevice));
+    int r = fill_basic(dev, d, err);
+    if (r < 0)
+        return r;
+    UsbvmHostUse use = { 0 };
+    r = usbvm_host_use_load(paths, &use, err);
+    if (r < 0)
+        return r;
+    r = collect_children(udev_device_get_udev(d), d, &dev, 1, &use, err);
+    usbvm_host_use_clear(&use);
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(dev);
+    return 0;
+}
+
+/* Port paths in numeric order: usb1 (root hub) < 1-2 < 1-2.4 < 1-10. */
+static int port_cmp(const char *a, const char *b)
+{
+    bool ra = strncmp(a, "usb", 3) == 0, rb = strncmp(b, "usb", 3) == 0;
+    if (ra != rb)
+        return ra ? -1 : 1;
+    while (*a && *b) {
+        bool da = *a >= '0' && *a <= '9', db = *b >= '0' && *b <= '9';
+        if (da && db) {
+            char *ea, *eb;
+            unsigned long na = strtoul(a, &ea, 10), nb = strtoul(b, &eb, 10);
+            if (na != nb)
+                return na < nb ? -1 : 1;
+            a = ea;
+            b = eb;
+            continue;
+        }
+        if (*a != *b)
+            return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+        a++;
+        b++;
+    }
+    return *a ? 1 : *b ? -1 : 0;
+}
+
+static int device_cmp(const void *a, const void *b)
+{
+    const UsbvmDevice *x = *(UsbvmDevice *const *)a, *y = *(UsbvmDevice *const *)b;
+    if (x->busnum != y->busnum)
+        return x->busnum < y->busnum ? -1 : 1;
+    return port_cmp(x->port, y->port);
+}
+
+int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
+                                UsbvmDeviceList **ret, UsbvmError *err)
+{
+    _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *l = xcalloc(1, sizeof(UsbvmDeviceList));
+    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *e = NULL;
+    int r = enumerate(udev, "usb", "usb_device", NULL, &e, err);
+    if (r < 0)
+        return r;
+    struct udev_list_entry *le;
+    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(e))
+    {
+        _cleanup_(udev_device_unrefp) struct udev_device *d =
+            udev_device_new_from_syspath(udev, udev_list_entry_get_name(le));
+        if (!d)
+            continue;
+        _cleanup_(usbvm_device_freep) UsbvmDevice *dev = xcalloc(1, sizeof(UsbvmDevice));
+        if (fill_basic(dev, d, NULL) < 0)
+            continue;
+        l->devices = xrealloc(l->devices, (l->n + 1) * sizeof(UsbvmDevice *));
+        l->devices[l->n++] = TAKE_PTR(dev);
+    }
+    if (l->n > 1)
+        qsort(l->devices, l->n, sizeof(UsbvmDevice *), device_cmp);
+
+    UsbvmHostUse use = { 0 };
+    r = usbvm_host_use_load(paths, &use, err);
+    if (r < 0)
+        return r;
+    r = collect_children(udev, NULL, l->devices, l->n, &use, err);
+    usbvm_host_use_clear(&use);
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(l);
+    return 0;
+}
+
+int usbvm_device_refresh_host_use(UsbvmDevice *d, const UsbvmHostPaths *paths, UsbvmError *err)
+{
+    UsbvmHostUse use = { 0 };
+    int r = usbvm_host_use_load(paths, &use, err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < d->n_blocks; i++)
+        usbvm_block_apply_host_use(&d->blocks[i], &use);
+    usbvm_host_use_clear(&use);
+    return 0;
+}
+
+bool usbvm_device_is_storage(const UsbvmDevice *d)
+{
+    if (d->n_blocks > 0)
+        return true;
+    for (size_t i = 0; i < d->n_interfaces; i++)
+        if (d->interfaces[i].cls == 0x08)
+            return true;
+    return false;
+}
+
+size_t usbvm_device_disks(const UsbvmDevice *d, const UsbvmBlock **ret, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_blocks; i++)
+        if (d->blocks[i].type == USBVM_BLOCK_DISK) {
+            if (n < max)
+                ret[n] = &d->blocks[i];
+            n++;
+        }
+    return n;
+}
+
+int usbvm_device_check_host_use(const UsbvmDevice *d, UsbvmError *err)
+{
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        const UsbvmBlock *b = &d->blocks[i];
+        if (b->mountpoint) {
+            _cleanup_free_ char *mp = usbvm_escape(b->mountpoint);
+            return usbvm_error_set(err, USBVM_E_REFUSED, EBUSY,
+                                   "%s is mounted on %s; unmount it first", b->devnode, mp);
+        }
+        if (b->swap)
+            return usbvm_error_set(err, USBVM_E_REFUSED, EBUSY,
+                                   "%s is in use as swap; run 'swapoff %s' first", b->devnode,
+                                   b->devnode);
+        if (b->holders && b->holders[0]) {
+            UsbvmBuf names = { 0 };
+            for (size_t k = 0; b->holders[k]; k++)
+                usbvm_buf_printf(&names, "%s%s", k ? ", " : "", b->holders[k]);
+            _cleanup_free_ char *held = usbvm_buf_steal(&names);
+            return usbvm_error_set(err, USBVM_E_REFUSED, EBUSY,
+                                   "%s is held by %s (device-mapper/LVM/md); release it first",
+                                   b->devnode, held);
+        }
+    }
+    return 0;
+}
+
+char *usbvm_device_name(const UsbvmDevice *d)
+{
+    const char *m = d->manufacturer && *d->manufacturer ? d->manufacturer : NULL;
+    const char *p = d->product && *d->product ? d->product : NULL;
+    if (m && p) {
+        /* "SanDisk" + "SanDisk Cruzer" would say SanDisk twice. */
+        if (strncmp(p, m, strlen(m)) == 0)
+            return xstrdup(p);
+        return xasprintf("%s %s", m, p);
+    }
+    if (m || p)
+        return xstrdup(m ? m : p);
+    return NULL;
+}
+
+char *usbvm_device_display_name(const UsbvmDevice *d)
+{
+    _cleanup_free_ char *n = usbvm_device_name(d);
+    if (!n)
+        return xasprintf("%04x:%04x", d->vendor_id, d->product_id);
+    return usbvm_escape(n);
+}
+
+/* ---- Specifiers ---------------------------------------------------------------------------- */
+
+static bool is_vid_pid(const char *s)
+{
+    if (strlen(s) != 9 || s[4] != ':')
+        return false;
+    for (size_t i = 0; i < 9; i++)
+        if (i != 4 && !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+                        (s[i] >= 'A' && s[i] <= 'F')))
+            return false;
+    return true;
+}
+
+static int ambiguous(const UsbvmDeviceList *l, const char *spec, bool *match, size_t n_match,
+                     UsbvmError *err)
+{
+    UsbvmBuf b = { 0 };
+    bool first = true;
+    for (size_t i = 0; i < l->n; i++) {
+        if (!match[i])
+            continue;
+        const UsbvmDevice *d = l->devices[i];
+        _cleanup_free_ char *serial = d->serial ? usbvm_escape(d->serial) : NULL;
+        if (serial)
+            usbvm_buf_printf(&b, "%s%s (serial %s)", first ? "" : ", ", d->port, serial);
+        else
+            usbvm_buf_printf(&b, "%s%s (no serial)", first ? "" : ", ", d->port);
+        first = false;
+    }
+    _cleanup_free_ char *list = usbvm_buf_steal(&b);
+    _cleanup_free_ char *s = usbvm_escape(spec);
+    return usbvm_error_set(err, USBVM_E_NOTFOUND, ENOTUNIQ,
+                           "'%s' matches %zu devices: %s; name one by its port path or "
+                           "serial=...",
+                           s, n_match, list);
+}
+
+/* One device, several, or none among those for which match[] is set. */
+static int pick(const UsbvmDeviceList *l, const char *spec, bool *match, UsbvmDevice **ret,
+                UsbvmError *err)
+{
+    size_t n = 0, last = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (match[i]) {
+            n++;
+            last = i;
+        }
+    if (n == 0)
+        return 0;
+    if (n > 1)
+        return ambiguous(l, spec, match, n, err);
+    *ret = l->devices[last];
+    return 1;
+}
+
+static bool block_matches_node(const UsbvmBlock *b, const char *spec, const char *real,
+                               const struct stat *st)
+{
+    if (streq(spec, b->devnode) || streq(spec, b->by_id))
+        return true;
+    if (real && (streq(real, b->devnode) || streq(real, b->by_id)))
+        return true;
+    return st && S_ISBLK(st->st_mode) && major(st->st_rdev) == b->major &&
+           minor(st->st_rdev) == b->minor;
+}
+
+static bool device_syspath_contains(const UsbvmDevice *d, const char *path)
+{
+    size_t n = strlen(d->syspath);
+    return strncmp(path, d->syspath, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static int resolve_sysfs(const UsbvmDeviceList *l, const char *spec, UsbvmDevice **ret)
+{
+    _cleanup_free_ char *path = NULL;
+    if (strncmp(spec, "/devices/", 9) == 0)
+        path = xasprintf("/sys%s", spec);
+    else
+        path = xstrdup(spec);
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        path[--n] = '\0';
+    /* /sys/bus/usb/devices/1-2 and /sys/class/block/sdb are links into /sys/devices. */
+    char real[PATH_MAX];
+    const char *cands[2] = { path, realpath(path, real) ? real : NULL };
+    /* The deepest USB device containing the path: a disk below a hub belongs to the stick,
+     * not to the hub. */
+    UsbvmDevice *best = NULL;
+    for (size_t c = 0; c < 2 && !best; c++)
+        for (size_t i = 0; cands[c] && i < l->n; i++)
+            if (device_syspath_contains(l->devices[i], cands[c]) &&
+                (!best || strlen(l->devices[i]->syspath) > strlen(best->syspath)))
+                best = l->devices[i];
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (!best && strncmp(path, "/sys/bus/usb/devices/", 21) == 0)
+        for (size_t i = 0; i < l->n && !best; i++)
+            if (streq(l->devices[i]->port, base))
+                best = l->devices[i];
+    if (!best &&
+        (strncmp(path, "/sys/class/block/", 17) == 0 || strncmp(path, "/sys/block/", 11) == 0))
+        for (size_t i = 0; i < l->n && !best; i++)
+            for (size_t b = 0; b < l->devices[i]->n_blocks; b++)
+                if (streq(l->devices[i]->blocks[b].name, base))
+                    best = l->devices[i];
+    if (!best)
+        return 0;
+    *ret = best;
+    return 1;
+}
+
+int usbvm_device_list_resolve(const UsbvmDeviceList *l, const char *spec, UsbvmDevice **ret,
+                              UsbvmError *err)
+{
+    if (!spec || !*spec)
+        return usbvm_error_set(err, USBVM_E_NOTFOUND, ENOENT,
+                               "an empty device specifier matches no device; run 'usbvm list "
+                               "--all' to see the devices");
+    _cleanup_free_ bool *match = xcalloc(l->n ? l->n : 1, sizeof(bool));
+    UsbvmDevice *found = NULL;
+    int r = 0;
+
+    /* Port path, identity and alias are unique by construction. */
+    for (size_t i = 0; i < l->n && !found; i++) {
+        const UsbvmDevice *d = l->devices[i];
+        if (streq(spec, d->port) || streq(spec, d->alias))
+            found = l->devices[i];
+    }
+    /* Identities: two devices with the same ids and serial (cheap clones) are ambiguous. */
+    if (!found) {
+        for (size_t i = 0; i < l->n; i++)
+            match[i] = streq(spec, l->devices[i]->identity);
+        r = pick(l, spec, match, &found, err);
+    }
+    if (r == 0 && !found && strncmp(spec, "serial=", 7) == 0) {
+        for (size_t i = 0; i < l->n; i++)
+            match[i] = streq(spec + 7, l->devices[i]->serial);
+        r = pick(l, spec, match, &found, err);
+    } else if (r == 0 && !found && is_vid_pid(spec)) {
+        unsigned vid = (unsigned)strtoul(spec, NULL, 16),
+                 pid = (unsigned)strtoul(spec + 5, NULL, 16);
+        for (size_t i = 0; i < l->n; i++)
+            match[i] = l->devices[i]->vendor_id == vid && l->devices[i]->product_id == pid;
+        r = pick(l, spec, match, &found, err);
+    } else if (r == 0 && !found && strncmp(spec, "/dev/bus/usb/", 13) == 0) {
+        unsigned bus, dev;
+        char tail;
+        if (sscanf(spec + 13, "%u/%u%c", &bus, &dev, &tail) == 2)
+            for (size_t i = 0; i < l->n && !found; i++)
+                if (l->devices[i]->busnum == bus && l->devices[i]->devnum == dev)
+                    found = l->devices[i];
+    } else if (r == 0 && !found && strncmp(spec, "/dev/", 5) == 0) {
+        char real[PATH_MAX];
+        const char *rp = realpath(spec, real) ? real : NULL;
+        struct stat st;
+        bool have_st = stat(spec, &st) == 0;
+        for (size_t i = 0; i < l->n && !found; i++)
+            for (size_t b = 0; b < l->devices[i]->n_blocks && !found; b++)
+                if (block_matches_node(&l->devices[i]->blocks[b], spec, rp, have_st ? &st : NULL))
+                    found = l->devices[i];
+    } else if (r == 0 && !found &&
+               (strncmp(spec, "/sys/", 5) == 0 || strncmp(spec, "/devices/", 9) == 0)) {
+        r = resolve_sysfs(l, spec, &found);
+    }
+    if (r < 0)
+        return r;
+    if (!found) {
+        _cleanup_free_ char *s = usbvm_escape(spec);
+        return usbvm_error_set(err, USBVM_E_NOTFOUND, ENOENT,
+                               "no USB device matches '%s': tried port path, VID:PID, serial=, "
+                               "/dev node, /dev/bus/usb node, sysfs path, identity, alias; run "
+                               "'usbvm list --all' to see the devices",
+                               s);
+    }
+    *ret = found;
+    return 0;
 }

@@ -120,8 +120,16 @@ size_t usbvm_device_disks(const UsbvmDevice *d, const UsbvmBlock **ret, size_t m
  * it first". Returns 0 when the host does not use it. */
 int usbvm_device_check_host_use(const UsbvmDevice *d, UsbvmError *err);
 
-/* A short human name: "SanDisk Cruzer Blade" from manufacturer + product, escaped. */
+/* Re-reads mountinfo/swaps/holders for the device's block devices, so that a check right
+ * before an attach sees the host as it is now, not as it was at enumeration. */
+int usbvm_device_refresh_host_use(UsbvmDevice *d, const UsbvmHostPaths *paths, UsbvmError *err);
+
+/* A short human name: "SanDisk Cruzer Blade" from manufacturer + product, escaped; falls back
+ * to "vvvv:pppp". */
 char *usbvm_device_display_name(const UsbvmDevice *d);
+/* The same name unescaped (raw bytes as the device reports them, for JSON), NULL when the
+ * device reports neither string. */
+char *usbvm_device_name(const UsbvmDevice *d);
 
 /* Derives identity and alias from the ids, serial and port. Exposed for tests. */
 char *usbvm_identity_for(uint16_t vid, uint16_t pid, const char *serial, const char *port);

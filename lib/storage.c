@@ -1,0 +1,334 @@
+/* Block devices of USB storage: disks and partitions from udev, and whether the host uses
+ * them (mounted, swap, held by device-mapper/md). Host use is matched by major:minor, not by
+ * name: a mount of /dev/disk/by-label/X or of a renamed node is still a mount of sdb1. */
+#include "device-internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *usbvm_decode_hex_escapes(const char *s)
+{
+    if (!s)
+        return NULL;
+    UsbvmBuf b = { 0 };
+    for (const char *p = s; *p;) {
+        if (p[0] == '\\' && p[1] == 'x' && hexval(p[2]) >= 0 && hexval(p[3]) >= 0) {
+            char c = (char)(hexval(p[2]) << 4 | hexval(p[3]));
+            if (c != '\0')
+                usbvm_buf_append(&b, &c, 1);
+            p += 4;
+        } else {
+            usbvm_buf_append(&b, p, 1);
+            p++;
+        }
+    }
+    return usbvm_buf_steal(&b);
+}
+
+char *usbvm_decode_octal_escapes(const char *s)
+{
+    if (!s)
+        return NULL;
+    UsbvmBuf b = { 0 };
+    for (const char *p = s; *p;) {
+        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+            p[3] >= '0' && p[3] <= '7') {
+            char c = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0'));
+            if (c != '\0')
+                usbvm_buf_append(&b, &c, 1);
+            p += 4;
+        } else {
+            usbvm_buf_append(&b, p, 1);
+            p++;
+        }
+    }
+    return usbvm_buf_steal(&b);
+}
+
+void usbvm_host_use_clear(UsbvmHostUse *h)
+{
+    for (size_t i = 0; i < h->n_mounts; i++) {
+        free(h->mounts[i].source);
+        free(h->mounts[i].mountpoint);
+    }
+    free(h->mounts);
+    usbvm_strv_free(h->swaps);
+    *h = (UsbvmHostUse){ 0 };
+}
+
+/* mountinfo(5): "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=..."
+ * Fields 3 (major:minor) and 5 (mount point); the source follows the " - fstype ". */
+static int parse_mountinfo(const char *text, UsbvmHostUse *h)
+{
+    _cleanup_free_ char *copy = xstrdup(text);
+    char *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *f[5] = { 0 };
+        char *lsave = NULL, *tok = strtok_r(line, " ", &lsave);
+        for (size_t i = 0; i < 5 && tok; i++, tok = strtok_r(NULL, " ", &lsave))
+            f[i] = tok;
+        if (!f[4])
+            continue;
+        unsigned maj, min;
+        if (sscanf(f[2], "%u:%u", &maj, &min) != 2)
+            continue;
+        /* Skip optional fields up to the separator; then fstype, then source. */
+        const char *source = NULL;
+        for (; tok; tok = strtok_r(NULL, " ", &lsave))
+            if (streq(tok, "-")) {
+                if (strtok_r(NULL, " ", &lsave))
+                    source = strtok_r(NULL, " ", &lsave);
+                break;
+            }
+        h->mounts = xrealloc(h->mounts, (h->n_mounts + 1) * sizeof(UsbvmMount));
+        h->mounts[h->n_mounts++] = (UsbvmMount){
+            .major = maj,
+            .minor = min,
+            .source = usbvm_decode_octal_escapes(source),
+            .mountpoint = usbvm_decode_octal_escapes(f[4]),
+        };
+    }
+    return 0;
+}
+
+/* /proc/swaps: a header line, then "Filename Type Size Used Priority" with the file name
+ * octal-escaped as in mountinfo. */
+static int parse_swaps(const char *text, UsbvmHostUse *h)
+{
+    _cleanup_free_ char *copy = xstrdup(text);
+    char *save = NULL;
+    bool header = true;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (header) {
+            header = false;
+            if (strncmp(line, "Filename", 8) == 0)
+                continue;
+        }
+        char *end = strpbrk(line, " \t");
+        if (end)
+            *end = '\0';
+        if (!*line)
+            continue;
+        _cleanup_free_ char *name = usbvm_decode_octal_escapes(line);
+        h->swaps = usbvm_strv_push(h->swaps, name);
+    }
+    return 0;
+}
+
+int usbvm_host_use_load(const UsbvmHostPaths *paths, UsbvmHostUse *ret, UsbvmError *err)
+{
+    if (!paths)
+        paths = &usbvm_host_paths_default;
+    UsbvmHostUse h = { 0 };
+    _cleanup_free_ char *mi = NULL, *sw = NULL;
+    int r = usbvm_read_file(paths->mountinfo, &mi, NULL);
+    if (r < 0 && r != -ENOENT)
+        return usbvm_error_set(err, USBVM_E_FAILED, r, "cannot read '%s': %s", paths->mountinfo,
+                               strerror(-r));
+    r = usbvm_read_file(paths->swaps, &sw, NULL);
+    if (r < 0 && r != -ENOENT)
+        return usbvm_error_set(err, USBVM_E_FAILED, r, "cannot read '%s': %s", paths->swaps,
+                               strerror(-r));
+    if (mi)
+        parse_mountinfo(mi, &h);
+    if (sw)
+        parse_swaps(sw, &h);
+    *ret = h;
+    return 0;
+}
+
+void usbvm_block_clear(UsbvmBlock *b)
+{
+    free(b->name);
+    free(b->devnode);
+    free(b->by_id);
+    free(b->syspath);
+    free(b->parent);
+    free(b->fs_type);
+    free(b->fs_label);
+    free(b->fs_uuid);
+    free(b->mountpoint);
+    usbvm_strv_free(b->holders);
+    *b = (UsbvmBlock){ 0 };
+}
+
+static bool attr_true(struct udev_device *d, const char *name)
+{
+    const char *v = udev_device_get_sysattr_value(d, name);
+    return v && streq(v, "1");
+}
+
+/* Prefers the usb- link (what libvirt users know), then any other by-id link. */
+static char *pick_by_id(struct udev_device *d)
+{
+    const char *links = udev_device_get_property_value(d, "DEVLINKS");
+    if (!links)
+        return NULL;
+    _cleanup_free_ char *copy = xstrdup(links);
+    char *best = NULL, *save = NULL;
+    for (char *l = strtok_r(copy, " ", &save); l; l = strtok_r(NULL, " ", &save)) {
+        if (strncmp(l, "/dev/disk/by-id/usb-", 20) == 0)
+            return (free(best), xstrdup(l));
+        if (!best && strncmp(l, "/dev/disk/by-id/", 16) == 0)
+            best = xstrdup(l);
+    }
+    return best;
+}
+
+int usbvm_block_from_udev(struct udev_device *d, UsbvmBlock *ret)
+{
+    const char *devtype = udev_device_get_devtype(d);
+    UsbvmBlock b = { 0 };
+    if (streq(devtype, "disk"))
+        b.type = USBVM_BLOCK_DISK;
+    else if (streq(devtype, "partition"))
+        b.type = USBVM_BLOCK_PARTITION;
+    else
+        return -EINVAL;
+
+    b.name = xstrdup(udev_device_get_sysname(d));
+    b.syspath = xstrdup(udev_device_get_syspath(d));
+    const char *node = udev_device_get_devnode(d);
+    b.devnode = node ? xstrdup(node) : xasprintf("/dev/%s", b.name);
+    b.by_id = pick_by_id(d);
+
+    /* The "dev" attribute is what the kernel (and mountinfo) use; MAJOR/MINOR is the same
+     * number as udev saw it. */
+    const char *dev = udev_device_get_sysattr_value(d, "dev");
+    if (!dev || sscanf(dev, "%u:%u", &b.major, &b.minor) != 2) {
+        dev_t n = udev_device_get_devnum(d);
+        b.major = major(n);
+        b.minor = minor(n);
+    }
+
+    uint64_t sectors = 0;
+    const char *size = udev_device_get_sysattr_value(d, "size");
+    if (size && usbvm_parse_u64(size, 10, &sectors) == 0 && sectors <= UINT64_MAX / 512)
+        b.size = sectors * 512; /* sysfs counts 512-byte sectors whatever the block size */
+
+    b.readonly = attr_true(d, "ro");
+    if (b.type == USBVM_BLOCK_PARTITION) {
+        struct udev_device *disk =
+            udev_device_get_parent_with_subsystem_devtype(d, "block", "disk");
+        if (disk) {
+            b.parent = xstrdup(udev_device_get_sysname(disk));
+            b.removable = attr_true(disk, "removable");
+            b.readonly = b.readonly || attr_true(disk, "ro");
+        }
+    } else {
+        b.removable = attr_true(d, "removable");
+    }
+
+    const char *v = udev_device_get_property_value(d, "ID_FS_TYPE");
+    b.fs_type = v && *v ? xstrdup(v) : NULL;
+    /* ID_FS_LABEL is mangled (spaces -> '_'); the _ENC form holds the real bytes. */
+    v = udev_device_get_property_value(d, "ID_FS_LABEL_ENC");
+    if (v && *v)
+        b.fs_label = usbvm_decode_hex_escapes(v);
+    else if ((v = udev_device_get_property_value(d, "ID_FS_LABEL")) && *v)
+        b.fs_label = xstrdup(v);
+    v = udev_device_get_property_value(d, "ID_FS_UUID");
+    b.fs_uuid = v && *v ? xstrdup(v) : NULL;
+
+    *ret = b;
+    return 0;
+}
+
+static char **read_holders(const char *syspath)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/holders", syspath);
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    char **v = NULL;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.')
+            v = usbvm_strv_push(v, de->d_name);
+    closedir(d);
+    /* readdir order is arbitrary; keep messages and output stable. */
+    size_t n = usbvm_strv_length(v);
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(v[j - 1], v[j]) > 0; j--) {
+            char *t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return v;
+}
+
+static bool same_node(const char *path, const UsbvmBlock *b)
+{
+    if (!path)
+        return false;
+    if (streq(path, b->devnode) || streq(path, b->by_id))
+        return true;
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISBLK(st.st_mode) && major(st.st_rdev) == b->major &&
+           minor(st.st_rdev) == b->minor;
+}
+
+void usbvm_block_apply_host_use(UsbvmBlock *b, const UsbvmHostUse *h)
+{
+    free(b->mountpoint);
+    b->mountpoint = NULL;
+    for (size_t i = 0; i < h->n_mounts && !b->mountpoint; i++) {
+        const UsbvmMount *m = &h->mounts[i];
+        /* major 0 is an anonymous device (btrfs subvolumes, tmpfs): only the source says. */
+        if ((m->major != 0 && m->major == b->major && m->minor == b->minor) ||
+            (m->source && m->source[0] == '/' && streq(m->source, b->devnode)))
+            b->mountpoint = xstrdup(m->mountpoint);
+    }
+    b->swap = false;
+    for (size_t i = 0; h->swaps && h->swaps[i] && !b->swap; i++)
+        b->swap = same_node(h->swaps[i], b);
+    usbvm_strv_free(b->holders);
+    b->holders = read_holders(b->syspath);
+}
+
+static unsigned partition_number(const UsbvmBlock *b)
+{
+    /* Trailing digits of the kernel name: sdb10 -> 10, nvme0n1p2 -> 2. */
+    size_t n = strlen(b->name);
+    while (n > 0 && b->name[n - 1] >= '0' && b->name[n - 1] <= '9')
+        n--;
+    return (unsigned)strtoul(b->name + n, NULL, 10);
+}
+
+static int block_cmp(const void *a, const void *b)
+{
+    const UsbvmBlock *x = a, *y = b;
+    const char *dx = x->type == USBVM_BLOCK_DISK ? x->name : strempty(x->parent);
+    const char *dy = y->type == USBVM_BLOCK_DISK ? y->name : strempty(y->parent);
+    if (strlen(dx) != strlen(dy)) /* sdz before sdaa */
+        return strlen(dx) < strlen(dy) ? -1 : 1;
+    int c = strcmp(dx, dy);
+    if (c)
+        return c;
+    if (x->type != y->type)
+        return x->type == USBVM_BLOCK_DISK ? -1 : 1;
+    unsigned px = partition_number(x), py = partition_number(y);
+    if (px != py)
+        return px < py ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+void usbvm_blocks_sort(UsbvmBlock *blocks, size_t n)
+{
+    if (n > 1)
+        qsort(blocks, n, sizeof(UsbvmBlock), block_cmp);
+}
