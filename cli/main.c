@@ -203,17 +203,32 @@ virConnectPtr usbvm_cli_connect(UsbvmCli *cli, UsbvmError *err)
 static void log_sink(UsbvmLogLevel level, const char *line, json_object *fields, void *userdata)
 {
     UsbvmCli *cli = userdata;
-    if (cli->json && fields) {
-        usbvm_out_json(fields);
+    if (cli->json) {
+        /* JSON lines stay JSON lines: a plain record becomes {"event":"log",...}. */
+        if (fields) {
+            usbvm_out_json(fields);
+            return;
+        }
+        static const char *const names[] = { [USBVM_LOG_ERR] = "error",
+                                             [USBVM_LOG_WARNING] = "warning",
+                                             [USBVM_LOG_NOTICE] = "notice",
+                                             [USBVM_LOG_INFO] = "info",
+                                             [USBVM_LOG_DEBUG] = "debug" };
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "event", json_object_new_string("log"));
+        json_object_object_add(o, "level", json_object_new_string(names[level]));
+        usbvm_json_add_str(o, "msg", line);
+        usbvm_out_json(o);
+        json_object_put(o);
         return;
     }
-    /* Records go to stdout so consumers see them as they happen; errors to stderr too when
-     * stdout is not a terminal would duplicate them, so one stream it is. */
+    /* Event lines go to stdout so consumers see them as they happen; problems that are not
+     * about one device go to stderr. */
     FILE *f = level <= USBVM_LOG_WARNING && !fields ? stderr : stdout;
     if (getenv("JOURNAL_STREAM"))
         fprintf(f, "<%d>%s\n", (int)level, line);
     else
-        fprintf(f, "%s%s\n", level <= USBVM_LOG_WARNING ? "usbvm: " : "", line);
+        fprintf(f, "%s%s\n", f == stderr ? "usbvm: " : "", line);
 }
 
 /* ---- main --------------------------------------------------------------------------------- */

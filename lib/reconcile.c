@@ -209,6 +209,8 @@ static void do_attach(Watch *w, WatchDevice *dev, const char *domain, const Usbv
         r = usbvm_virt_attach(w->conn, dom, dev->model, spec, flags, &res, &err);
     uint64_t now = usbvm_now_usec();
     uint64_t since = dev->event_usec ? dev->event_usec : now;
+    /* The time libvirt answered, for event-to-attached latency measurements. */
+    json_object_object_add(f, "mono_usec", json_object_new_int64((int64_t)now));
     json_object_object_add(f, "ms", json_object_new_int64((int64_t)MS(now - since)));
     if (r < 0) {
         w->summary->failed++;

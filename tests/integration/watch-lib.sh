@@ -1,0 +1,155 @@
+# Shared by the usbvm watch tests: a umockdev testbed (tests/tools/mockbed) that a running
+# `usbvm watch` shares, fake sticks backed by real loop devices, and waiting for watch's
+# JSON event lines with a timeout. Sourced after tests/harness/libvirt.sh.
+#
+#   wl_init                        harness + libvirtd + testbed; cleanup on exit
+#   wl_stick TAG PORT SERIAL [fixture options]   sets WL_FILE and WL_LOOP
+#   wl_plug FILE / wl_unplug PORT  plug/pull through uevents; both wait for mockbed's answer
+#   wl_watch_start RULESFILE [watch options]; wl_watch_stop; wl_watch_kill
+#   wl_wait REGEX [COUNT] [TIMEOUT]  waits until COUNT lines of the watch log match REGEX
+#   wl_owned DOMAIN                  number of ua-usbvm- devices in DOMAIN's live XML
+
+# shellcheck source=../harness/libvirt.sh
+source "$USBVM_SRCDIR/tests/harness/libvirt.sh"
+
+WL_MOCKBED_PID=
+WL_WATCH_PID=
+WL_LOG=
+WL_HUB_LOADED=()
+WL_STICK_DEVNUM=10
+
+wl_cleanup() {
+    set +e
+    if [ -n "$WL_WATCH_PID" ]; then
+        kill -TERM "$WL_WATCH_PID" 2>/dev/null
+        wait "$WL_WATCH_PID" 2>/dev/null
+    fi
+    if [ -n "$WL_MOCKBED_PID" ]; then
+        echo quit >&"$WL_IN" 2>/dev/null
+        kill -TERM "$WL_MOCKBED_PID" 2>/dev/null
+        wait "$WL_MOCKBED_PID" 2>/dev/null
+    fi
+    [ -n "${UMOCKDEV_DIR:-}" ] && rm -rf "$UMOCKDEV_DIR"
+    if [ "${USBVM_H_FAILED:-0}" != 0 ] || [ "${WL_RC:-0}" != 0 ]; then
+        [ -n "$WL_LOG" ] && [ -f "$WL_LOG" ] && { echo "---- watch log"; cat "$WL_LOG"; } >&2
+        [ -n "$WL_LOG" ] && [ -f "$WL_LOG.err" ] && { echo "---- watch stderr"; cat "$WL_LOG.err"; } >&2
+    fi
+}
+
+wl_init() {
+    usbvm_h_init
+    usbvm_h_require jq
+    [ -x "${USBVM_MOCKBED:-}" ] || usbvm_h_fail "USBVM_MOCKBED (tests/tools/mockbed) is not built"
+    trap 'WL_RC=$?; wl_cleanup; (exit $WL_RC); usbvm_h_cleanup' EXIT
+    usbvm_h_libvirtd_start
+    WL_LOG=$USBVM_H_TMP/watch.log
+    # Both directions are FIFOs, so every read blocks until mockbed answers (bounded by -t).
+    mkfifo "$USBVM_H_TMP/mockbed.in" "$USBVM_H_TMP/mockbed.out"
+    umockdev-wrapper "$USBVM_MOCKBED" <"$USBVM_H_TMP/mockbed.in" >"$USBVM_H_TMP/mockbed.out" \
+        2>"$USBVM_H_TMP/mockbed.err" &
+    WL_MOCKBED_PID=$!
+    exec {WL_IN}>"$USBVM_H_TMP/mockbed.in"
+    exec {WL_OUT}<"$USBVM_H_TMP/mockbed.out"
+    local line=""
+    IFS= read -r -t "$USBVM_H_TIMEOUT" -u "$WL_OUT" line || true
+    [[ $line == ready\ * ]] || usbvm_h_fail "mockbed did not start: $(cat "$USBVM_H_TMP/mockbed.err")"
+    export UMOCKDEV_DIR=${line#ready }
+}
+
+# wl_cmd LINE : one mockbed command; prints its reply ("ok <usec>"), fails on "error".
+wl_cmd() {
+    echo "$1" >&"$WL_IN"
+    local line=""
+    IFS= read -r -t "$USBVM_H_TIMEOUT" -u "$WL_OUT" line || true
+    [[ $line == ok\ * ]] || usbvm_h_fail "mockbed '$1': ${line:-no answer}"
+    printf '%s\n' "${line#ok }"
+}
+
+# wl_stick TAG PORT SERIAL [usbvm_h_fixture_usb_stick options] : a loop-backed stick. Sets
+# WL_FILE (the fixture without its root hub: wl_plug loads the hub once per bus) and WL_LOOP.
+# Call it in the test's own shell, not in $(...), so the loop device is cleaned up.
+wl_stick() {
+    local tag=$1 port=$2 serial=$3
+    shift 3
+    local loop full
+    loop=$(usbvm_h_loop_create 16M)
+    usbvm_h_loop_track "$loop"
+    WL_STICK_DEVNUM=$((WL_STICK_DEVNUM + 1))
+    full=$(usbvm_h_fixture_usb_stick --port "$port" --devnum "$WL_STICK_DEVNUM" --loop "$loop" \
+        --serial "$serial" --disk "sd$tag" --out "$USBVM_H_TMP/stick-$tag.full" "$@")
+    awk 'BEGIN{RS=""; ORS="\n\n"} NR==1{print > (FILENAME ".hub"); next} {print}' \
+        "$full" >"$USBVM_H_TMP/stick-$tag.umockdev"
+    WL_FILE=$USBVM_H_TMP/stick-$tag.umockdev
+    WL_LOOP=$loop
+}
+
+# wl_plug FILE : loads its bus's root hub first if needed; prints the uevent time (usec).
+wl_plug() {
+    local file=$1 hub=${1%.umockdev}.full.hub bus
+    bus=$(awk '/^P: /{print $2; exit}' "$hub")
+    if [[ ! " ${WL_HUB_LOADED[*]} " == *" $bus "* ]]; then
+        wl_cmd "load $hub" >/dev/null
+        WL_HUB_LOADED+=("$bus")
+    fi
+    wl_cmd "plug $file"
+}
+
+# wl_unplug PORT : "remove" for the device at bus 1 port PORT and everything below it.
+wl_unplug() {
+    local bus=${1%%-*}
+    wl_cmd "unplug /sys/devices/pci0000:00/0000:00:14.0/usb$bus/$1"
+}
+
+wl_watch_start() {
+    local rules=$1
+    shift
+    : >"$WL_LOG"
+    LD_PRELOAD=libumockdev-preload.so.0 "$USBVM" -c "$USBVM_H_URI" watch --json --rules "$rules" \
+        "$@" >>"$WL_LOG" 2>>"$WL_LOG.err" &
+    WL_WATCH_PID=$!
+    wl_wait '"event":"ready"' 1
+}
+
+wl_watch_stop() {
+    kill -TERM "$WL_WATCH_PID"
+    local rc=0
+    wait "$WL_WATCH_PID" || rc=$?
+    WL_WATCH_PID=
+    usbvm_h_assert_eq 0 "$rc" "watch exits 0 on SIGTERM"
+}
+
+wl_watch_kill() {
+    kill -KILL "$WL_WATCH_PID"
+    wait "$WL_WATCH_PID" 2>/dev/null || true
+    WL_WATCH_PID=
+}
+
+# wl_wait REGEX [COUNT] [TIMEOUT] : waits until COUNT lines of the watch log match REGEX
+# (counting from the start of the log). Follows the file with tail -f (inotify), no sleeps.
+wl_wait() {
+    local re=$1 want=${2:-1} t=${3:-$USBVM_H_TIMEOUT} n=0 line fd tpid
+    local deadline=$((SECONDS + t))
+    exec {fd}< <(exec tail -n +1 -F "$WL_LOG" 2>/dev/null)
+    tpid=$!
+    while [ $SECONDS -lt $deadline ]; do
+        if IFS= read -r -t $((deadline - SECONDS + 1)) -u "$fd" line; then
+            if [[ $line =~ $re ]]; then
+                n=$((n + 1))
+                if [ $n -ge "$want" ]; then
+                    kill "$tpid" 2>/dev/null
+                    exec {fd}<&-
+                    return 0
+                fi
+            fi
+        fi
+    done
+    kill "$tpid" 2>/dev/null
+    exec {fd}<&-
+    usbvm_h_fail "timed out after ${t}s waiting for $want line(s) matching /$re/ (saw $n)"
+}
+
+# wl_count REGEX : lines of the watch log matching REGEX so far.
+wl_count() { grep -cE -- "$1" "$WL_LOG" || true; }
+
+# wl_owned DOMAIN : ua-usbvm- devices in the domain's live XML.
+wl_owned() { usbvm_h_live_xml "$1" | grep -c "alias name='ua-usbvm-" || true; }
