@@ -1,13 +1,87 @@
-/* Placeholder until the status verb lands; replaced wholesale by its implementation. */
+/* usbvm status [--json]: every device carrying a ua-usbvm- alias in a running domain, with
+ * its mode and whether its host device is still present. The live XML is the state. */
 #include "cli.h"
+#include "virt.h"
+
+#include <string.h>
 
 const struct poptOption usbvm_status_options[] = {
     USBVM_COMMON_OPTIONS,
     POPT_TABLEEND,
 };
 
+static const UsbvmColumn status_columns[] = {
+    { "domain", "DOMAIN", USBVM_FMT_STR },    { "device", "DEVICE", USBVM_FMT_STR },
+    { "mode", "MODE", USBVM_FMT_STR },        { "target", "TARGET", USBVM_FMT_STR },
+    { "present", "PRESENT", USBVM_FMT_BOOL }, { "source", "SOURCE", USBVM_FMT_STR },
+    { "alias", "ALIAS", USBVM_FMT_STR },
+};
+
 int usbvm_cmd_status(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
-    fprintf(stderr, "usbvm status: not built yet\n");
-    return USBVM_E_FAILED;
+    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
+    int r = usbvm_cli_next_option(cli, verb, ctx);
+    const char **args = NULL;
+    size_t n = 0;
+    if (r == 0)
+        r = usbvm_cli_args(verb, ctx, 0, 0, &args, &n);
+    poptFreeContext(ctx);
+    if (r < 0)
+        return usbvm_cli_exit_from_parse(r);
+
+    UsbvmError err = { 0 };
+    virConnectPtr conn = usbvm_cli_connect(cli, &err);
+    if (!conn)
+        return usbvm_cli_error(cli, &err);
+    _cleanup_(usbvm_domdev_list_freep) UsbvmDomDevList *l = NULL;
+    if (usbvm_virt_list_domdevs(conn, &l, &err) < 0)
+        return usbvm_cli_error(cli, &err);
+
+    /* Presence: the host devices now, matched by alias. Without udev, presence is unknown. */
+    _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *devs = NULL;
+    UsbvmError derr = { 0 };
+    struct udev *udev = usbvm_cli_udev(cli, &derr);
+    if (udev && usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &devs, &derr) < 0)
+        devs = NULL;
+    if (!devs)
+        usbvm_cli_warning(cli, "cannot tell which devices are present: %s", derr.message);
+
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < l->n; i++) {
+        const UsbvmDomDev *dd = &l->items[i];
+        if (!dd->owned)
+            continue;
+        const UsbvmDevice *present = NULL;
+        for (size_t k = 0; devs && k < devs->n && !present; k++)
+            if (streq(devs->devices[k]->alias, dd->alias))
+                present = devs->devices[k];
+        json_object *o = json_object_new_object();
+        usbvm_json_add_str(o, "domain", dd->domain);
+        usbvm_json_add_str(o, "alias", dd->alias);
+        usbvm_json_add_str(o, "mode", usbvm_mode_to_string(dd->mode));
+        if (dd->kind == USBVM_DOMDEV_HOSTDEV) {
+            _cleanup_free_ char *src = xasprintf("%04x:%04x bus %u device %u", dd->vendor_id,
+                                                 dd->product_id, dd->bus, dd->device);
+            usbvm_json_add_str(o, "source", src);
+            usbvm_json_add_str(o, "target", NULL);
+        } else {
+            usbvm_json_add_str(o, "source", dd->source);
+            usbvm_json_add_str(o, "target", dd->target);
+        }
+        json_object_object_add(o, "readonly", json_object_new_boolean(dd->readonly));
+        json_object_object_add(o, "present",
+                               devs ? json_object_new_boolean(present != NULL) : NULL);
+        usbvm_json_add_str(o, "device", present ? present->port : NULL);
+        usbvm_json_add_str(o, "identity", present ? present->identity : NULL);
+        json_object_array_add(arr, o);
+    }
+    if (cli->json)
+        usbvm_out_json(arr);
+    else if (json_object_array_length(arr) == 0) {
+        if (cli->verbosity >= 0)
+            printf("usbvm has attached nothing to a running domain\n");
+    } else
+        usbvm_out_table(arr, status_columns, ELEMENTSOF(status_columns));
+    json_object_put(arr);
+    return 0;
 }
