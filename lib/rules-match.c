@@ -301,7 +301,7 @@ bool usbvm_rule_explain(const UsbvmRule *r, const UsbvmDevice *d, char **ret_rea
 {
     if (dev_is_hub(d)) {
         if (ret_reason)
-            *ret_reason = xstrdup("the device is a hub; usbvm never passes hubs to a guest");
+            *ret_reason = xstrdup("hub: usbvm never passes a hub to a guest");
         return false;
     }
     const UsbvmAttr *a = first_failing(r, d);
