@@ -72,24 +72,30 @@ usbvm_h_assert_nomatch() {
     usbvm_h_ok "$3"
 }
 
-# usbvm_h_json FILTER JSON : a field of a JSON object (python3 or jq, whichever exists).
-usbvm_h_json() {
-    if command -v jq >/dev/null 2>&1; then
-        jq -r "$1" <<<"$2"
-    else
-        python3 -c 'import json,sys
-v=json.loads(sys.argv[2])
-for k in sys.argv[1].lstrip(".").split("."):
-    v = v.get(k) if isinstance(v, dict) else None
-print("null" if v is None else (str(v).lower() if isinstance(v, bool) else v))' "$1" "$2"
-    fi
+# usbvm_h_json FILTER JSON : jq -r FILTER on one JSON document.
+usbvm_h_json() { jq -r "$1" <<<"$2"; }
+
+# usbvm_h_run VAR CMD... : runs CMD, stores stdout in VAR and the exit code in VAR_rc (never
+# aborts the test on a non-zero exit; stderr goes to VAR_err).
+usbvm_h_run() {
+    local __var=$1 __out __err __rc
+    shift
+    __err=$(mktemp "$USBVM_H_TMP/stderr.XXXXXX")
+    __out=$("$@" 2>"$__err")
+    __rc=$?
+    printf -v "$__var" '%s' "$__out"
+    printf -v "${__var}_rc" '%s' "$__rc"
+    printf -v "${__var}_err" '%s' "$(cat "$__err")"
+    rm -f "$__err"
 }
 
 # ---- set-up and teardown ---------------------------------------------------------------------
 
 usbvm_h_init() {
     [ "$(id -u)" = 0 ] || usbvm_h_fail "the libvirt harness must run as root (it starts libvirtd and creates loop devices)"
-    usbvm_h_require virsh losetup qemu-system-x86_64 umockdev-run perl
+    usbvm_h_require virsh losetup qemu-system-x86_64 umockdev-run perl jq lsblk blockdev
+    # The sanitizer build must accept umockdev's LD_PRELOAD coming first.
+    export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
     USBVM_H_TMP=$(mktemp -d /tmp/usbvm-test.XXXXXX) || usbvm_h_fail "mktemp failed"
     trap usbvm_h_cleanup EXIT
     trap 'exit 130' INT TERM
