@@ -1,12 +1,560 @@
-/* Placeholder until the rules verbs land; replaced wholesale by their implementation. */
+/* usbvm rules check|test|show|generate: the admin's tools for the policy language
+ * (usbvm.rules(5)). Each subverb builds one JSON object; --json prints it, text mode renders
+ * it. Diagnostics go to stderr as "file:line:col: error: message", the line, and a caret. */
 #include "cli.h"
+#include "config.h"
+#include "rules.h"
+
+#include <string.h>
+#include <time.h>
+
+enum { OPT_RULES = USBVM_OPT_VERB_BASE, OPT_TO, OPT_MODE, OPT_ALL };
+
+static const struct poptOption check_options[] = {
+    USBVM_COMMON_OPTIONS,
+    POPT_TABLEEND,
+};
+
+static const struct poptOption rules_path_options[] = {
+    { "rules", 'r', POPT_ARG_STRING, NULL, OPT_RULES,
+      "Rules file or directory (default " USBVM_RULES_DIR ")", "PATH" },
+    USBVM_COMMON_OPTIONS,
+    POPT_TABLEEND,
+};
+
+static const struct poptOption generate_options[] = {
+    { "to", 't', POPT_ARG_STRING, NULL, OPT_TO, "Domain to put in the rules (default: DOMAIN)",
+      "DOMAIN" },
+    { "mode", 'm', POPT_ARG_STRING, NULL, OPT_MODE, "Mode to put in the rules (default usb)",
+      USBVM_MODE_CHOICES },
+    { "all", 'a', POPT_ARG_NONE, NULL, OPT_ALL, "Every device, not only storage (hubs never)",
+      NULL },
+    USBVM_COMMON_OPTIONS,
+    POPT_TABLEEND,
+};
+
+/* ---- diagnostics ---- */
+
+static void print_caret(FILE *f, const char *source, unsigned column)
+{
+    /* The line as written (control characters shown as '?'), then a caret under the byte
+     * the column names: tabs are copied so that the caret lines up, and UTF-8 continuation
+     * bytes take no cell. */
+    fputs("    ", f);
+    for (const unsigned char *c = (const unsigned char *)source; *c; c++)
+        fputc(*c == '\t' || *c >= 0x20 ? (*c == 0x7f ? '?' : *c) : '?', f);
+    fputs("\n    ", f);
+    size_t n = strlen(source);
+    for (size_t i = 0; i + 1 < column && i < n; i++) {
+        unsigned char c = (unsigned char)source[i];
+        if (c == '\t')
+            fputc('\t', f);
+        else if ((c & 0xc0) != 0x80)
+            fputc(' ', f);
+    }
+    fputs("^\n", f);
+}
+
+static json_object *diags_to_json(const UsbvmRuleDiags *d)
+{
+    json_object *a = json_object_new_array();
+    for (size_t i = 0; i < d->n; i++) {
+        const UsbvmRuleDiag *g = &d->items[i];
+        json_object *o = json_object_new_object();
+        usbvm_json_add_str(o, "file", g->file);
+        json_object_object_add(o, "line", json_object_new_int((int)g->line));
+        json_object_object_add(o, "column", json_object_new_int((int)g->column));
+        json_object_object_add(o, "severity",
+                               json_object_new_string(g->warning ? "warning" : "error"));
+        usbvm_json_add_str(o, "message", g->message);
+        usbvm_json_add_str(o, "source", g->source);
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
+/* Text rendering of the "diagnostics" array, to stderr. */
+static void print_diags(UsbvmCli *cli, json_object *diags)
+{
+    for (size_t i = 0; i < json_object_array_length(diags); i++) {
+        json_object *o = json_object_array_get_idx(diags, i), *v;
+        const char *sev =
+            json_object_object_get_ex(o, "severity", &v) ? json_object_get_string(v) : "error";
+        if (streq(sev, "warning") && cli->verbosity < 0)
+            continue;
+        json_object_object_get_ex(o, "file", &v);
+        _cleanup_free_ char *file = usbvm_escape(json_object_get_string(v));
+        json_object_object_get_ex(o, "line", &v);
+        int line = json_object_get_int(v);
+        json_object_object_get_ex(o, "column", &v);
+        int col = json_object_get_int(v);
+        json_object_object_get_ex(o, "message", &v);
+        const char *msg = json_object_get_string(v);
+        if (line > 0)
+            fprintf(stderr, "%s:%d:%d: %s: %s\n", file, line, col, sev, msg);
+        else
+            fprintf(stderr, "%s: %s: %s\n", file, sev, msg);
+        if (json_object_object_get_ex(o, "source", &v) && v && line > 0)
+            print_caret(stderr, json_object_get_string(v), (unsigned)col);
+    }
+}
+
+/* Loads rules for test/show; on errors prints them (text) or an error object (JSON) and
+ * returns the exit code. */
+static int load_rules(UsbvmCli *cli, const char *path, UsbvmRuleset **ret)
+{
+    UsbvmRuleDiags d = { 0 };
+    int r = usbvm_ruleset_load(path, ret, &d);
+    json_object *diags = diags_to_json(&d);
+    usbvm_rule_diags_clear(&d);
+    if (r < 0) {
+        if (cli->json) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "failed", json_object_new_boolean(true));
+            _cleanup_free_ char *m = xasprintf("the rules in %s have errors", path);
+            usbvm_json_add_str(o, "msg", m);
+            json_object_object_add(o, "rc", json_object_new_int(USBVM_E_RULES));
+            json_object_object_add(o, "diagnostics", diags);
+            usbvm_out_json(o);
+            json_object_put(o);
+        } else {
+            print_diags(cli, diags);
+            fprintf(stderr, "usbvm: the rules in '%s' have errors; nothing was applied\n", path);
+            json_object_put(diags);
+        }
+        return USBVM_E_RULES;
+    }
+    if (!cli->json)
+        print_diags(cli, diags); /* warnings */
+    json_object_put(diags);
+    return 0;
+}
+
+static json_object *rule_to_json(const UsbvmRule *r)
+{
+    json_object *o = json_object_new_object();
+    usbvm_json_add_str(o, "file", usbvm_rule_file(r));
+    json_object_object_add(o, "line", json_object_new_int((int)usbvm_rule_line(r)));
+    bool attach = usbvm_rule_target(r) == USBVM_TARGET_ATTACH;
+    json_object_object_add(o, "target", json_object_new_string(attach ? "attach" : "ignore"));
+    usbvm_json_add_str(o, "domain", usbvm_rule_domain(r));
+    const UsbvmAttachSpec *s = usbvm_rule_spec(r);
+    usbvm_json_add_str(o, "mode", attach ? usbvm_mode_to_string(s->mode) : NULL);
+    json_object_object_add(o, "readonly", json_object_new_boolean(attach && s->readonly));
+    usbvm_json_add_str(o, "cache", s->cache);
+    usbvm_json_add_str(o, "io", s->io);
+    json_object_object_add(o, "persistent", json_object_new_boolean(attach && s->persistent));
+    _cleanup_free_ char *text = usbvm_rule_format(r);
+    usbvm_json_add_str(o, "rule", text);
+    return o;
+}
+
+/* ---- check ---- */
+
+static int cmd_check(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
+{
+    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
+    int r;
+    while ((r = usbvm_cli_next_option(cli, verb, ctx)) > 0)
+        ;
+    const char **args = NULL;
+    size_t n = 0;
+    if (r == 0)
+        r = usbvm_cli_args(verb, ctx, 0, 64, &args, &n);
+    if (r < 0) {
+        poptFreeContext(ctx);
+        return usbvm_cli_exit_from_parse(r);
+    }
+    static const char *const default_paths[] = { USBVM_RULES_DIR, NULL };
+    if (n == 0) {
+        args = (const char **)default_paths;
+        n = 1;
+    }
+
+    json_object *root = json_object_new_object();
+    json_object *paths = json_object_new_array();
+    UsbvmRuleDiags all = { 0 };
+    bool valid = true;
+    for (size_t i = 0; i < n; i++) {
+        UsbvmRuleDiags d = { 0 };
+        _cleanup_(usbvm_ruleset_freep) UsbvmRuleset *rs = NULL;
+        int lr = usbvm_ruleset_load(args[i], &rs, &d);
+        size_t warnings = d.n - (d.n_errors < d.n ? d.n_errors : d.n);
+        json_object *p = json_object_new_object();
+        usbvm_json_add_str(p, "path", args[i]);
+        json_object_object_add(p, "valid", json_object_new_boolean(lr == 0));
+        json_object_object_add(p, "rules", json_object_new_int((int)usbvm_ruleset_size(rs)));
+        json_object_object_add(p, "errors", json_object_new_int((int)d.n_errors));
+        json_object_object_add(p, "warnings", json_object_new_int((int)warnings));
+        json_object_array_add(paths, p);
+        valid = valid && lr == 0;
+        /* Move the diagnostics over. */
+        all.items = xrealloc(all.items, (all.n + d.n + 1) * sizeof(*all.items));
+        memcpy(all.items + all.n, d.items, d.n * sizeof(*d.items));
+        all.n += d.n;
+        all.n_errors += d.n_errors;
+        free(d.items);
+    }
+    poptFreeContext(ctx);
+    json_object *diags = diags_to_json(&all);
+    usbvm_rule_diags_clear(&all);
+    json_object_object_add(root, "valid", json_object_new_boolean(valid));
+    json_object_object_add(root, "paths", paths);
+    json_object_object_add(root, "diagnostics", diags);
+
+    if (cli->json)
+        usbvm_out_json(root);
+    else {
+        static const UsbvmColumn cols[] = {
+            { "path", "PATH", USBVM_FMT_STR },         { "valid", "VALID", USBVM_FMT_BOOL },
+            { "rules", "RULES", USBVM_FMT_INT },       { "errors", "ERRORS", USBVM_FMT_INT },
+            { "warnings", "WARNINGS", USBVM_FMT_INT },
+        };
+        print_diags(cli, diags);
+        if (cli->verbosity >= 0)
+            usbvm_out_table(paths, cols, ELEMENTSOF(cols));
+    }
+    json_object_put(root);
+    return valid ? 0 : USBVM_E_RULES;
+}
+
+/* ---- test ---- */
+
+static json_object *device_summary(const UsbvmDevice *d)
+{
+    json_object *o = json_object_new_object();
+    usbvm_json_add_str(o, "port", d->port);
+    _cleanup_free_ char *vid = xasprintf("%04x", d->vendor_id);
+    _cleanup_free_ char *pid = xasprintf("%04x", d->product_id);
+    usbvm_json_add_str(o, "vendor_id", vid);
+    usbvm_json_add_str(o, "product_id", pid);
+    usbvm_json_add_str(o, "manufacturer", d->manufacturer);
+    usbvm_json_add_str(o, "product", d->product);
+    usbvm_json_add_str(o, "serial", d->serial);
+    usbvm_json_add_str(o, "identity", d->identity);
+    json_object_object_add(o, "storage", json_object_new_boolean(usbvm_device_is_storage(d)));
+    return o;
+}
+
+static int parse_rules_option(UsbvmCli *cli, const UsbvmVerb *verb, poptContext ctx,
+                              char **rules_path)
+{
+    int r;
+    while ((r = usbvm_cli_next_option(cli, verb, ctx)) > 0)
+        if (r == OPT_RULES) {
+            free(*rules_path);
+            *rules_path = poptGetOptArg(ctx);
+        }
+    return r;
+}
+
+static int cmd_test(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
+{
+    _cleanup_free_ char *rules_path = NULL;
+    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
+    int r = parse_rules_option(cli, verb, ctx, &rules_path);
+    const char **args = NULL;
+    size_t n = 0;
+    if (r == 0)
+        r = usbvm_cli_args(verb, ctx, 1, 1, &args, &n);
+    _cleanup_free_ char *spec = r == 0 ? xstrdup(args[0]) : NULL;
+    poptFreeContext(ctx);
+    if (r < 0)
+        return usbvm_cli_exit_from_parse(r);
+    const char *path = rules_path ? rules_path : USBVM_RULES_DIR;
+
+    _cleanup_(usbvm_ruleset_freep) UsbvmRuleset *rs = NULL;
+    r = load_rules(cli, path, &rs);
+    if (r)
+        return r;
+
+    UsbvmError err = { 0 };
+    struct udev *udev = usbvm_cli_udev(cli, &err);
+    _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
+    UsbvmDevice *d = NULL;
+    if (!udev || usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err) < 0 ||
+        usbvm_device_list_resolve(list, spec, &d, &err) < 0)
+        return usbvm_cli_error(cli, &err);
+
+    json_object *root = json_object_new_object();
+    json_object_object_add(root, "device", device_summary(d));
+    usbvm_json_add_str(root, "rules_path", path);
+    json_object *checked = json_object_new_array();
+    const UsbvmRule *match = NULL;
+    for (size_t i = 0; i < usbvm_ruleset_size(rs) && !match; i++) {
+        const UsbvmRule *rule = usbvm_ruleset_get(rs, i);
+        _cleanup_free_ char *reason = NULL;
+        bool m = usbvm_rule_explain(rule, d, &reason);
+        json_object *c = rule_to_json(rule);
+        _cleanup_free_ char *where =
+            xasprintf("%s:%u", usbvm_rule_file(rule), usbvm_rule_line(rule));
+        usbvm_json_add_str(c, "where", where);
+        json_object_object_add(c, "matches", json_object_new_boolean(m));
+        usbvm_json_add_str(c, "failed", usbvm_rule_failed_attribute(rule, d));
+        usbvm_json_add_str(c, "reason", reason);
+        json_object_array_add(checked, c);
+        if (m)
+            match = rule;
+    }
+    json_object_object_add(root, "checked", checked);
+    const char *decision = !match                                            ? "host"
+                           : usbvm_rule_target(match) == USBVM_TARGET_ATTACH ? "attach"
+                                                                             : "ignore";
+    json_object_object_add(root, "decision", json_object_new_string(decision));
+    json_object_object_add(root, "rule",
+                           match ? json_object_get(json_object_array_get_idx(
+                                       checked, json_object_array_length(checked) - 1))
+                                 : NULL);
+
+    if (cli->json)
+        usbvm_out_json(root);
+    else {
+        /* Text-only summary line derived from the facts above. */
+        _cleanup_free_ char *name = usbvm_device_display_name(d);
+        _cleanup_free_ char *dev = xasprintf("%s %04x:%04x %s", strempty(d->port), d->vendor_id,
+                                             d->product_id, strempty(name));
+        _cleanup_free_ char *dec = NULL;
+        if (!match)
+            dec = xstrdup("stays on the host: no rule matches");
+        else if (usbvm_rule_target(match) == USBVM_TARGET_IGNORE)
+            dec = xasprintf("stays on the host: ignored by %s:%u", usbvm_rule_file(match),
+                            usbvm_rule_line(match));
+        else
+            dec = xasprintf("attach to %s as %s (%s:%u)", usbvm_rule_domain(match),
+                            usbvm_mode_to_string(usbvm_rule_spec(match)->mode),
+                            usbvm_rule_file(match), usbvm_rule_line(match));
+        json_object *t = json_object_new_object();
+        usbvm_json_add_str(t, "device", dev);
+        usbvm_json_add_str(t, "decision", dec);
+        json_object_object_add(root, "text", t);
+        static const UsbvmColumn rec[] = { { "text.device", "Device", USBVM_FMT_STR },
+                                           { "rules_path", "Rules", USBVM_FMT_STR },
+                                           { "text.decision", "Decision", USBVM_FMT_STR } };
+        static const UsbvmColumn cols[] = { { "where", "RULE", USBVM_FMT_STR },
+                                            { "matches", "MATCH", USBVM_FMT_BOOL },
+                                            { "reason", "WHY NOT", USBVM_FMT_STR } };
+        usbvm_out_record(root, rec, ELEMENTSOF(rec), 0);
+        if (json_object_array_length(checked) > 0) {
+            fputc('\n', stdout);
+            usbvm_out_table(checked, cols, ELEMENTSOF(cols));
+        }
+    }
+    json_object_put(root);
+    return 0;
+}
+
+/* ---- show ---- */
+
+static int cmd_show(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
+{
+    _cleanup_free_ char *rules_path = NULL;
+    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
+    int r = parse_rules_option(cli, verb, ctx, &rules_path);
+    const char **args = NULL;
+    size_t n = 0;
+    if (r == 0)
+        r = usbvm_cli_args(verb, ctx, 0, 0, &args, &n);
+    poptFreeContext(ctx);
+    if (r < 0)
+        return usbvm_cli_exit_from_parse(r);
+    const char *path = rules_path ? rules_path : USBVM_RULES_DIR;
+
+    _cleanup_(usbvm_ruleset_freep) UsbvmRuleset *rs = NULL;
+    r = load_rules(cli, path, &rs);
+    if (r)
+        return r;
+    json_object *root = json_object_new_object();
+    usbvm_json_add_str(root, "rules_path", path);
+    json_object *rules = json_object_new_array();
+    for (size_t i = 0; i < usbvm_ruleset_size(rs); i++)
+        json_object_array_add(rules, rule_to_json(usbvm_ruleset_get(rs, i)));
+    json_object_object_add(root, "rules", rules);
+    if (cli->json)
+        usbvm_out_json(root);
+    else {
+        /* The text view is itself a rules file: a comment names each source file. */
+        const char *last = NULL;
+        for (size_t i = 0; i < json_object_array_length(rules); i++) {
+            json_object *o = json_object_array_get_idx(rules, i), *v;
+            json_object_object_get_ex(o, "file", &v);
+            const char *file = json_object_get_string(v);
+            if (!streq_ptr(file, last)) {
+                _cleanup_free_ char *e = usbvm_escape(file);
+                printf("%s# %s\n", last ? "\n" : "", e);
+                last = file;
+            }
+            json_object_object_get_ex(o, "rule", &v);
+            printf("%s\n", json_object_get_string(v)); /* the formatter's output is ASCII */
+        }
+        if (!last)
+            printf("# no rules in %s: every device stays on the host\n", path);
+    }
+    json_object_put(root);
+    return 0;
+}
+
+/* ---- generate ---- */
+
+static void describe_storage(UsbvmBuf *b, const UsbvmDevice *d)
+{
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        const UsbvmBlock *bl = &d->blocks[i];
+        if (bl->type == USBVM_BLOCK_DISK && bl->size > 0)
+            usbvm_buf_printf(b, ", %s %.1fG", strempty(bl->name), (double)bl->size / 1e9);
+        if (bl->fs_type) {
+            _cleanup_free_ char *t = usbvm_escape(bl->fs_type);
+            _cleanup_free_ char *l = bl->fs_label ? usbvm_escape(bl->fs_label) : NULL;
+            usbvm_buf_printf(b, ", %s %s%s%s%s", strempty(bl->name), t, l ? " \"" : "", strempty(l),
+                             l ? "\"" : "");
+        }
+    }
+}
+
+static int cmd_generate(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
+{
+    _cleanup_free_ char *domain = NULL, *mode_str = NULL;
+    bool all = false;
+    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
+    int r;
+    while ((r = usbvm_cli_next_option(cli, verb, ctx)) > 0) {
+        if (r == OPT_TO) {
+            free(domain);
+            domain = poptGetOptArg(ctx);
+        } else if (r == OPT_MODE) {
+            free(mode_str);
+            mode_str = poptGetOptArg(ctx);
+        } else if (r == OPT_ALL)
+            all = true;
+    }
+    const char **args = NULL;
+    size_t n = 0;
+    if (r == 0)
+        r = usbvm_cli_args(verb, ctx, 0, 0, &args, &n);
+    poptFreeContext(ctx);
+    if (r < 0)
+        return usbvm_cli_exit_from_parse(r);
+    UsbvmMode mode = USBVM_MODE_USB;
+    if (mode_str && usbvm_mode_from_string(mode_str, &mode) < 0)
+        return usbvm_cli_usage_error(verb, "unknown mode '%s': expected " USBVM_MODE_CHOICES,
+                                     mode_str);
+    if (domain && (!domain[0] || strchr(domain, '/')))
+        return usbvm_cli_usage_error(verb, "invalid domain name '%s'", domain);
+
+    UsbvmError err = { 0 };
+    struct udev *udev = usbvm_cli_udev(cli, &err);
+    _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
+    if (!udev || usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err) < 0)
+        return usbvm_cli_error(cli, &err);
+
+    const char *dom = domain ? domain : "DOMAIN";
+    json_object *root = json_object_new_object();
+    usbvm_json_add_str(root, "domain", dom);
+    usbvm_json_add_str(root, "mode", usbvm_mode_to_string(mode));
+    json_object *rules = json_object_new_array();
+    for (size_t i = 0; i < list->n; i++) {
+        const UsbvmDevice *d = list->devices[i];
+        if (d->is_hub || d->dev_class == 0x09 || (!all && !usbvm_device_is_storage(d)))
+            continue;
+        _cleanup_free_ char *rule = usbvm_rule_generate(d, dom, mode);
+        _cleanup_free_ char *name = usbvm_device_display_name(d);
+        UsbvmBuf about = { 0 };
+        usbvm_buf_printf(&about, "%s %04x:%04x %s", strempty(d->port), d->vendor_id, d->product_id,
+                         strempty(name));
+        describe_storage(&about, d);
+        if (!(d->serial && d->serial[0]))
+            usbvm_buf_puts(&about, " (no serial: keyed on the port)");
+        _cleanup_free_ char *about_s = usbvm_buf_steal(&about);
+        json_object *o = json_object_new_object();
+        usbvm_json_add_str(o, "port", d->port);
+        usbvm_json_add_str(o, "identity", d->identity);
+        usbvm_json_add_str(o, "comment", about_s);
+        usbvm_json_add_str(o, "rule", rule);
+        json_object_array_add(rules, o);
+    }
+    json_object_object_add(root, "rules", rules);
+
+    if (cli->json)
+        usbvm_out_json(root);
+    else {
+        char when[64] = "";
+        time_t now = time(NULL);
+        struct tm tm;
+        if (localtime_r(&now, &tm))
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+        printf("# usbvm rules for the %s plugged in at %s (usbvm rules generate).\n",
+               all ? "USB devices" : "USB storage devices", when);
+        printf("# Review them%s, then save as %s/50-local.rules\n"
+               "# and check with 'usbvm rules check'. Syntax: usbvm.rules(5).\n",
+               domain ? "" : ", replace DOMAIN with the guest's name", USBVM_RULES_DIR);
+        for (size_t i = 0; i < json_object_array_length(rules); i++) {
+            json_object *o = json_object_array_get_idx(rules, i), *v;
+            json_object_object_get_ex(o, "comment", &v);
+            /* The comment holds escaped device strings already: no newline can sneak in. */
+            printf("\n# %s\n", json_object_get_string(v));
+            json_object_object_get_ex(o, "rule", &v);
+            printf("%s\n", json_object_get_string(v));
+        }
+        if (json_object_array_length(rules) == 0)
+            printf("\n# No %s is plugged in.\n", all ? "USB device" : "USB storage device");
+    }
+    json_object_put(root);
+    return 0;
+}
+
+/* ---- dispatch ---- */
 
 const UsbvmVerb usbvm_rules_subverbs[] = {
+    { "check",
+      cmd_check,
+      check_options,
+      "[PATH...]",
+      "Parse rules files or directories; print every error (exit 7 on errors)",
+      { USBVM_ARG_FILE } },
+    { "test",
+      cmd_test,
+      rules_path_options,
+      "<device> [--rules PATH]",
+      "Show which rule matches a device, and why each rule before it does not",
+      { USBVM_ARG_DEVICE } },
+    { "show",
+      cmd_show,
+      rules_path_options,
+      "[--rules PATH]",
+      "Print the rules, normalised",
+      { USBVM_ARG_NONE } },
+    { "generate",
+      cmd_generate,
+      generate_options,
+      "[--to DOMAIN] [--mode MODE] [--all]",
+      "Print rules for the devices plugged in now, ready to edit",
+      { USBVM_ARG_NONE } },
     { NULL },
 };
 
+static void print_rules_help(FILE *f, const UsbvmVerb *verb)
+{
+    fprintf(f, "Usage: usbvm rules %s\n\n%s\n\nSubverbs:\n", verb->usage, verb->summary);
+    for (const UsbvmVerb *s = usbvm_rules_subverbs; s->name; s++)
+        fprintf(f, "  %-10s %s\n", s->name, s->summary);
+    fprintf(f, "\n'usbvm rules SUBVERB --help' shows its options. The language: usbvm.rules(5).\n");
+}
+
 int usbvm_cmd_rules(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
-    fprintf(stderr, "usbvm rules: not built yet\n");
-    return USBVM_E_FAILED;
+    if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h")) {
+        if (argc < 2) {
+            print_rules_help(stderr, verb);
+            return USBVM_E_USAGE;
+        }
+        print_rules_help(stdout, verb);
+        return 0;
+    }
+    for (const UsbvmVerb *s = usbvm_rules_subverbs; s->name; s++)
+        if (streq(s->name, argv[1]))
+            return s->fn(cli, s, argc - 1, argv + 1);
+    fprintf(stderr,
+            "usbvm rules: unknown subverb '%s'; expected check, test, show or generate; see "
+            "'usbvm rules --help'\n",
+            argv[1]);
+    return USBVM_E_USAGE;
 }
