@@ -431,3 +431,40 @@ usbvm_h_fixture_usb_stick() {
     } >"$out"
     printf '%s\n' "$out"
 }
+
+# usbvm_h_fixture_retarget IN OUT BLOCK DEV : copies the umockdev file IN to OUT with the
+# record of block device BLOCK (kernel name, "sdf" or "sdf1") pointed at the real block device
+# DEV: DEVNAME, MAJOR, MINOR and the "dev" attribute. Also fills the @DEVNAME@ @MAJOR@
+# @MINOR@ @UUID@ placeholders of a template (tests/fixtures/*.umockdev.in) when BLOCK is "@".
+usbvm_h_fixture_retarget() {
+    local in=$1 out=$2 block=$3 dev=$4 mm
+    [ -b "$dev" ] || usbvm_h_fail "usbvm_h_fixture_retarget: $dev is not a block device"
+    mm=$(lsblk -dno MAJ:MIN "$dev" | tr -d ' ')
+    if [ "$block" = @ ]; then
+        sed -e "s|@DEVNAME@|$dev|g" -e "s|@MAJOR@|${mm%%:*}|g" -e "s|@MINOR@|${mm##*:}|g" \
+            -e "s|@UUID@|$(cat /proc/sys/kernel/random/uuid)|g" "$in" >"$out"
+    else
+        awk -v blk="/$block" -v dev="$dev" -v maj="${mm%%:*}" -v min="${mm##*:}" '
+            /^P: / { hit = (substr($0, length($0) - length(blk) + 1) == blk) }
+            /^$/ { hit = 0 }
+            hit && /^E: DEVNAME=/ { print "E: DEVNAME=" dev; next }
+            hit && /^E: MAJOR=/ { print "E: MAJOR=" maj; next }
+            hit && /^E: MINOR=/ { print "E: MINOR=" min; next }
+            hit && /^A: dev=/ { print "A: dev=" maj ":" min; next }
+            { print }' "$in" >"$out"
+    fi
+    grep -q "DEVNAME=$dev\$" "$out" || usbvm_h_fail "usbvm_h_fixture_retarget: no block device '$block' in $in"
+}
+
+# usbvm_h_validate_device DEVICE_XML_FILE : wraps a device into a minimal domain and runs
+# virt-xml-validate (libvirt's own RelaxNG schema).
+usbvm_h_validate_device() {
+    local dom="$USBVM_H_TMP/validate.$$.xml"
+    {
+        printf "<domain type='qemu'><name>usbvm-validate</name><memory>65536</memory>"
+        printf "<os><type arch='x86_64' machine='q35'>hvm</type></os><devices>\n"
+        cat "$1"
+        printf "</devices></domain>\n"
+    } >"$dom"
+    virt-xml-validate "$dom" domain
+}
