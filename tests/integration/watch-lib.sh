@@ -20,6 +20,7 @@ WL_STICK_DEVNUM=10
 
 wl_cleanup() {
     set +e
+    trap '' PIPE # mockbed may be gone already: writing to its FIFO must not end the cleanup
     if [ -n "$WL_WATCH_PID" ]; then
         kill -TERM "$WL_WATCH_PID" 2>/dev/null
         wait "$WL_WATCH_PID" 2>/dev/null

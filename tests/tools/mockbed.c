@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -115,6 +116,50 @@ static char **devices_below(const char *root, const char *syspath, size_t *ret_n
     return found;
 }
 
+/* umockdev leaves the /sys/block and /sys/class links of removed devices behind; the kernel
+ * removes them, and a replug of the same disk name needs them gone. */
+static void remove_dangling_links(const char *root)
+{
+    char *dirs[2];
+    if (asprintf(&dirs[0], "%s/sys/block", root) < 0 ||
+        asprintf(&dirs[1], "%s/sys/class", root) < 0)
+        abort();
+    for (int d = 0; d < 2; d++) {
+        DIR *dir = opendir(dirs[d]);
+        struct dirent *e;
+        while (dir && (e = readdir(dir))) {
+            if (e->d_name[0] == '.')
+                continue;
+            char *p;
+            struct stat st;
+            if (asprintf(&p, "%s/%s", dirs[d], e->d_name) < 0)
+                abort();
+            if (d == 1 && lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+                DIR *sub = opendir(p);
+                struct dirent *f;
+                while (sub && (f = readdir(sub))) {
+                    char *q;
+                    if (f->d_name[0] == '.')
+                        continue;
+                    if (asprintf(&q, "%s/%s", p, f->d_name) < 0)
+                        abort();
+                    if (lstat(q, &st) == 0 && S_ISLNK(st.st_mode) && stat(q, &st) < 0)
+                        unlink(q);
+                    free(q);
+                }
+                if (sub)
+                    closedir(sub);
+            } else if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode) && stat(p, &st) < 0) {
+                unlink(p);
+            }
+            free(p);
+        }
+        if (dir)
+            closedir(dir);
+        free(dirs[d]);
+    }
+}
+
 int main(void)
 {
     UMockdevTestbed *tb = umockdev_testbed_new();
@@ -164,6 +209,7 @@ int main(void)
                     umockdev_testbed_remove_device(tb, paths[i]);
                     free(paths[i]);
                 }
+                remove_dangling_links(root);
                 printf("ok %llu\n", t);
             }
             free(paths);
