@@ -1,0 +1,408 @@
+/* The device model on the lab fixture (tests/fixtures/lab.umockdev) inside a umockdev testbed:
+ * enumeration, every specifier form, host use from fixture mountinfo/swaps files, and the
+ * libusb descriptors. Runs under umockdev-wrapper (tests/CMakeLists.txt). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "device-internal.h"
+#include "device.h"
+#include "usbdesc.h"
+
+#include <errno.h>
+#include <string.h>
+#include <umockdev.h>
+
+/* umockdev preloads itself; an ASan build must not insist on coming first. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "verify_asan_link_order=0";
+}
+
+#define LAB USBVM_SRCDIR "/tests/fixtures/lab.umockdev"
+
+static UMockdevTestbed *testbed;
+static struct udev *udev;
+static char tmpdir[] = "/tmp/usbvm-test-device-XXXXXX";
+static UsbvmHostPaths host_none;
+
+static char *write_tmp(const char *name, const char *text)
+{
+    char *path = xasprintf("%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static int setup(void **state)
+{
+    /* umockdev_in_mock_environment() says no under ASan although the preload works; the
+     * enumeration below fails loudly if the testbed is not in effect. */
+    testbed = umockdev_testbed_new();
+    GError *error = NULL;
+    if (!umockdev_testbed_add_from_file(testbed, LAB, &error)) {
+        fprintf(stderr, "cannot load %s: %s\n", LAB, error->message);
+        return -1;
+    }
+    udev = udev_new();
+    assert_non_null(mkdtemp(tmpdir));
+    /* Empty host use, so the enumeration tests do not depend on this machine's mounts. */
+    host_none.mountinfo = write_tmp("mountinfo-empty", "");
+    host_none.swaps = write_tmp("swaps-empty", "Filename\tType\tSize\tUsed\tPriority\n");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    udev_unref(udev);
+    g_object_unref(testbed);
+    unlink(host_none.mountinfo);
+    unlink(host_none.swaps);
+    free((char *)host_none.mountinfo);
+    free((char *)host_none.swaps);
+    rmdir(tmpdir);
+    return 0;
+}
+
+static UsbvmDeviceList *lab_list(const UsbvmHostPaths *paths)
+{
+    UsbvmDeviceList *l = NULL;
+    UsbvmError err = { 0 };
+    int r = usbvm_device_list_enumerate(udev, paths, &l, &err);
+    if (r < 0)
+        fail_msg("enumerate: %s", err.message);
+    return l;
+}
+
+static UsbvmDevice *by_port(UsbvmDeviceList *l, const char *port)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (streq(l->devices[i]->port, port))
+            return l->devices[i];
+    fail_msg("no device %s", port);
+    return NULL;
+}
+
+static void test_identity_alias(void **state)
+{
+    _cleanup_free_ char *a = usbvm_identity_for(0x0781, 0x5567, "4C530001230615117092", "1-1");
+    assert_string_equal(a, "0781:5567:4C530001230615117092");
+    _cleanup_free_ char *b = usbvm_identity_for(0x058f, 0x6387, NULL, "1-2");
+    assert_string_equal(b, "058f:6387@1-2");
+    _cleanup_free_ char *c = usbvm_identity_for(0x058f, 0x6387, "", "1-2");
+    assert_string_equal(c, "058f:6387@1-2");
+    /* FNV-1a 64 of the identity, computed independently. */
+    _cleanup_free_ char *alias = usbvm_alias_for_identity(a);
+    assert_string_equal(alias, "ua-usbvm-ca41819e98ee4367");
+}
+
+static void test_enumerate(void **state)
+{
+    _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *l = lab_list(&host_none);
+    static const char *const ports[] = { "usb1", "1-1", "1-2",  "1-3", "1-4",
+                                         "1-5",  "1-6", "usb2", "2-1", "2-1.1" };
+    assert_int_equal(l->n, ELEMENTSOF(ports));
+    for (size_t i = 0; i < l->n; i++)
+        assert_string_equal(l->devices[i]->port, ports[i]);
+
+    UsbvmDevice *d = by_port(l, "1-1");
+    assert_string_equal(d->syspath, "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1");
+    assert_int_equal(d->busnum, 1);
+    assert_int_equal(d->devnum, 2);
+    assert_string_equal(d->devnode, "/dev/bus/usb/001/002");
+    assert_int_equal(d->vendor_id, 0x0781);
+    assert_int_equal(d->product_id, 0x5567);
+    assert_int_equal(d->bcd_usb, 0x0200);
+    assert_int_equal(d->bcd_device, 0x0100);
+    assert_string_equal(d->manufacturer, "SanDisk");
+    assert_string_equal(d->product, "Cruzer Blade");
+    assert_string_equal(d->serial, "4C530001230615117092");
+    assert_string_equal(d->speed, "480");
+    assert_string_equal(d->connect_type, "hotplug");
+    assert_true(d->authorized);
+    assert_false(d->is_hub);
+    assert_true(usbvm_device_is_storage(d));
+    assert_string_equal(d->alias, "ua-usbvm-ca41819e98ee4367");
+    assert_int_equal(d->n_interfaces, 1);
+    assert_int_equal(d->interfaces[0].cls, 0x08);
+    assert_int_equal(d->interfaces[0].subclass, 0x06);
+    assert_int_equal(d->interfaces[0].protocol, 0x50);
+    assert_string_equal(d->interfaces[0].driver, "usb-storage");
+
+    assert_int_equal(d->n_blocks, 3);
+    const UsbvmBlock *disk = &d->blocks[0], *p1 = &d->blocks[1], *p2 = &d->blocks[2];
+    assert_int_equal(disk->type, USBVM_BLOCK_DISK);
+    assert_string_equal(disk->name, "sdb");
+    assert_null(disk->parent);
+    assert_int_equal(disk->size, 30031872ULL * 512);
+    assert_true(disk->removable);
+    assert_false(disk->readonly);
+    assert_int_equal(p1->type, USBVM_BLOCK_PARTITION);
+    assert_string_equal(p1->name, "sdb1");
+    assert_string_equal(p1->parent, "sdb");
+    assert_string_equal(p1->devnode, "/dev/sdb1");
+    assert_string_equal(p1->by_id,
+                        "/dev/disk/by-id/usb-SanDisk_Cruzer_Blade_4C530001230615117092-0:0-part1");
+    assert_int_equal(p1->major, 8);
+    assert_int_equal(p1->minor, 17);
+    assert_int_equal(p1->size, 2097152ULL * 512);
+    assert_true(p1->removable); /* inherited from the disk */
+    assert_string_equal(p1->fs_type, "vfat");
+    assert_string_equal(p1->fs_uuid, "1A2B-3C4D");
+    assert_string_equal(p2->fs_label, "My Files"); /* ID_FS_LABEL_ENC decoded, not My_Files */
+    const UsbvmBlock *disks[4];
+    assert_int_equal(usbvm_device_disks(d, disks, 4), 1);
+    assert_ptr_equal(disks[0], disk);
+
+    d = by_port(l, "1-2");
+    assert_null(d->serial);
+    assert_string_equal(d->identity, "058f:6387@1-2");
+    assert_int_equal(d->n_blocks, 1);
+    assert_string_equal(d->blocks[0].fs_type, "vfat");
+
+    d = by_port(l, "1-5");
+    assert_false(usbvm_device_is_storage(d));
+    assert_int_equal(d->n_interfaces, 2);
+    assert_int_equal(d->interfaces[1].number, 1);
+    assert_string_equal(d->speed, "1.5");
+    assert_int_equal(d->bcd_usb, 0x0110);
+
+    d = by_port(l, "1-6");
+    assert_string_equal(d->manufacturer, "ACME \"Quoted\" <b>&amp;");
+    assert_string_equal(d->product, "Line1\nLine2 \xff\xfe bad"); /* raw bytes */
+    assert_int_equal(strlen(d->serial), 255);
+    assert_string_equal(d->blocks[1].fs_label, "a\"b<c&d");
+    _cleanup_free_ char *shown = usbvm_device_display_name(d);
+    assert_string_equal(shown, "ACME \"Quoted\" <b>&amp; Line1\\nLine2 \\xff\\xfe bad");
+
+    d = by_port(l, "2-1");
+    assert_true(d->is_hub);
+    assert_string_equal(d->connect_type, "hardwired");
+    assert_int_equal(d->n_blocks, 0); /* the disk behind it is the T5's, not the hub's */
+    d = by_port(l, "2-1.1");
+    assert_int_equal(d->bcd_usb, 0x0310);
+    assert_string_equal(d->interfaces[0].driver, "uas");
+    assert_int_equal(d->interfaces[0].alt, 1);
+    assert_int_equal(d->n_blocks, 2);
+    assert_false(d->blocks[0].removable);
+
+    d = by_port(l, "usb1");
+    assert_true(d->is_hub);
+    assert_null(d->connect_type);
+}
+
+static void test_new_from_udev(void **state)
+{
+    _cleanup_(udev_device_unrefp) struct udev_device *u =
+        udev_device_new_from_syspath(udev, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1");
+    assert_non_null(u);
+    _cleanup_(usbvm_device_freep) UsbvmDevice *d = NULL;
+    UsbvmError err = { 0 };
+    assert_int_equal(usbvm_device_new_from_udev(u, &host_none, &d, &err), 0);
+    assert_string_equal(d->port, "2-1.1");
+    assert_int_equal(d->n_interfaces, 1);
+    assert_int_equal(d->n_blocks, 2);
+    assert_string_equal(d->blocks[0].name, "sdg");
+    assert_string_equal(d->blocks[1].name, "sdg1");
+
+    _cleanup_(udev_device_unrefp) struct udev_device *hub =
+        udev_device_new_from_syspath(udev, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1");
+    _cleanup_(usbvm_device_freep) UsbvmDevice *h = NULL;
+    assert_int_equal(usbvm_device_new_from_udev(hub, &host_none, &h, &err), 0);
+    assert_int_equal(h->n_interfaces, 1); /* its own, not the T5's */
+    assert_int_equal(h->n_blocks, 0);
+
+    _cleanup_(udev_device_unrefp) struct udev_device *intf = udev_device_new_from_syspath(
+        udev, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1/2-1.1:1.0");
+    UsbvmDevice *none = (UsbvmDevice *)0x1;
+    assert_int_equal(usbvm_device_new_from_udev(intf, &host_none, &none, &err), -EINVAL);
+    assert_ptr_equal(none, (UsbvmDevice *)0x1); /* not clobbered */
+}
+
+static void expect_resolves(UsbvmDeviceList *l, const char *spec, const char *port)
+{
+    UsbvmDevice *d = NULL;
+    UsbvmError err = { 0 };
+    int r = usbvm_device_list_resolve(l, spec, &d, &err);
+    if (r < 0)
+        fail_msg("'%s': %s", spec, err.message);
+    assert_string_equal(d->port, port);
+}
+
+static void test_resolve(void **state)
+{
+    _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *l = lab_list(&host_none);
+    expect_resolves(l, "1-1", "1-1");
+    expect_resolves(l, "usb2", "usb2");
+    expect_resolves(l, "0781:5567", "1-1");
+    expect_resolves(l, "0781:5567:4C530001230615117092", "1-1");
+    expect_resolves(l, "ua-usbvm-ca41819e98ee4367", "1-1");
+    expect_resolves(l, "serial=E0D55EA573F5E3A0B9850F6A", "1-4");
+    expect_resolves(l, "/dev/sdb", "1-1");
+    expect_resolves(l, "/dev/sdb2", "1-1");
+    expect_resolves(l, "/dev/disk/by-id/usb-Kingston_DataTraveler_3.0_E0D55EA573F5E3A0B9850F6A-0:0",
+                    "1-4");
+    expect_resolves(l, "/dev/sdg1", "2-1.1");
+    expect_resolves(l, "/dev/bus/usb/002/003", "2-1.1");
+    expect_resolves(l, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1", "2-1");
+    expect_resolves(l, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1/", "2-1.1");
+    expect_resolves(l, "/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1/2-1.1:1.0", "2-1.1");
+    expect_resolves(l, "/sys/bus/usb/devices/1-5", "1-5");
+    expect_resolves(l, "/sys/class/block/sdd1", "1-3");
+    expect_resolves(l, "058f:6387@1-2", "1-2");
+
+    UsbvmDevice *keep = (UsbvmDevice *)0x1;
+    UsbvmError err = { 0 };
+    assert_int_equal(usbvm_device_list_resolve(l, "0951:1666", &keep, &err), -ENOTUNIQ);
+    assert_ptr_equal(keep, (UsbvmDevice *)0x1);
+    assert_int_equal(err.kind, USBVM_E_NOTFOUND);
+    assert_string_equal(err.message,
+                        "'0951:1666' matches 2 devices: 1-3 (serial E0D55EA573F5E3A0B9850F5D), "
+                        "1-4 (serial E0D55EA573F5E3A0B9850F6A); name one by its port path or "
+                        "serial=...");
+
+    static const char *const unknown[] = { "foo",
+                                           "ffff:ffff",
+                                           "serial=nope",
+                                           "/dev/sdz",
+                                           "/dev/bus/usb/009/009",
+                                           "/sys/devices/virtual",
+                                           "ua-usbvm-0000000000000000" };
+    for (size_t i = 0; i < ELEMENTSOF(unknown); i++) {
+        usbvm_error_clear(&err);
+        assert_int_equal(usbvm_device_list_resolve(l, unknown[i], &keep, &err), -ENOENT);
+        assert_int_equal(err.kind, USBVM_E_NOTFOUND);
+        _cleanup_free_ char *want = xasprintf(
+            "no USB device matches '%s': tried port path, VID:PID, serial=, /dev node, "
+            "/dev/bus/usb node, sysfs path, identity, alias; run 'usbvm list --all' to see the "
+            "devices",
+            unknown[i]);
+        assert_string_equal(err.message, want);
+    }
+    /* A hostile specifier is escaped in the message. */
+    usbvm_error_clear(&err);
+    assert_int_equal(usbvm_device_list_resolve(l, "a\nb", &keep, &err), -ENOENT);
+    assert_non_null(strstr(err.message, "'a\\nb'"));
+}
+
+static void test_host_use(void **state)
+{
+    /* sdb1 mounted under another name (by-label) on a path with a space: matched by 8:17.
+     * sdb2 on btrfs-style anonymous 0:45: matched by source. sdd1 is swap; sde1 held. */
+    _cleanup_free_ char *mi =
+        write_tmp("mountinfo", "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n"
+                               "80 22 8:17 / /media/my\\040stick rw,nosuid shared:40 - vfat "
+                               "/dev/disk/by-label/SANDISK rw,fmask=0022\n"
+                               "81 22 0:45 /@data /srv/data rw shared:41 - btrfs /dev/sdb2 rw\n"
+                               "82 22 8:17 / /mnt/second rw - vfat /dev/sdb1 rw\n");
+    _cleanup_free_ char *sw = write_tmp("swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\tPriority\n"
+                                                 "/dev/sdd1                               "
+                                                 "partition\t30217720\t0\t-2\n");
+    UsbvmHostPaths paths = { mi, sw };
+    _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *l = lab_list(&paths);
+
+    UsbvmDevice *d = by_port(l, "1-1");
+    assert_null(d->blocks[0].mountpoint);
+    assert_string_equal(d->blocks[1].mountpoint, "/media/my stick"); /* the first one */
+    assert_string_equal(d->blocks[2].mountpoint, "/srv/data");
+    UsbvmError err = { 0 };
+    assert_int_equal(usbvm_device_check_host_use(d, &err), -EBUSY);
+    assert_int_equal(err.kind, USBVM_E_REFUSED);
+    assert_string_equal(err.message, "/dev/sdb1 is mounted on /media/my stick; unmount it first");
+
+    d = by_port(l, "1-3");
+    assert_true(d->blocks[1].swap);
+    assert_false(d->blocks[0].swap);
+    assert_int_equal(usbvm_device_check_host_use(d, &err), -EBUSY);
+    assert_string_equal(err.message, "/dev/sdd1 is in use as swap; run 'swapoff /dev/sdd1' first");
+
+    d = by_port(l, "1-4");
+    assert_int_equal(usbvm_strv_length(d->blocks[1].holders), 1);
+    assert_int_equal(usbvm_device_check_host_use(d, &err), -EBUSY);
+    assert_string_equal(err.message,
+                        "/dev/sde1 is held by dm-0 (device-mapper/LVM/md); release it first");
+
+    usbvm_error_clear(&err);
+    assert_int_equal(usbvm_device_check_host_use(by_port(l, "1-2"), &err), 0);
+    assert_int_equal(err.kind, USBVM_E_OK);
+    assert_int_equal(usbvm_device_check_host_use(by_port(l, "1-5"), &err), 0);
+
+    /* Refresh sees the host as it is now. */
+    d = by_port(l, "1-1");
+    assert_int_equal(usbvm_device_refresh_host_use(d, &host_none, &err), 0);
+    assert_null(d->blocks[1].mountpoint);
+    assert_int_equal(usbvm_device_check_host_use(d, &err), 0);
+
+    /* A missing swaps file (minimal containers) is empty, not an error. */
+    UsbvmHostPaths noswap = { mi, "/nonexistent/swaps" };
+    assert_int_equal(usbvm_device_refresh_host_use(d, &noswap, &err), 0);
+    assert_string_equal(d->blocks[1].mountpoint, "/media/my stick");
+}
+
+static void test_decode(void **state)
+{
+    _cleanup_free_ char *a = usbvm_decode_hex_escapes("My\\x20Files\\x22\\x3c\\xzz");
+    assert_string_equal(a, "My Files\"<\\xzz");
+    _cleanup_free_ char *b = usbvm_decode_octal_escapes("/media/a\\040b\\011c\\134d\\9");
+    assert_string_equal(b, "/media/a b\tc\\d\\9");
+}
+
+static void test_blocks_sort(void **state)
+{
+    UsbvmBlock b[5] = {
+        { .type = USBVM_BLOCK_PARTITION, .name = "sdb10", .parent = "sdb" },
+        { .type = USBVM_BLOCK_PARTITION, .name = "sdaa1", .parent = "sdaa" },
+        { .type = USBVM_BLOCK_DISK, .name = "sdaa" },
+        { .type = USBVM_BLOCK_PARTITION, .name = "sdb2", .parent = "sdb" },
+        { .type = USBVM_BLOCK_DISK, .name = "sdb" },
+    };
+    usbvm_blocks_sort(b, ELEMENTSOF(b));
+    static const char *const want[] = { "sdb", "sdb2", "sdb10", "sdaa", "sdaa1" };
+    for (size_t i = 0; i < ELEMENTSOF(want); i++)
+        assert_string_equal(b[i].name, want[i]);
+}
+
+static void test_descriptors(void **state)
+{
+    _cleanup_(usbvm_usbdesc_freep) UsbvmUsbDesc *u = NULL;
+    UsbvmError err = { 0 };
+    int r = usbvm_usbdesc_read(1, 6, &u, &err); /* the keyboard */
+    if (r < 0)
+        fail_msg("usbdesc: %s", err.message);
+    assert_int_equal(u->vendor_id, 0x046d);
+    assert_int_equal(u->product_id, 0xc31c);
+    assert_int_equal(u->bcd_usb, 0x0110);
+    assert_int_equal(u->max_packet_size0, 8);
+    assert_int_equal(u->config_value, 1);
+    assert_int_equal(u->config_attributes, 0xa0);
+    assert_int_equal(u->max_power_ma, 90);
+    assert_int_equal(u->n_altsettings, 2);
+    assert_int_equal(u->altsettings[0].cls, 3);
+    assert_int_equal(u->altsettings[0].protocol, 1);
+    assert_int_equal(u->altsettings[1].n_endpoints, 1);
+    assert_int_equal(u->altsettings[1].endpoints[0].address, 0x82);
+    assert_string_equal(usbvm_usbdesc_transfer_type(u->altsettings[1].endpoints[0].attributes),
+                        "interrupt");
+    assert_int_equal(u->altsettings[1].endpoints[0].interval, 255);
+
+    UsbvmUsbDesc *keep = (UsbvmUsbDesc *)0x1;
+    assert_int_equal(usbvm_usbdesc_read(9, 99, &keep, &err), -ENODEV);
+    assert_int_equal(err.kind, USBVM_E_NOTFOUND);
+    assert_ptr_equal(keep, (UsbvmUsbDesc *)0x1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_identity_alias), cmocka_unit_test(test_enumerate),
+        cmocka_unit_test(test_new_from_udev),  cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_host_use),       cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_blocks_sort),    cmocka_unit_test(test_descriptors),
+    };
+    return cmocka_run_group_tests_name("device", tests, setup, teardown);
+}
