@@ -313,6 +313,10 @@ usbvm_h_by_id_link() {
 
 # ---- umockdev fixtures -----------------------------------------------------------------------
 
+_usbvm_h_hex() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n' | tr a-f A-F; }
+# udev itself replaces unsafe characters in ID_SERIAL_SHORT with '_'.
+_usbvm_h_udev_safe() { printf '%s' "$1" | LC_ALL=C tr -c 'A-Za-z0-9#+.:=@_-' '_'; }
+
 # usbvm_h_fixture_usb_stick [options] : writes an umockdev fixture of a USB mass-storage stick
 # (usb device -> interface 08/06/50 -> scsi host -> target -> lun -> block/sdX [-> sdX1]) whose
 # disk DEVNAME, MAJOR/MINOR and "dev" attribute are those of a real loop device, so libvirt
@@ -391,9 +395,10 @@ usbvm_h_fixture_usb_stick() {
         printf 'A: bDeviceSubClass=00\nA: bDeviceProtocol=00\nA: busnum=%s\nA: devnum=%s\n' "$bus" "$devnum"
         printf 'A: speed=480\nA: version= 2.10\nA: authorized=1\nA: removable=removable\n'
         printf 'A: bNumInterfaces= 1\nA: bConfigurationValue=1\nA: bMaxPower=100mA\n'
-        [ -n "$manu" ] && printf 'A: manufacturer=%s\n' "$manu"
-        [ -n "$prod" ] && printf 'A: product=%s\n' "$prod"
-        [ -n "$serial" ] && printf 'A: serial=%s\n' "$serial"
+        # As hex (H:) so that any byte survives, like sysfs with its trailing newline.
+        [ -n "$manu" ] && printf 'H: manufacturer=%s0A\n' "$(_usbvm_h_hex "$manu")"
+        [ -n "$prod" ] && printf 'H: product=%s0A\n' "$(_usbvm_h_hex "$prod")"
+        [ -n "$serial" ] && printf 'H: serial=%s0A\n' "$(_usbvm_h_hex "$serial")"
         printf 'H: descriptors=%s\n' "$desc"
         printf 'L: driver=../../../../../bus/usb/drivers/usb\n\n'
 
@@ -407,13 +412,14 @@ usbvm_h_fixture_usb_stick() {
         printf 'P: %s\nE: DEVTYPE=scsi_host\nE: SUBSYSTEM=scsi\n\n' "$host"
         printf 'P: %s\nE: DEVTYPE=scsi_target\nE: SUBSYSTEM=scsi\n\n' "$target"
         printf 'P: %s\nE: DEVTYPE=scsi_device\nE: DRIVER=sd\nE: SUBSYSTEM=scsi\n' "$lun"
-        printf 'A: type=0\nA: vendor=%-8.8s\nA: model=%-16.16s\nA: rev=1.00\n' "${manu:-Generic}" "${prod:-Disk}"
+        printf 'A: type=0\nA: vendor=%-8.8s\nA: model=%-16.16s\nA: rev=1.00\n' \
+            "$(_usbvm_h_udev_safe "${manu:-Generic}")" "$(_usbvm_h_udev_safe "${prod:-Disk}")"
         printf 'L: driver=../../../../../../../../../bus/scsi/drivers/sd\n\n'
 
         printf 'P: %s\nE: DEVNAME=%s\nE: DEVTYPE=disk\nE: SUBSYSTEM=block\n' "$blk" "$loop"
         printf 'E: MAJOR=%s\nE: MINOR=%s\nE: ID_BUS=usb\nE: ID_TYPE=disk\n' "$maj" "$min"
         printf 'E: ID_VENDOR_ID=%s\nE: ID_MODEL_ID=%s\nE: ID_USB_DRIVER=usb-storage\n' "$vid" "$pid"
-        [ -n "$serial" ] && printf 'E: ID_SERIAL_SHORT=%s\n' "$serial"
+        [ -n "$serial" ] && printf 'E: ID_SERIAL_SHORT=%s\n' "$(_usbvm_h_udev_safe "$serial")"
         [ -n "$byid" ] && printf 'E: DEVLINKS=/dev/disk/by-id/%s\n' "$byid"
         [ -n "$fstype" ] && printf 'E: ID_FS_TYPE=%s\nE: ID_FS_USAGE=filesystem\n' "$fstype"
         [ -n "$fslabel" ] && printf 'E: ID_FS_LABEL=%s\nE: ID_FS_LABEL_ENC=%s\n' "$fslabel" "$fslabel"
