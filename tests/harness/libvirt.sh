@@ -118,7 +118,7 @@ usbvm_h_cleanup() {
         _usbvm_h_kill_pidfile "$USBVM_H_TMP/virtlogd.pid" TERM
     fi
     if [ -n "$USBVM_H_TMP" ] && [ "${USBVM_H_KEEP:-0}" != 1 ]; then rm -rf "$USBVM_H_TMP"; fi
-    if [ $rc -eq 0 ] && [ "$USBVM_H_FAILED" = 0 ]; then
+    if [ $rc -eq 0 ] && [ "$USBVM_H_FAILED" = 0 ] && [ "$USBVM_H_CHECKS" -gt 0 ]; then
         printf '1..%d\n' "$USBVM_H_CHECKS"
     fi
     exit $rc

@@ -1,0 +1,152 @@
+/* The floor for tests/bench/bench-attach.sh: the same device XML attached and detached with
+ * the bare libvirt API, no safety checks, no udev. Times only the API calls (and, for detach,
+ * the wait for libvirt's DEVICE_REMOVED event), in microseconds, one number per line.
+ *
+ *   bench-attach-raw attach URI DOMAIN XMLFILE
+ *   bench-attach-raw detach URI DOMAIN ALIAS          (waits for DEVICE_REMOVED, 10 s max)
+ *   bench-attach-raw cycle URI DOMAIN XMLFILE ALIAS N (N x attach+detach on one connection:
+ *                                                       prints "attach_us detach_us")
+ *   bench-attach-raw wait-gone URI DOMAIN ALIAS       (no timing; exits once the alias is gone)
+ */
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void quiet(void *u, virErrorPtr e)
+{
+}
+
+static long long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench-attach-raw: %s: %s\n", what, virGetLastErrorMessage());
+    exit(1);
+}
+
+typedef struct {
+    const char *alias;
+    bool removed, timed_out;
+} Wait;
+
+static void on_removed(virConnectPtr c, virDomainPtr d, const char *alias, void *opaque)
+{
+    Wait *w = opaque;
+    if (strcmp(alias, w->alias) == 0)
+        w->removed = true;
+}
+
+static void on_timeout(int t, void *opaque)
+{
+    ((Wait *)opaque)->timed_out = true;
+}
+
+static bool alias_live(virDomainPtr dom, const char *alias)
+{
+    char *xml = virDomainGetXMLDesc(dom, 0);
+    if (!xml)
+        die("dumpxml");
+    char needle[256];
+    snprintf(needle, sizeof(needle), "<alias name='%s'/>", alias);
+    bool found = strstr(xml, needle) != NULL;
+    free(xml);
+    return found;
+}
+
+/* Registers first, then asks (if do_detach) or looks (the alias may be gone already). */
+static long long detach_wait(virConnectPtr conn, virDomainPtr dom, const char *alias,
+                             bool do_detach)
+{
+    Wait w = { .alias = alias };
+    int cb = virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                              VIR_DOMAIN_EVENT_CALLBACK(on_removed), &w, NULL);
+    if (cb < 0)
+        die("event register");
+    long long t0 = now_us();
+    if (do_detach) {
+        if (virDomainDetachDeviceAlias(dom, alias, VIR_DOMAIN_AFFECT_LIVE) < 0)
+            die("detach");
+    } else if (!alias_live(dom, alias)) {
+        w.removed = true;
+    }
+    int timer = virEventAddTimeout(10000, on_timeout, &w, NULL);
+    while (!w.removed && !w.timed_out)
+        if (virEventRunDefaultImpl() < 0)
+            die("event loop");
+    long long t1 = now_us();
+    virEventRemoveTimeout(timer);
+    virConnectDomainEventDeregisterAny(conn, cb);
+    if (!w.removed && alias_live(dom, alias)) {
+        fprintf(stderr, "bench-attach-raw: '%s' not removed within 10 s\n", alias);
+        exit(5);
+    }
+    return t1 - t0;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr, "usage: see the comment at the top of bench-attach-raw.c\n");
+        return 2;
+    }
+    virSetErrorFunc(NULL, quiet);
+    virEventRegisterDefaultImpl();
+    virConnectPtr conn = virConnectOpen(argv[2]);
+    if (!conn)
+        die("connect");
+    virDomainPtr dom = virDomainLookupByName(conn, argv[3]);
+    if (!dom)
+        die("lookup");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "attach") == 0) {
+        const char *xml = slurp(argv[4]);
+        long long t0 = now_us();
+        if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
+            die("attach");
+        printf("%lld\n", now_us() - t0);
+    } else if (strcmp(cmd, "detach") == 0) {
+        printf("%lld\n", detach_wait(conn, dom, argv[4], true));
+    } else if (strcmp(cmd, "wait-gone") == 0) {
+        detach_wait(conn, dom, argv[4], false);
+    } else if (strcmp(cmd, "cycle") == 0 && argc == 7) {
+        const char *xml = slurp(argv[4]);
+        int n = atoi(argv[6]);
+        for (int i = 0; i < n; i++) {
+            long long t0 = now_us();
+            if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
+                die("attach");
+            long long ta = now_us() - t0;
+            long long td = detach_wait(conn, dom, argv[5], true);
+            printf("%lld %lld\n", ta, td);
+        }
+    } else {
+        fprintf(stderr, "bench-attach-raw: unknown command '%s'\n", cmd);
+        return 2;
+    }
+    virDomainFree(dom);
+    virConnectClose(conn);
+    return 0;
+}
