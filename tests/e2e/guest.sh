@@ -10,16 +10,17 @@ SERIAL_LOG_DIR=/var/log/libvirt/qemu
 
 die() { echo "guest: $*" >&2; exit 1; }
 
-# wait_line FILE REGEX TIMEOUT: wait until FILE (which may not exist yet) has a line
-# matching REGEX.  Event-driven: tail -F follows the file with inotify.
+# wait_line FILE REGEX TIMEOUT [N]: wait until FILE (which may not exist yet) has N
+# (default 1) lines matching REGEX; print the Nth.  Event-driven: tail -F follows the
+# file with inotify.
 wait_line() {
-    local f=$1 re=$2 t=$3 line fd tpid end
+    local f=$1 re=$2 t=$3 want=${4:-1} seen=0 line fd tpid end
     end=$((SECONDS + t))
     exec {fd}< <(exec tail -F -n +1 "$f" 2>/dev/null)
     tpid=$!
     while ((SECONDS < end)); do
         if IFS= read -r -t $((end - SECONDS)) -u "$fd" line; then
-            if [[ $line =~ $re ]]; then
+            if [[ $line =~ $re ]] && ((++seen >= want)); then
                 kill "$tpid" 2>/dev/null || true
                 exec {fd}<&-
                 printf '%s\n' "$line"
@@ -84,10 +85,14 @@ wait_usb() {
     return 1
 }
 
-# hostdevs DOM: the usb hostdevs in DOM's live XML, one per line.
-hostdevs() { virsh -q dumpxml "$1" --xpath "//devices/hostdev[@type='usb']" 2>/dev/null || true; }
+# hostdevs DOM: the usb hostdevs in DOM's live XML (attribute quotes normalised to ').
+hostdevs() {
+    { virsh -q dumpxml "$1" --xpath "//devices/hostdev[@type='usb']" 2>/dev/null || true; } | tr '"' "'"
+}
 # usbvm_devs DOM: everything carrying a ua-usbvm- alias (hostdevs and disks).
-usbvm_devs() { virsh -q dumpxml "$1" --xpath "//devices/*[alias[starts-with(@name,'ua-usbvm-')]]" 2>/dev/null || true; }
+usbvm_devs() {
+    { virsh -q dumpxml "$1" --xpath "//devices/*[alias[starts-with(@name,'ua-usbvm-')]]" 2>/dev/null || true; } | tr '"' "'"
+}
 # info_usb DOM: QEMU's own view of the domain's USB bus.
 info_usb() { virsh qemu-monitor-command "$1" --hmp 'info usb'; }
 # query_block DOM: QEMU's block devices (one "device/qdev: file" per line).
@@ -185,13 +190,13 @@ events_start() {
     local tok="e2e-sync-$RANDOM$RANDOM" end=$((SECONDS + 20))
     while ((SECONDS < end)); do
         virsh -q desc "$1" --live --new-desc "$tok" >/dev/null
-        wait_line "$RUNDIR/events-$1.log" "metadata-change" 2 >/dev/null && return 0
+        wait_line "$RUNDIR/events-$1.log" "metadata-change" 5 2>/dev/null >/dev/null && return 0
     done
     echo "guest: virsh event for $1 never registered" >&2
     return 1
 }
-# events_wait DOM REGEX [TIMEOUT]: wait for a matching event line, print it.
-events_wait() { wait_line "$RUNDIR/events-$1.log" "$2" "${3:-30}"; }
+# events_wait DOM REGEX [TIMEOUT [N]]: wait for the Nth matching event line, print it.
+events_wait() { wait_line "$RUNDIR/events-$1.log" "$2" "${3:-30}" "${4:-1}"; }
 
 reset_guest_state() {
     local f d
