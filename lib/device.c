@@ -166,15 +166,59 @@ static int interface_cmp(const void *a, const void *b)
     return (int)x->alt - (int)y->alt;
 }
 
-/* The USB device (not interface) a udev device belongs to: the nearest usb_device on its
- * parent chain, itself included. */
-static const char *usb_device_syspath_of(struct udev_device *d)
+/* The USB device a sysfs path belongs to: the deepest device whose directory contains it. This
+ * is the parent chain, walked on strings: creating a udev device per ancestor costs a
+ * uevent and database read each, which dominated "list" on a 64-device host. */
+static bool is_usb_device_name(const char *s, size_t n)
 {
-    if (streq(udev_device_get_subsystem(d), "usb") &&
-        streq(udev_device_get_devtype(d), "usb_device"))
-        return udev_device_get_syspath(d);
-    struct udev_device *p = udev_device_get_parent_with_subsystem_devtype(d, "usb", "usb_device");
-    return p ? udev_device_get_syspath(p) : NULL;
+    /* "1-2", "1-2.4.1": bus, '-', then ports joined by '.'. */
+    size_t i = 0, digits = 0;
+    bool dash = false;
+    for (; i < n; i++) {
+        if (s[i] >= '0' && s[i] <= '9')
+            digits++;
+        else if ((s[i] == '-' && !dash) || (s[i] == '.' && dash)) {
+            if (!digits)
+                return false;
+            dash = true;
+            digits = 0;
+        } else
+            return false;
+    }
+    return dash && digits;
+}
+
+/* True when a USB device other than the one at the prefix lies between it and path, e.g.
+ * a disk of a stick behind a hub, seen from the hub. */
+static bool below_another_device(const char *path, size_t prefix_len)
+{
+    const char *p = path + prefix_len;
+    while (*p == '/') {
+        const char *q = strchr(p + 1, '/');
+        size_t n = q ? (size_t)(q - p - 1) : strlen(p + 1);
+        if (is_usb_device_name(p + 1, n))
+            return true;
+        if (!q)
+            break;
+        p = q;
+    }
+    return false;
+}
+
+static UsbvmDevice *owner_of(UsbvmDevice **devs, size_t n, const char *path)
+{
+    UsbvmDevice *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(devs[i]->syspath);
+        if (len > best_len && strncmp(path, devs[i]->syspath, len) == 0 && path[len] == '/') {
+            best = devs[i];
+            best_len = len;
+        }
+    }
+    if (best && below_another_device(path, best_len))
+        return NULL;
+    return best;
 }
 
 static int enumerate(struct udev *udev, const char *subsystem, const char *devtype,
@@ -204,62 +248,51 @@ static void device_finish(UsbvmDevice *dev)
     usbvm_blocks_sort(dev->blocks, dev->n_blocks);
 }
 
-/* Walks an enumeration, calling fn for each device whose USB device is dev (or, when dev is
- * NULL, looking the owner up in the list). */
-typedef void (*AddFn)(UsbvmDevice *dev, struct udev_device *child, const UsbvmHostUse *use);
-
-static void add_interface_cb(UsbvmDevice *dev, struct udev_device *child, const UsbvmHostUse *use)
+/* Hands each interface and block device below the devices to its owner. The usb scan is the
+ * one that found the devices when scan_usb is NULL (interfaces then come from a new scan). */
+static int collect_children(struct udev *udev, struct udev_device *parent,
+                            struct udev_enumerate *usb_scan, UsbvmDevice **devs, size_t n,
+                            const UsbvmHostUse *use, UsbvmError *err)
 {
-    add_interface(dev, child);
-}
-
-static UsbvmDevice *owner_in_list(UsbvmDevice **devs, size_t n, const char *usb_syspath)
-{
-    for (size_t i = 0; i < n; i++)
-        if (streq(devs[i]->syspath, usb_syspath))
-            return devs[i];
-    return NULL;
-}
-
-static void distribute(struct udev *udev, struct udev_enumerate *e, UsbvmDevice **devs, size_t n,
-                       const UsbvmHostUse *use, AddFn fn, bool interfaces)
-{
+    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *own_scan = NULL, *eb = NULL;
+    int r;
+    if (!usb_scan) {
+        r = enumerate(udev, "usb", "usb_interface", parent, &own_scan, err);
+        if (r < 0)
+            return r;
+        usb_scan = own_scan;
+    }
     struct udev_list_entry *le;
-    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(e))
+    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(usb_scan))
     {
         const char *path = udev_list_entry_get_name(le);
+        /* Interfaces are named "<device>:<config>.<number>"; devices never hold a ':'. */
+        const char *base = strrchr(path, '/');
+        if (!base || !strchr(base, ':'))
+            continue;
+        UsbvmDevice *dev = owner_of(devs, n, path);
+        if (!dev)
+            continue;
         _cleanup_(udev_device_unrefp) struct udev_device *c =
             udev_device_new_from_syspath(udev, path);
-        if (!c)
-            continue; /* unplugged while we looked */
-        const char *owner;
-        if (interfaces) {
-            /* An interface's parent is its device. */
-            struct udev_device *p = udev_device_get_parent(c);
-            owner = p ? udev_device_get_syspath(p) : NULL;
-        } else {
-            owner = usb_device_syspath_of(c);
-        }
-        if (!owner)
-            continue;
-        UsbvmDevice *dev = owner_in_list(devs, n, owner);
-        if (dev)
-            fn(dev, c, use);
+        if (c && streq(udev_device_get_devtype(c), "usb_interface"))
+            add_interface(dev, c);
     }
-}
 
-static int collect_children(struct udev *udev, struct udev_device *parent, UsbvmDevice **devs,
-                            size_t n, const UsbvmHostUse *use, UsbvmError *err)
-{
-    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *ei = NULL, *eb = NULL;
-    int r = enumerate(udev, "usb", "usb_interface", parent, &ei, err);
-    if (r < 0)
-        return r;
-    distribute(udev, ei, devs, n, use, add_interface_cb, true);
     r = enumerate(udev, "block", NULL, parent, &eb, err);
     if (r < 0)
         return r;
-    distribute(udev, eb, devs, n, use, add_block, false);
+    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(eb))
+    {
+        const char *path = udev_list_entry_get_name(le);
+        UsbvmDevice *dev = owner_of(devs, n, path); /* loop, nvme, dm: none, and skipped */
+        if (!dev)
+            continue;
+        _cleanup_(udev_device_unrefp) struct udev_device *c =
+            udev_device_new_from_syspath(udev, path);
+        if (c) /* else unplugged while we looked */
+            add_block(dev, c, use);
+    }
     for (size_t i = 0; i < n; i++)
         device_finish(devs[i]);
     return 0;
@@ -279,7 +312,7 @@ int usbvm_device_new_from_udev(struct udev_device *d, const UsbvmHostPaths *path
     r = usbvm_host_use_load(paths, &use, err);
     if (r < 0)
         return r;
-    r = collect_children(udev_device_get_udev(d), d, &dev, 1, &use, err);
+    r = collect_children(udev_device_get_udev(d), d, NULL, &dev, 1, &use, err);
     usbvm_host_use_clear(&use);
     if (r < 0)
         return r;
@@ -325,15 +358,20 @@ int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
 {
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *l = xcalloc(1, sizeof(UsbvmDeviceList));
     _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *e = NULL;
-    int r = enumerate(udev, "usb", "usb_device", NULL, &e, err);
+    /* One scan of the usb subsystem finds devices and interfaces. */
+    int r = enumerate(udev, "usb", NULL, NULL, &e, err);
     if (r < 0)
         return r;
     struct udev_list_entry *le;
     udev_list_entry_foreach(le, udev_enumerate_get_list_entry(e))
     {
+        const char *path = udev_list_entry_get_name(le);
+        const char *base = strrchr(path, '/');
+        if (!base || strchr(base, ':'))
+            continue; /* an interface */
         _cleanup_(udev_device_unrefp) struct udev_device *d =
-            udev_device_new_from_syspath(udev, udev_list_entry_get_name(le));
-        if (!d)
+            udev_device_new_from_syspath(udev, path);
+        if (!d || !streq(udev_device_get_devtype(d), "usb_device"))
             continue;
         _cleanup_(usbvm_device_freep) UsbvmDevice *dev = xcalloc(1, sizeof(UsbvmDevice));
         if (fill_basic(dev, d, NULL) < 0)
@@ -348,7 +386,7 @@ int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
     r = usbvm_host_use_load(paths, &use, err);
     if (r < 0)
         return r;
-    r = collect_children(udev, NULL, l->devices, l->n, &use, err);
+    r = collect_children(udev, NULL, e, l->devices, l->n, &use, err);
     usbvm_host_use_clear(&use);
     if (r < 0)
         return r;

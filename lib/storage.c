@@ -222,13 +222,14 @@ int usbvm_block_from_udev(struct udev_device *d, UsbvmBlock *ret)
 
     b.readonly = attr_true(d, "ro");
     if (b.type == USBVM_BLOCK_PARTITION) {
-        struct udev_device *disk =
-            udev_device_get_parent_with_subsystem_devtype(d, "block", "disk");
-        if (disk) {
-            b.parent = xstrdup(udev_device_get_sysname(disk));
-            b.removable = attr_true(disk, "removable");
-            b.readonly = b.readonly || attr_true(disk, "ro");
-        }
+        /* A partition's sysfs directory sits in its disk's: .../block/sdb/sdb1. The disk's
+         * removable and ro are inherited in usbvm_blocks_sort(), without another udev walk. */
+        const char *end = strrchr(b.syspath, '/');
+        const char *start = end;
+        while (start && start > b.syspath && start[-1] != '/')
+            start--;
+        if (end && start && end > start)
+            b.parent = xstrndup(start, (size_t)(end - start));
     } else {
         b.removable = attr_true(d, "removable");
     }
@@ -331,4 +332,14 @@ void usbvm_blocks_sort(UsbvmBlock *blocks, size_t n)
 {
     if (n > 1)
         qsort(blocks, n, sizeof(UsbvmBlock), block_cmp);
+    /* Removable is a property of the disk; a read-only disk makes its partitions read-only. */
+    const UsbvmBlock *disk = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (blocks[i].type == USBVM_BLOCK_DISK) {
+            disk = &blocks[i];
+        } else if (disk && streq(blocks[i].parent, disk->name)) {
+            blocks[i].removable = disk->removable;
+            blocks[i].readonly = blocks[i].readonly || disk->readonly;
+        }
+    }
 }
