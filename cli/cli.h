@@ -41,6 +41,7 @@ struct UsbvmVerb {
     UsbvmArgKind args[4];             /* positional argument kinds, for completion */
     const UsbvmVerb *subverbs;        /* for "rules check|test|show|generate", NULL-name ended */
     bool hidden;                      /* not listed in --help (the completion helper) */
+    const char *parent;               /* "rules" for a subverb, NULL for a verb */
 };
 
 /* Every verb's option table ends with USBVM_COMMON_OPTIONS then POPT_TABLEEND. Option vals

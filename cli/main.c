@@ -92,9 +92,16 @@ poptContext usbvm_cli_popt(const UsbvmVerb *verb, int argc, const char **argv)
     return ctx;
 }
 
+/* "attach", or "rules check" for a subverb. */
+static char *verb_fullname(const UsbvmVerb *verb)
+{
+    return verb->parent ? xasprintf("%s %s", verb->parent, verb->name) : xstrdup(verb->name);
+}
+
 static void print_verb_help(const UsbvmVerb *verb, poptContext ctx)
 {
-    printf("Usage: usbvm %s %s\n\n%s\n\n", verb->name, verb->usage, verb->summary);
+    _cleanup_free_ char *name = verb_fullname(verb);
+    printf("Usage: usbvm %s %s\n\n%s\n\n", name, verb->usage, verb->summary);
     if (verb->subverbs) {
         printf("Subverbs:\n");
         print_verbs(stdout, "  ", verb->subverbs);
@@ -157,7 +164,8 @@ int usbvm_cli_usage_error(const UsbvmVerb *verb, const char *fmt, ...)
     va_start(ap, fmt);
     _cleanup_free_ char *msg = xvasprintf(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "usbvm %s: %s; see 'usbvm %s --help'\n", verb->name, msg, verb->name);
+    _cleanup_free_ char *name = verb_fullname(verb);
+    fprintf(stderr, "usbvm %s: %s; see 'usbvm %s --help'\n", name, msg, name);
     return USBVM_E_USAGE;
 }
 

@@ -9,20 +9,52 @@
 
 void usbvm_json_add_str(json_object *obj, const char *key, const char *value)
 {
-    if (!value) {
-        json_object_object_add(obj, key, NULL);
-        return;
+    /* Raw bytes go in, so the text view can escape them exactly (\xff); the JSON printer
+     * replaces invalid UTF-8 with U+FFFD on the way out. */
+    json_object_object_add(obj, key, value ? json_object_new_string(value) : NULL);
+}
+
+static json_object *sanitized_string(json_object *s)
+{
+    const char *v = json_object_get_string(s);
+    if (usbvm_utf8_valid(v))
+        return NULL;
+    _cleanup_free_ char *clean = usbvm_utf8_sanitize(v);
+    return json_object_new_string(clean);
+}
+
+/* Makes every string in the tree valid UTF-8, in place. */
+static void json_sanitize(json_object *o)
+{
+    if (json_object_is_type(o, json_type_object)) {
+        json_object_object_foreach(o, key, value)
+        {
+            json_object *clean = NULL;
+            if (json_object_is_type(value, json_type_string))
+                clean = sanitized_string(value);
+            if (clean)
+                json_object_object_add(o, key, clean);
+            else
+                json_sanitize(value);
+        }
+    } else if (json_object_is_type(o, json_type_array)) {
+        size_t n = json_object_array_length(o);
+        for (size_t i = 0; i < n; i++) {
+            json_object *value = json_object_array_get_idx(o, i);
+            json_object *clean = NULL;
+            if (json_object_is_type(value, json_type_string))
+                clean = sanitized_string(value);
+            if (clean)
+                json_object_array_put_idx(o, i, clean);
+            else
+                json_sanitize(value);
+        }
     }
-    if (usbvm_utf8_valid(value)) {
-        json_object_object_add(obj, key, json_object_new_string(value));
-        return;
-    }
-    _cleanup_free_ char *clean = usbvm_utf8_sanitize(value);
-    json_object_object_add(obj, key, json_object_new_string(clean));
 }
 
 void usbvm_out_json(json_object *obj)
 {
+    json_sanitize(obj);
     fputs(json_object_to_json_string_ext(obj,
                                          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
           stdout);

@@ -204,7 +204,10 @@ static void do_attach(Watch *w, WatchDevice *dev, const char *domain, const Usbv
     UsbvmResult res = { 0 };
     _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
     unsigned flags = USBVM_ATTACH_LIVE | (spec->persistent ? USBVM_ATTACH_CONFIG : 0);
-    int r = usbvm_virt_lookup(w->conn, domain, &dom, &err);
+    /* Mounts change without uevents: read the host's use of the disks now (invariant 1). */
+    int r = usbvm_device_refresh_host_use(dev->model, &usbvm_host_paths_default, &err);
+    if (r >= 0)
+        r = usbvm_virt_lookup(w->conn, domain, &dom, &err);
     if (r >= 0)
         r = usbvm_virt_attach(w->conn, dom, dev->model, spec, flags, &res, &err);
     uint64_t now = usbvm_now_usec();

@@ -44,6 +44,7 @@ typedef struct Watch {
     int reconnect_timer;
     unsigned backoff_ms;
     bool close_pending;
+    bool connect_warned; /* one warning per outage, not one per retry */
 
     UsbvmRuleset *rules;
 

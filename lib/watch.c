@@ -361,11 +361,15 @@ static void watch_connect(Watch *w)
     UsbvmError err = { 0 };
     virConnectPtr conn = NULL;
     if (usbvm_virt_open(w->opts->uri, &conn, &err) < 0) {
-        if (w->backoff_ms == 0 || w->backoff_ms >= w->opts->max_backoff_ms)
-            usbvm_logf(USBVM_LOG_WARNING, NULL, "%s", err.message);
+        if (!w->connect_warned)
+            usbvm_logf(USBVM_LOG_WARNING, NULL, "%s; retrying", err.message);
+        else
+            usbvm_logf(USBVM_LOG_DEBUG, NULL, "%s; retrying", err.message);
+        w->connect_warned = true;
         return;
     }
     w->conn = conn;
+    w->connect_warned = false;
     /* Keepalive notices a libvirtd that hangs; a dead one closes the socket at once. */
     virConnectSetKeepAlive(conn, 5, 3);
     virConnectRegisterCloseCallback(conn, close_cb, w, NULL);

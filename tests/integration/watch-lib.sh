@@ -15,8 +15,8 @@ source "$USBVM_SRCDIR/tests/harness/libvirt.sh"
 WL_MOCKBED_PID=
 WL_WATCH_PID=
 WL_LOG=
-WL_HUB_LOADED=()
 WL_STICK_DEVNUM=10
+WL_HOSTN=100
 
 wl_cleanup() {
     set +e
@@ -78,6 +78,12 @@ wl_stick() {
     WL_STICK_DEVNUM=$((WL_STICK_DEVNUM + 1))
     full=$(usbvm_h_fixture_usb_stick --port "$port" --devnum "$WL_STICK_DEVNUM" --loop "$loop" \
         --serial "$serial" --disk "sd$tag" --out "$USBVM_H_TMP/stick-$tag.full" "$@")
+    # A SCSI host number of its own, so that many sticks can share one testbed.
+    local old
+    old=$(grep -o -m1 '/host[0-9]*/' "$full" | tr -dc 0-9)
+    WL_HOSTN=$((WL_HOSTN + 1))
+    sed -i -e "s#/host$old/#/host$WL_HOSTN/#g" -e "s#/host$old\$#/host$WL_HOSTN#" \
+        -e "s#/target$old:0:0#/target$WL_HOSTN:0:0#g" -e "s#/$old:0:0:0#/$WL_HOSTN:0:0:0#g" "$full"
     awk 'BEGIN{RS=""; ORS="\n\n"} NR==1{print > (FILENAME ".hub"); next} {print}' \
         "$full" >"$USBVM_H_TMP/stick-$tag.umockdev"
     WL_FILE=$USBVM_H_TMP/stick-$tag.umockdev
@@ -88,10 +94,8 @@ wl_stick() {
 wl_plug() {
     local file=$1 hub=${1%.umockdev}.full.hub bus
     bus=$(awk '/^P: /{print $2; exit}' "$hub")
-    if [[ ! " ${WL_HUB_LOADED[*]} " == *" $bus "* ]]; then
-        wl_cmd "load $hub" >/dev/null
-        WL_HUB_LOADED+=("$bus")
-    fi
+    # Asked of the testbed itself, so it also works from a $(...) subshell.
+    [ -d "$UMOCKDEV_DIR/sys$bus" ] || wl_cmd "load $hub" >/dev/null
     wl_cmd "plug $file"
 }
 
@@ -105,8 +109,15 @@ wl_watch_start() {
     local rules=$1
     shift
     : >"$WL_LOG"
-    LD_PRELOAD=libumockdev-preload.so.0 "$USBVM" -c "$USBVM_H_URI" watch --json --rules "$rules" \
-        "$@" >>"$WL_LOG" 2>>"$WL_LOG.err" &
+    # umockdev delivers uevents over AF_UNIX datagram sockets, whose queue holds only
+    # net.unix.max_dgram_qlen (10 here) messages, where a kernel netlink socket with usbvm's
+    # 128 MiB buffer holds a burst of hundreds. watch runs in a network namespace of its own
+    # (libvirt's socket is a path, so it still connects) with a queue of 4096, leaving the
+    # host's setting alone. unshare and sh exec, so $! is usbvm's pid.
+    # shellcheck disable=SC2016
+    LD_PRELOAD=libumockdev-preload.so.0 unshare -n sh -c \
+        'echo 4096 >/proc/sys/net/unix/max_dgram_qlen && exec "$@"' sh \
+        "$USBVM" -c "$USBVM_H_URI" watch --json --rules "$rules" "$@" >>"$WL_LOG" 2>>"$WL_LOG.err" &
     WL_WATCH_PID=$!
     wl_wait '"event":"ready"' 1
 }

@@ -4,8 +4,9 @@
  * Run it under umockdev-wrapper. It prints "ready <UMOCKDEV_DIR>" once; processes started
  * with that UMOCKDEV_DIR and LD_PRELOAD=libumockdev-preload.so.0 (usbvm watch) see its
  * sysfs and receive its uevents. Commands, each answered by one line "ok <mono_usec>" (the
- * CLOCK_MONOTONIC time in microseconds right after the last uevent went out) or
+ * CLOCK_MONOTONIC time in microseconds) or
  * "error <text>":
+ * The time reported is taken right before the first uevent of the command goes out.
  *   load FILE          add the devices of a umockdev-record file, no uevents
  *   plug FILE          add them and send "add" for each in file order, then "bind" for
  *                      USB devices that have a driver (as the kernel does)
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <ftw.h>
+#include <glob.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <umockdev.h>
@@ -116,47 +118,41 @@ static char **devices_below(const char *root, const char *syspath, size_t *ret_n
     return found;
 }
 
-/* umockdev leaves the /sys/block and /sys/class links of removed devices behind; the kernel
- * removes them, and a replug of the same disk name needs them gone. */
+/* umockdev leaves the /sys/block, /sys/class and /sys/bus links of removed devices behind;
+ * the kernel removes them, and a replug that reuses a name needs them gone. */
+static void unlink_dangling_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char *p;
+        struct stat st;
+        if (e->d_name[0] == '.')
+            continue;
+        if (asprintf(&p, "%s/%s", dir, e->d_name) < 0)
+            abort();
+        if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode) && stat(p, &st) < 0)
+            unlink(p);
+        free(p);
+    }
+    if (d)
+        closedir(d);
+}
+
 static void remove_dangling_links(const char *root)
 {
-    char *dirs[2];
-    if (asprintf(&dirs[0], "%s/sys/block", root) < 0 ||
-        asprintf(&dirs[1], "%s/sys/class", root) < 0)
-        abort();
-    for (int d = 0; d < 2; d++) {
-        DIR *dir = opendir(dirs[d]);
-        struct dirent *e;
-        while (dir && (e = readdir(dir))) {
-            if (e->d_name[0] == '.')
-                continue;
-            char *p;
-            struct stat st;
-            if (asprintf(&p, "%s/%s", dirs[d], e->d_name) < 0)
-                abort();
-            if (d == 1 && lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-                DIR *sub = opendir(p);
-                struct dirent *f;
-                while (sub && (f = readdir(sub))) {
-                    char *q;
-                    if (f->d_name[0] == '.')
-                        continue;
-                    if (asprintf(&q, "%s/%s", p, f->d_name) < 0)
-                        abort();
-                    if (lstat(q, &st) == 0 && S_ISLNK(st.st_mode) && stat(q, &st) < 0)
-                        unlink(q);
-                    free(q);
-                }
-                if (sub)
-                    closedir(sub);
-            } else if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode) && stat(p, &st) < 0) {
-                unlink(p);
-            }
-            free(p);
+    static const char *const patterns[] = { "/sys/block", "/sys/class/*", "/sys/bus/*/devices" };
+    for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
+        char *pattern;
+        glob_t g;
+        if (asprintf(&pattern, "%s%s", root, patterns[i]) < 0)
+            abort();
+        if (glob(pattern, GLOB_ONLYDIR, NULL, &g) == 0) {
+            for (size_t j = 0; j < g.gl_pathc; j++)
+                unlink_dangling_in(g.gl_pathv[j]);
+            globfree(&g);
         }
-        if (dir)
-            closedir(dir);
-        free(dirs[d]);
+        free(pattern);
     }
 }
 
@@ -182,6 +178,7 @@ int main(void)
                 printf("error %s\n", error->message);
                 g_error_free(error);
             } else {
+                unsigned long long t0 = now_usec();
                 if (strcmp(line, "plug") == 0) {
                     size_t n = 0;
                     char **paths = file_syspaths(arg, &n);
@@ -194,7 +191,7 @@ int main(void)
                     }
                     free(paths);
                 }
-                printf("ok %llu\n", now_usec());
+                printf("ok %llu\n", t0);
             }
         } else if (strcmp(line, "unplug") == 0 && arg) {
             size_t n = 0;
@@ -202,9 +199,9 @@ int main(void)
             if (n == 0) {
                 printf("error no device at %s\n", arg);
             } else {
+                unsigned long long t = now_usec();
                 for (size_t i = 0; i < n; i++)
                     umockdev_testbed_uevent(tb, paths[i], "remove");
-                unsigned long long t = now_usec();
                 for (size_t i = 0; i < n; i++) {
                     umockdev_testbed_remove_device(tb, paths[i]);
                     free(paths[i]);
@@ -216,8 +213,9 @@ int main(void)
         } else if (strcmp(line, "uevent") == 0 && arg && strchr(arg, ' ')) {
             char *action = strchr(arg, ' ');
             *action++ = '\0';
+            unsigned long long t = now_usec();
             umockdev_testbed_uevent(tb, arg, action);
-            printf("ok %llu\n", now_usec());
+            printf("ok %llu\n", t);
         } else {
             printf("error unknown command '%s'\n", line);
         }

@@ -1,0 +1,172 @@
+#!/bin/bash
+# Benchmarks of usbvm watch against a real libvirtd + QEMU (TCG) with umockdev uevents, each
+# beside its baseline in the same run, on the same domain. Prints numbers and ratios; asserts
+# nothing about speed (that is not a test's job).
+#
+#  1. Event-to-attached latency (first uevent sent -> libvirt's attach returned), p50/p99 over
+#     USBVM_BENCH_PLUGS plugs (default 200), usb-disk mode, beside
+#       (a) the bare libvirt call virDomainAttachDeviceFlags with the same XML, and
+#       (b) the udev-rule pattern: one `virsh attach-device` process per event.
+#  2. A burst of 32 sticks: time from the first uevent until all 32 are attached.
+#  3. Idle cost over USBVM_BENCH_IDLE (default 60) seconds with 33 devices attached and no
+#     events: CPU time and context switches (wakeups) of the watch process.
+#  4. Memory: RSS after 100 and after USBVM_BENCH_CYCLES (default 2000) plug/unplug cycles.
+#
+# Run from a build tree: USBVM=... USBVM_SRCDIR=... USBVM_MOCKBED=... USBVM_BUILDDIR=...
+# (tests/bench/run sets them).
+set -euo pipefail
+# shellcheck source=../integration/watch-lib.sh
+source "$USBVM_SRCDIR/tests/integration/watch-lib.sh"
+wl_init
+usbvm_h_require xmllint
+
+PLUGS=${USBVM_BENCH_PLUGS:-200}
+IDLE=${USBVM_BENCH_IDLE:-60}
+CYCLES=${USBVM_BENCH_CYCLES:-2000}
+RAW=$USBVM_BUILDDIR/tests/bench/bench-raw-attach
+[ -x "$RAW" ] || usbvm_h_fail "$RAW is not built"
+
+dom=$(usbvm_h_domain_create bench)
+usbvm_h_domain_track "$dom"
+rules=$USBVM_H_TMP/bench.rules
+printf 'attach with-interface 08:06:50 to %s as usb-disk\n' "$dom" >"$rules"
+wl_stick a 1-2 BENCH1
+stick=$WL_FILE
+wl_watch_start "$rules"
+
+# One reader follows the log for the whole run: bw_next waits for the next matching line.
+exec {BW_FD}< <(exec tail -n +1 -F "$WL_LOG" 2>/dev/null)
+BW_TAIL=$!
+BW_LINE=
+bw_next() {
+    local re=$1 line
+    while IFS= read -r -t 60 -u "$BW_FD" line; do
+        if [[ $line =~ $re ]]; then
+            BW_LINE=$line
+            return 0
+        fi
+    done
+    usbvm_h_fail "timed out waiting for /$re/"
+}
+attach_re='"event":"attach".*"result":"ok"'
+detach_re='"event":"detach".*"result":"ok"'
+
+# stats FILE : "p50 p99 mean" of the microsecond values in FILE, in ms.
+stats() {
+    sort -n "$1" | awk '{v[NR]=$1; s+=$1} END {
+        p50=v[int((NR-1)*0.50)+1]; p99=v[int((NR-1)*0.99)+1];
+        printf "%.2f %.2f %.2f\n", p50/1000, p99/1000, s/NR/1000 }'
+}
+
+rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$WL_WATCH_PID/status"; }
+
+cycle() {
+    local t0
+    t0=$(wl_plug "$stick")
+    bw_next "$attach_re"
+    local t1
+    t1=$(jq -r .mono_usec <<<"$BW_LINE")
+    [ -n "${1:-}" ] && echo $((t1 - t0)) >>"$1"
+    wl_unplug 1-2 >/dev/null
+    bw_next "$detach_re"
+}
+
+echo "== 1. event-to-attached latency, usb-disk, $PLUGS plugs"
+lat_usbvm=$USBVM_H_TMP/lat-usbvm
+rss100=
+for i in $(seq 1 "$PLUGS"); do
+    cycle "$lat_usbvm"
+    [ "$i" -eq 100 ] && rss100=$(rss_kb)
+done
+[ -n "$rss100" ] || rss100=$(rss_kb)
+
+# The same device XML for the baselines: what usbvm attached, without libvirt's address.
+wl_plug "$stick" >/dev/null
+bw_next "$attach_re"
+alias=$(jq -r .alias <<<"$BW_LINE")
+usbvm_h_live_xml "$dom" | xmllint --xpath "//disk[alias/@name='$alias']" - |
+    sed -e "s/<address [^>]*\/>//" >"$USBVM_H_TMP/disk.xml"
+wl_watch_stop
+WL_WATCH_PID=
+# detach-device waits for QEMU's DEVICE_DELETED itself (up to 5 s).
+virsh -q -c "$USBVM_H_URI" detach-device "$dom" "$USBVM_H_TMP/disk.xml" --live >/dev/null
+
+lat_raw=$USBVM_H_TMP/lat-raw
+"$RAW" "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" "$alias" "$PLUGS" >"$lat_raw"
+
+lat_virsh=$USBVM_H_TMP/lat-virsh
+for _ in $(seq 1 "$PLUGS"); do
+    t0=$(date +%s%6N)
+    virsh -q -c "$USBVM_H_URI" attach-device "$dom" "$USBVM_H_TMP/disk.xml" --live >/dev/null
+    t1=$(date +%s%6N)
+    echo $((t1 - t0)) >>"$lat_virsh"
+    # detach-device waits for QEMU's DEVICE_DELETED itself (up to 5 s): untimed.
+    virsh -q -c "$USBVM_H_URI" detach-device "$dom" "$USBVM_H_TMP/disk.xml" --live >/dev/null
+done
+
+read -r u50 u99 umean < <(stats "$lat_usbvm")
+read -r r50 r99 rmean < <(stats "$lat_raw")
+read -r v50 v99 vmean < <(stats "$lat_virsh")
+printf '%-44s %9s %9s %9s\n' "" "p50 ms" "p99 ms" "mean ms"
+printf '%-44s %9s %9s %9s\n' "usbvm watch: uevent -> attached" "$u50" "$u99" "$umean"
+printf '%-44s %9s %9s %9s\n' "(a) raw virDomainAttachDeviceFlags" "$r50" "$r99" "$rmean"
+printf '%-44s %9s %9s %9s\n' "(b) virsh attach-device per event" "$v50" "$v99" "$vmean"
+awk -v u="$u50" -v r="$r50" -v v="$v50" -v u9="$u99" -v v9="$v99" 'BEGIN {
+    printf "ratio p50 usbvm/raw = %.2f, usbvm/virsh = %.2f (virsh is %.1fx slower); p99 usbvm/virsh = %.2f\n",
+        u/r, u/v, v/u, u9/v9 }'
+
+echo "== 2. burst of 32 sticks"
+wl_watch_start "$rules"
+exec {BW_FD}<&-
+kill "$BW_TAIL" 2>/dev/null || true
+exec {BW_FD}< <(exec tail -n +1 -F "$WL_LOG" 2>/dev/null)
+BW_TAIL=$!
+letters=(a b c d e f g h i j k l m n o p q r s t u v w x y z)
+burst=$USBVM_H_TMP/burst.umockdev
+: >"$burst"
+for i in $(seq 1 32); do
+    wl_stick "${letters[$((1 + (i - 1) / 26))]}${letters[$(((i - 1) % 26))]}" "3-$i" "BURST$i"
+    cat "$WL_FILE" >>"$burst"
+done
+wl_cmd "load ${WL_FILE%.umockdev}.full.hub" >/dev/null
+t0=$(wl_cmd "plug $burst")
+last=0
+for _ in $(seq 1 32); do
+    bw_next "$attach_re"
+    last=$(jq -r .mono_usec <<<"$BW_LINE")
+done
+printf 'burst: 32 sticks attached %.1f ms after the first uevent (%.1f ms per stick)\n' \
+    "$(awk -v d=$((last - t0)) 'BEGIN{print d/1000}')" \
+    "$(awk -v d=$((last - t0)) 'BEGIN{print d/32000}')"
+
+echo "== 3. idle cost over ${IDLE}s, $(wl_owned "$dom") devices attached"
+read_stat() {
+    # utime+stime in clock ticks, voluntary + involuntary context switches
+    local ticks cs
+    ticks=$(awk '{print $14 + $15}' "/proc/$WL_WATCH_PID/stat")
+    cs=$(awk '/ctxt_switches/{s+=$2} END{print s}' "/proc/$WL_WATCH_PID/status")
+    echo "$ticks $cs"
+}
+read -r tick0 cs0 < <(read_stat)
+# Measuring an interval, not synchronising: nothing happens during it by design.
+sleep "$IDLE"
+read -r tick1 cs1 < <(read_stat)
+hz=$(getconf CLK_TCK)
+printf 'idle: %.3f s CPU, %d wakeups (context switches) in %d s\n' \
+    "$(awk -v t=$((tick1 - tick0)) -v hz="$hz" 'BEGIN{print t/hz}')" $((cs1 - cs0)) "$IDLE"
+
+echo "== 4. memory over $CYCLES plug/unplug cycles"
+for i in $(seq 1 32); do wl_unplug "3-$i" >/dev/null; done
+for _ in $(seq 1 32); do bw_next "$detach_re"; done
+rss_start=$(rss_kb)
+for i in $(seq 1 "$CYCLES"); do
+    cycle
+    [ "$i" -eq 100 ] && rss_c100=$(rss_kb)
+done
+rss_end=$(rss_kb)
+printf 'RSS: %s kB after 100 latency plugs; second watch: %s kB at start, %s kB after 100 cycles, %s kB after %d cycles (growth %+d kB)\n' \
+    "$rss100" "$rss_start" "${rss_c100:-?}" "$rss_end" "$CYCLES" $((rss_end - ${rss_c100:-$rss_start}))
+
+exec {BW_FD}<&-
+kill "$BW_TAIL" 2>/dev/null || true
+wl_watch_stop
