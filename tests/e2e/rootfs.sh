@@ -46,7 +46,7 @@ cleanup() {
     # debootstrap may leave proc/sys mounted inside the chroot on failure.
     local m
     for m in proc sys dev/pts dev; do
-        mountpoint -q "$root/$m" 2>/dev/null && umount -l "$root/$m" || true
+        if mountpoint -q "$root/$m" 2>/dev/null; then umount -l "$root/$m" || true; fi
     done
     rm -rf "$root" "$prefix".tmp.*
 }
@@ -58,7 +58,7 @@ include=$(IFS=,; echo "${PACKAGES[*]}")
 if ! debootstrap --variant=minbase --include="$include" "$SUITE" "$root" "$mirror" \
         >"$work/debootstrap.log" 2>&1; then
     tail -n 30 "$work/debootstrap.log" >&2
-    cat "$root/debootstrap/debootstrap.log" 2>/dev/null | tail -n 30 >&2 || true
+    tail -n 30 "$root/debootstrap/debootstrap.log" >&2 2>/dev/null || true
     exit 1
 fi
 echo "rootfs: debootstrap took $((SECONDS - t0)) s" >&2
@@ -84,8 +84,8 @@ mkdir -p "$root/mnt/e2e"
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 
 # --- kernel + initrd for direct boot ----------------------------------------
-vmlinuz=$(ls "$root"/boot/vmlinuz-* | sort -V | tail -n1)
-initrd=$(ls "$root"/boot/initrd.img-* | sort -V | tail -n1)
+vmlinuz=$(printf '%s\n' "$root"/boot/vmlinuz-* | sort -V | tail -n1)
+initrd=$(printf '%s\n' "$root"/boot/initrd.img-* | sort -V | tail -n1)
 cp "$vmlinuz" "$prefix.tmp.vmlinuz"
 cp "$initrd" "$prefix.tmp.initrd"
 

@@ -5,7 +5,7 @@
 needs() { echo watch; }
 
 scenario() {
-    local img out bus devnum port bus2 devnum2
+    local img out bus devnum bus2 devnum2 _
     img=$(mkstick s20 blank)
     g 'echo "attach serial \"E2E20\" to inner as usb" >/tmp/e2e-rules20 &&
        events_start inner &&
@@ -14,7 +14,7 @@ scenario() {
 
     plug s20 E2E20 "$img"
     g 'events_wait inner "device-added.*ua-usbvm-" 60' || fail "no device-added event for the stick"
-    read -r port bus devnum < <(g 'wait_usb E2E20')
+    read -r _ bus devnum < <(g 'wait_usb E2E20')
     out=$(g 'hostdevs inner')
     echo "$out"
     grep -q "ua-usbvm-" <<<"$out" || fail "no ua-usbvm- hostdev after plug"
@@ -28,7 +28,7 @@ scenario() {
     ! g 'info_usb inner' | grep -q "ua-usbvm-" || fail "inner QEMU still lists the device"
 
     plug s20 E2E20 "$img"
-    read -r port bus2 devnum2 < <(g 'wait_usb E2E20')
+    read -r _ bus2 devnum2 < <(g 'wait_usb E2E20')
     echo "replugged at bus $bus2 device $devnum2 (was $bus/$devnum)"
     g 'events_wait inner "device-added.*ua-usbvm-" 60 2' || fail "no device-added event after the replug"
     out=$(g 'hostdevs inner')

@@ -5,13 +5,13 @@
 needs() { echo attach detach; }
 
 scenario() {
-    local a b out busA devA busB devB p
+    local a b out busA devA busB devB
     a=$(mkstick s40a blank)
     b=$(mkstick s40b blank)
     plug s40a E2E40A "$a"
     plug s40b E2E40B "$b"
-    read -r p busA devA < <(g 'wait_usb E2E40A')
-    read -r p busB devB < <(g 'wait_usb E2E40B')
+    read -r _ busA devA < <(g 'wait_usb E2E40A')
+    read -r _ busB devB < <(g 'wait_usb E2E40B')
     g 'wait_disk E2E40A >/dev/null; wait_disk E2E40B >/dev/null; lsusb -d 46f4:0001'
     out=$(usbvm_json 'usbvm attach inner serial=E2E40A --mode usb --json')
     [[ $(jget "$out" state) == attached ]] || fail "stick A not attached to inner"
