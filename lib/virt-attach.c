@@ -168,22 +168,24 @@ int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d
     if (r < 0)
         return r;
     bool usb_ctl = info.usb_controller, scsi_ctl = info.virtio_scsi;
-    char **used = TAKE_PTR(info.targets);
-    usbvm_dominfo_clear(&info);
     if (live && config) {
-        /* The target must be free in both definitions. */
-        r = usbvm_dominfo_from_xml(config, &info, err);
+        /* Target names and SCSI units must be free in both definitions. */
+        UsbvmDomInfo cinfo = { 0 };
+        r = usbvm_dominfo_from_xml(config, &cinfo, err);
         if (r < 0) {
-            usbvm_strv_free(used);
+            usbvm_dominfo_clear(&info);
             return r;
         }
-        for (size_t i = 0; info.targets && info.targets[i]; i++)
-            used = usbvm_strv_push(used, info.targets[i]);
-        usbvm_dominfo_clear(&info);
+        for (size_t i = 0; cinfo.targets && cinfo.targets[i]; i++)
+            info.targets = usbvm_strv_push(info.targets, cinfo.targets[i]);
+        if (cinfo.scsi_index == info.scsi_index)
+            for (size_t i = 0; cinfo.scsi_units && cinfo.scsi_units[i]; i++)
+                info.scsi_units = usbvm_strv_push(info.scsi_units, cinfo.scsi_units[i]);
+        usbvm_dominfo_clear(&cinfo);
     }
 
     if ((spec.mode == USBVM_MODE_USB || spec.mode == USBVM_MODE_USB_DISK) && !usb_ctl) {
-        usbvm_strv_free(used);
+        usbvm_dominfo_clear(&info);
         return usbvm_error_set(err, USBVM_E_FAILED, ENODEV,
                                "cannot attach %s to '%s' as %s: the domain has no USB "
                                "controller; add <controller type='usb' model='qemu-xhci'/> "
@@ -196,7 +198,7 @@ int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d
          * disk. libvirt has no startupPolicy for block disks, so say what happens. */
         const UsbvmBlock *b = usbvm_virt_pick_disk(d);
         if (b && !streq(usbvm_virt_disk_source(b), b->by_id)) {
-            usbvm_strv_free(used);
+            usbvm_dominfo_clear(&info);
             return usbvm_error_set(err, USBVM_E_REFUSED, EINVAL,
                                    "cannot add %s to the persistent definition of '%s': it has "
                                    "no /dev/disk/by-id link, and %s may name another disk after "
@@ -208,8 +210,9 @@ int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d
     }
 
     _cleanup_free_ char *xml = NULL;
-    r = usbvm_virt_device_xml_used(d, &spec, used, &xml, err);
-    usbvm_strv_free(used);
+    r = usbvm_virt_device_xml_info(d, &spec, &info, &xml, err);
+    int scsi_index = info.scsi_index;
+    usbvm_dominfo_clear(&info);
     if (r < 0) {
         usbvm_error_prefix(err, "cannot attach %s to '%s': ", dev, name);
         return r;
@@ -220,7 +223,7 @@ int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d
         if (flags & USBVM_ATTACH_CHECK) {
             note(&res, "would add a virtio-scsi controller");
         } else {
-            _cleanup_free_ char *ctl = usbvm_virt_scsi_controller_xml();
+            _cleanup_free_ char *ctl = usbvm_virt_scsi_controller_xml(scsi_index);
             if (virDomainAttachDeviceFlags(dom, ctl, vflags) < 0)
                 return usbvm_virt_error(err, USBVM_E_LIBVIRT,
                                         "cannot add a virtio-scsi controller to '%s' for %s", name,

@@ -231,6 +231,7 @@ void usbvm_dominfo_clear(UsbvmDomInfo *i)
 {
     free(i->name);
     usbvm_strv_free(i->targets);
+    usbvm_strv_free(i->scsi_units);
     memset(i, 0, sizeof(*i));
 }
 
@@ -240,7 +241,7 @@ int usbvm_dominfo_from_xml(const char *xml, UsbvmDomInfo *ret, UsbvmError *err)
     int r = usbvm_xml_parse(xml, &doc, err);
     if (r < 0)
         return r;
-    UsbvmDomInfo info = { 0 };
+    UsbvmDomInfo info = { .scsi_index = -1 };
     xmlNodePtr root = xmlDocGetRootElement(doc);
     xmlNodePtr name = child(root, "name");
     if (name) {
@@ -248,20 +249,44 @@ int usbvm_dominfo_from_xml(const char *xml, UsbvmDomInfo *ret, UsbvmError *err)
         info.name = xstrdup((const char *)t);
         xmlFree(t);
     }
+    int next_scsi = 0;
     xmlNodePtr devices = child(root, "devices");
     for (xmlNodePtr n = devices ? devices->children : NULL; n; n = n->next) {
-        if (n->type != XML_ELEMENT_NODE)
+        if (n->type != XML_ELEMENT_NODE || !xmlStrEqual(n->name, BAD_CAST "controller"))
             continue;
-        if (xmlStrEqual(n->name, BAD_CAST "controller")) {
-            if (prop_eq(n, "type", "usb") && !prop_eq(n, "model", "none"))
-                info.usb_controller = true;
-            if (prop_eq(n, "type", "scsi") && prop_eq(n, "model", "virtio-scsi"))
-                info.virtio_scsi = true;
-        } else if (xmlStrEqual(n->name, BAD_CAST "disk")) {
-            _cleanup_free_ char *t = prop(child(n, "target"), "dev");
-            if (t)
-                info.targets = usbvm_strv_push(info.targets, t);
+        if (prop_eq(n, "type", "usb") && !prop_eq(n, "model", "none"))
+            info.usb_controller = true;
+        if (!prop_eq(n, "type", "scsi"))
+            continue;
+        _cleanup_free_ char *idx = prop(n, "index");
+        unsigned i = 0;
+        if (idx && usbvm_parse_uint(idx, 10, 255, &i) >= 0 && (int)i >= next_scsi)
+            next_scsi = (int)i + 1;
+        if (prop_eq(n, "model", "virtio-scsi") && !info.virtio_scsi) {
+            info.virtio_scsi = true;
+            info.scsi_index = (int)i;
         }
+    }
+    if (!info.virtio_scsi)
+        info.scsi_index = next_scsi;
+    for (xmlNodePtr n = devices ? devices->children : NULL; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE || !xmlStrEqual(n->name, BAD_CAST "disk"))
+            continue;
+        _cleanup_free_ char *t = prop(child(n, "target"), "dev");
+        if (t)
+            info.targets = usbvm_strv_push(info.targets, t);
+        xmlNodePtr a = child(n, "address");
+        if (!a || !prop_eq(a, "type", "drive"))
+            continue;
+        _cleanup_free_ char *c = prop(a, "controller"), *tg = prop(a, "target"),
+                            *u = prop(a, "unit");
+        unsigned ci = 0;
+        if (c && usbvm_parse_uint(c, 10, 255, &ci) < 0)
+            continue;
+        if ((int)ci != info.scsi_index)
+            continue;
+        _cleanup_free_ char *tu = xasprintf("%s:%s", tg ? tg : "0", u ? u : "0");
+        info.scsi_units = usbvm_strv_push(info.scsi_units, tu);
     }
     *ret = info;
     return 0;

@@ -27,7 +27,10 @@ typedef struct UsbvmDomInfo {
     char *name;
     bool usb_controller; /* a <controller type='usb'> whose model is not 'none' */
     bool virtio_scsi;    /* a <controller type='scsi' model='virtio-scsi'> */
+    int scsi_index;      /* index of the first virtio-scsi controller, or the index a new one
+                          * gets (one past every SCSI controller's) when there is none */
     char **targets;      /* every <disk><target dev=...>, NULL-terminated or NULL */
+    char **scsi_units;   /* "T:U" of the drive addresses on controller scsi_index */
 } UsbvmDomInfo;
 int usbvm_dominfo_from_xml(const char *xml, UsbvmDomInfo *ret, UsbvmError *err);
 void usbvm_dominfo_clear(UsbvmDomInfo *i);
@@ -46,9 +49,9 @@ const char *usbvm_virt_disk_source(const UsbvmBlock *b);
  * virtio-blk carries). Returns NULL when nothing usable is left. */
 char *usbvm_virt_serial(const char *s);
 
-/* usbvm_virt_device_xml() with the used disk targets given directly. */
-int usbvm_virt_device_xml_used(const UsbvmDevice *d, const UsbvmAttachSpec *spec, char *const *used,
-                               char **ret, UsbvmError *err);
+/* usbvm_virt_device_xml() with what is used in the domain given directly. */
+int usbvm_virt_device_xml_info(const UsbvmDevice *d, const UsbvmAttachSpec *spec,
+                               const UsbvmDomInfo *info, char **ret, UsbvmError *err);
 
 /* <controller type='scsi' model='virtio-scsi'/> */
-char *usbvm_virt_scsi_controller_xml(void);
+char *usbvm_virt_scsi_controller_xml(int index);

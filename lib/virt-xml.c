@@ -108,7 +108,7 @@ static xmlNodePtr build_hostdev(const UsbvmDevice *d, const UsbvmAttachSpec *spe
 }
 
 static xmlNodePtr build_disk(const UsbvmDevice *d, const UsbvmBlock *b, const UsbvmAttachSpec *spec,
-                             const char *target)
+                             const char *target, const UsbvmDomInfo *info)
 {
     const char *cache = spec->cache ? spec->cache : "none";
     const char *io = spec->io;
@@ -141,20 +141,48 @@ static xmlNodePtr build_disk(const UsbvmDevice *d, const UsbvmBlock *b, const Us
         /* xmlNewTextChild escapes; the value is also restricted to libvirt's pattern. */
         xmlNewTextChild(disk, NULL, BAD_CAST "serial", BAD_CAST serial);
     add_alias(disk, d->alias);
+    if (spec->mode == USBVM_MODE_SCSI && info) {
+        /* libvirt derives a SCSI disk's address from its name, seven to a controller, and
+         * adds a controller (and takes a PCI slot) for every seven. virtio-scsi has 16384
+         * LUNs per target: say where it goes. */
+        unsigned unit = 0;
+        for (;; unit++) {
+            char tu[32];
+            snprintf(tu, sizeof(tu), "0:%u", unit);
+            if (!usbvm_strv_contains(info->scsi_units, tu))
+                break;
+        }
+        char buf[32];
+        xmlNodePtr a = xmlNewChild(disk, NULL, BAD_CAST "address", NULL);
+        xmlNewProp(a, BAD_CAST "type", BAD_CAST "drive");
+        snprintf(buf, sizeof(buf), "%d", info->scsi_index);
+        xmlNewProp(a, BAD_CAST "controller", BAD_CAST buf);
+        xmlNewProp(a, BAD_CAST "bus", BAD_CAST "0");
+        xmlNewProp(a, BAD_CAST "target", BAD_CAST "0");
+        snprintf(buf, sizeof(buf), "%u", unit);
+        xmlNewProp(a, BAD_CAST "unit", BAD_CAST buf);
+    }
     return disk;
 }
 
-char *usbvm_virt_scsi_controller_xml(void)
+char *usbvm_virt_scsi_controller_xml(int index)
 {
+    char buf[16];
     xmlNodePtr c = xmlNewNode(NULL, BAD_CAST "controller");
     xmlNewProp(c, BAD_CAST "type", BAD_CAST "scsi");
+    snprintf(buf, sizeof(buf), "%d", index);
+    xmlNewProp(c, BAD_CAST "index", BAD_CAST buf);
     xmlNewProp(c, BAD_CAST "model", BAD_CAST "virtio-scsi");
     return doc_to_string(c);
 }
 
-int usbvm_virt_device_xml_used(const UsbvmDevice *d, const UsbvmAttachSpec *spec, char *const *used,
-                               char **ret, UsbvmError *err)
+int usbvm_virt_device_xml_info(const UsbvmDevice *d, const UsbvmAttachSpec *spec,
+                               const UsbvmDomInfo *info, char **ret, UsbvmError *err)
 {
+    static const UsbvmDomInfo none = { .scsi_index = 0 };
+    if (!info)
+        info = &none;
+    char *const *used = info->targets;
     if (!d->alias || strncmp(d->alias, USBVM_ALIAS_PREFIX, strlen(USBVM_ALIAS_PREFIX)) != 0)
         return usbvm_error_set(err, USBVM_E_FAILED, EINVAL, "device %s has no usbvm alias",
                                strempty(d->port));
@@ -179,20 +207,20 @@ int usbvm_virt_device_xml_used(const UsbvmDevice *d, const UsbvmAttachSpec *spec
         usbvm_virt_next_target(spec->mode == USBVM_MODE_VIRTIO ? "vd" : "sd", used);
     if (!target)
         return usbvm_error_set(err, USBVM_E_FAILED, ENOSPC, "no free disk target name left");
-    *ret = doc_to_string(build_disk(d, b, spec, target));
+    *ret = doc_to_string(build_disk(d, b, spec, target, info));
     return 0;
 }
 
 int usbvm_virt_device_xml(const UsbvmDevice *d, const UsbvmAttachSpec *spec, const char *domain_xml,
                           char **ret, UsbvmError *err)
 {
-    UsbvmDomInfo info = { 0 };
+    UsbvmDomInfo info = { .scsi_index = 0 };
     if (domain_xml) {
         int r = usbvm_dominfo_from_xml(domain_xml, &info, err);
         if (r < 0)
             return r;
     }
-    int r = usbvm_virt_device_xml_used(d, spec, info.targets, ret, err);
+    int r = usbvm_virt_device_xml_info(d, spec, &info, ret, err);
     usbvm_dominfo_clear(&info);
     return r;
 }

@@ -116,6 +116,10 @@ awk -v u="$u50" -v r="$r50" -v v="$v50" -v u9="$u99" -v v9="$v99" 'BEGIN {
         u/r, u/v, v/u, u9/v9 }'
 
 echo "== 2. burst of 32 sticks"
+# The burst goes in as scsi: the domain's qemu-xhci has four USB 2 ports, virtio-scsi room
+# for all 32. The single stick of the other phases stays usb-disk.
+printf 'attach serial "BENCH1" to %s as usb-disk\nattach with-interface 08:06:50 to %s as scsi\n' \
+    "$dom" "$dom" >"$rules"
 wl_watch_start "$rules"
 exec {BW_FD}<&-
 kill "$BW_TAIL" 2>/dev/null || true

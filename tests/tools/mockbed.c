@@ -199,10 +199,12 @@ int main(void)
             if (n == 0) {
                 printf("error no device at %s\n", arg);
             } else {
+                /* Deepest first, and each device leaves sysfs right after its "remove" goes
+                 * out, as with the kernel: a listener that looks at sysfs for a removed
+                 * block device must not find it. */
                 unsigned long long t = now_usec();
-                for (size_t i = 0; i < n; i++)
-                    umockdev_testbed_uevent(tb, paths[i], "remove");
                 for (size_t i = 0; i < n; i++) {
+                    umockdev_testbed_uevent(tb, paths[i], "remove");
                     umockdev_testbed_remove_device(tb, paths[i]);
                     free(paths[i]);
                 }

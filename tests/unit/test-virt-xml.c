@@ -219,6 +219,49 @@ static void test_target_from_domain(void **state)
     assert_non_null(strstr(xml, "<target dev=\"sdb\" bus=\"scsi\"/>"));
 }
 
+/* SCSI disks get an explicit drive address: the next free unit on the domain's virtio-scsi
+ * controller, so libvirt never adds a controller (and takes a PCI slot) per seven disks. */
+static void test_scsi_address(void **state)
+{
+    static const char with_units[] =
+        "<domain><name>d</name><devices>"
+        "<controller type='scsi' index='0' model='lsilogic'/>"
+        "<controller type='scsi' index='2' model='virtio-scsi'/>"
+        "<disk type='block'><target dev='sda' bus='scsi'/>"
+        "  <address type='drive' controller='2' bus='0' target='0' unit='0'/></disk>"
+        "<disk type='block'><target dev='sdb' bus='scsi'/>"
+        "  <address type='drive' controller='2' bus='0' target='0' unit='1'/></disk>"
+        "<disk type='block'><target dev='sdc' bus='scsi'/>"
+        "  <address type='drive' controller='0' bus='0' target='0' unit='2'/></disk>"
+        "</devices></domain>";
+    static const char without[] = "<domain><name>d</name><devices>"
+                                  "<controller type='scsi' index='0' model='lsilogic'/>"
+                                  "</devices></domain>";
+    UsbvmAttachSpec spec = { .mode = USBVM_MODE_SCSI };
+    UsbvmError err = { 0 };
+    UsbvmDomInfo info = { 0 };
+    _cleanup_free_ char *xml = NULL;
+
+    assert_int_equal(usbvm_dominfo_from_xml(with_units, &info, &err), 0);
+    assert_true(info.virtio_scsi);
+    assert_int_equal(info.scsi_index, 2);
+    usbvm_dominfo_clear(&info);
+    assert_int_equal(usbvm_virt_device_xml(&golden_device, &spec, with_units, &xml, &err), 0);
+    assert_non_null(strstr(
+        xml, "<address type=\"drive\" controller=\"2\" bus=\"0\" target=\"0\" unit=\"2\"/>"));
+    free(xml);
+
+    /* No virtio-scsi yet: the one usbvm adds gets the next index. */
+    assert_int_equal(usbvm_dominfo_from_xml(without, &info, &err), 0);
+    assert_false(info.virtio_scsi);
+    assert_int_equal(info.scsi_index, 1);
+    usbvm_dominfo_clear(&info);
+    assert_int_equal(usbvm_virt_device_xml(&golden_device, &spec, without, &xml, &err), 0);
+    assert_non_null(strstr(xml, "controller=\"1\" bus=\"0\" target=\"0\" unit=\"0\""));
+    _cleanup_free_ char *ctl = usbvm_virt_scsi_controller_xml(1);
+    assert_non_null(strstr(ctl, "index=\"1\""));
+}
+
 static void test_xml_errors(void **state)
 {
     UsbvmError err = { 0 };
@@ -312,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_serial),
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_target_from_domain),
+        cmocka_unit_test(test_scsi_address),
         cmocka_unit_test(test_xml_errors),
         cmocka_unit_test(test_hostile_serial_xml),
         cmocka_unit_test(test_matches),
