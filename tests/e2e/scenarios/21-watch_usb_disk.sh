@@ -9,7 +9,7 @@ needs() { echo watch; }
 scenario() {
     local img dev1 dev2
     img=$(mkstick s21 blank)
-    g 'echo "attach serial \"E2E21\" to inner as usb-disk" >/tmp/e2e-rules21 &&
+    g 'echo "attach serial \"E2E21\" with-interface 08:*:* to inner as usb-disk" >/tmp/e2e-rules21 &&
        events_start inner &&
        bg watch usbvm -v watch --rules /tmp/e2e-rules21 &&
        wait_line $RUNDIR/watch.log "ready:" 30'

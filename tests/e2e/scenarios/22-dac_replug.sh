@@ -8,17 +8,19 @@
 needs() { echo attach detach; }
 
 scenario() {
-    local a b dev1 dev2 out rc=0
+    local a b dev1 dev2 out alias rc=0
     a=$(mkstick s22a blank)
     b=$(mkstick s22b blank)
     plug s22a E2E22A "$a"
     dev1=$(g 'wait_disk E2E22A')
     out=$(usbvm_json 'usbvm attach inner serial=E2E22A --mode usb-disk --json')
     [[ $(jget "$out" state) == attached ]] || fail "first stick not attached"
+    alias=$(jget "$out" alias)
 
     unplug s22a                                    # surprise removal
     g 'wait_disk_gone E2E22A; echo "libvirt after the pull:"; virsh -q domblklist inner; usbvm status'
-    out=$(usbvm_json 'usbvm detach --all serial=E2E22A --json')
+    # the host device is gone: detach by the alias (its identity can no longer be resolved)
+    out=$(usbvm_json "usbvm detach inner $alias --json")
     [[ $(jget "$out" state) == detached ]] || fail "stale usb-disk not detached by alias after the pull"
     [[ -z $(g 'usbvm_devs inner') ]] || fail "stale disk left in the live XML"
 

@@ -16,7 +16,7 @@ scenario() {
     [[ $(jget "$out" rc) != 0 ]] || fail "usb passthrough of a mounted stick was not refused"
     [[ -z $(g 'usbvm_devs inner') ]] || fail "something was attached to inner"
 
-    g 'echo "attach serial \"E2E30\" to inner as usb-disk" >/tmp/e2e-rules30 &&
+    g 'echo "attach serial \"E2E30\" with-interface 08:*:* to inner as usb-disk" >/tmp/e2e-rules30 &&
        bg watch usbvm -v watch --rules /tmp/e2e-rules30 &&
        wait_line $RUNDIR/watch.log "ready:" 30' || fail "watch did not start"
     g 'wait_line $RUNDIR/watch.log "refused.*/mnt/stick30|/mnt/stick30.*refused|mounted" 30' ||
