@@ -399,26 +399,28 @@ void usbvm_watch_device_removed_event(Watch *w, const char *domain, const char *
     uint64_t now = usbvm_now_usec();
     _cleanup_free_ char *label =
         dev && dev->model ? usbvm_watch_label(dev->model) : usbvm_escape(alias);
-    json_object *f = usbvm_watch_fields("detach", dev);
-    add_str(f, "domain", domain);
-    add_str(f, "alias", alias);
-    if (failed) {
-        w->summary->failed++;
-        add_str(f, "result", "failed");
-        usbvm_logf(USBVM_LOG_ERR, f,
-                   "detach %s <- %s: the guest refused to release it; it stays attached", label,
-                   domain);
+    if (!p && !failed) {
+        /* Not a removal this daemon asked for (a second event for the same device, an admin's
+         * 'usbvm detach', a guest eject): nothing to report, but the device is re-checked. */
+        usbvm_logf(USBVM_LOG_DEBUG, NULL, "%s left %s", label, domain);
     } else {
-        w->summary->detached++;
-        add_str(f, "result", "ok");
-        if (p) {
+        json_object *f = usbvm_watch_fields("detach", dev);
+        add_str(f, "domain", domain);
+        add_str(f, "alias", alias);
+        if (failed) {
+            w->summary->failed++;
+            add_str(f, "result", "failed");
+            usbvm_logf(USBVM_LOG_ERR, f,
+                       "detach %s <- %s: the guest refused to release it; it stays attached", label,
+                       domain);
+        } else {
+            w->summary->detached++;
+            add_str(f, "result", "ok");
             json_object_object_add(f, "ms",
                                    json_object_new_int64((int64_t)MS(now - p->since_usec)));
             add_str(f, "msg", p->reason);
             usbvm_logf(USBVM_LOG_NOTICE, f, "detach %s <- %s (%s): ok in %llu ms", label, domain,
                        p->reason, MS(now - p->since_usec));
-        } else {
-            usbvm_logf(USBVM_LOG_NOTICE, f, "detach %s <- %s: removed", label, domain);
         }
     }
     if (p)

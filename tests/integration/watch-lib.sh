@@ -105,9 +105,15 @@ wl_unplug() {
     wl_cmd "unplug /sys/devices/pci0000:00/0000:00:14.0/usb$bus/$1"
 }
 
+# wl_watch_start RULES [watch options] : starts usbvm watch on the testbed (JSON lines; with
+# WL_TEXT=1 the human text lines) and waits until it is ready.
 wl_watch_start() {
-    local rules=$1
+    local rules=$1 fmt=(--json) ready='"event":"ready"'
     shift
+    if [ "${WL_TEXT:-0}" = 1 ]; then
+        fmt=()
+        ready='^ready: watching'
+    fi
     : >"$WL_LOG"
     # umockdev delivers uevents over AF_UNIX datagram sockets, whose queue holds only
     # net.unix.max_dgram_qlen (10 here) messages, where a kernel netlink socket with usbvm's
@@ -117,9 +123,10 @@ wl_watch_start() {
     # shellcheck disable=SC2016
     LD_PRELOAD=libumockdev-preload.so.0 unshare -n sh -c \
         'echo 4096 >/proc/sys/net/unix/max_dgram_qlen && exec "$@"' sh \
-        "$USBVM" -c "$USBVM_H_URI" watch --json --rules "$rules" "$@" >>"$WL_LOG" 2>>"$WL_LOG.err" &
+        "$USBVM" -c "$USBVM_H_URI" watch "${fmt[@]}" --rules "$rules" "$@" >>"$WL_LOG" \
+        2>>"$WL_LOG.err" &
     WL_WATCH_PID=$!
-    wl_wait '"event":"ready"' 1
+    wl_wait "$ready" 1
 }
 
 wl_watch_stop() {
