@@ -170,15 +170,6 @@ static void request_detach(Watch *w, WatchDevice *dev, const char *domain, const
                domain, why);
 }
 
-static bool domain_running(Watch *w, const char *name)
-{
-    UsbvmError err = { 0 };
-    _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
-    if (usbvm_virt_lookup(w->conn, name, &dom, &err) < 0)
-        return false;
-    return virDomainIsActive(dom) == 1;
-}
-
 static bool has_disk(const UsbvmDevice *d)
 {
     for (size_t i = 0; i < d->n_blocks; i++)
@@ -187,8 +178,18 @@ static bool has_disk(const UsbvmDevice *d)
     return false;
 }
 
-static void do_attach(Watch *w, WatchDevice *dev, const char *domain, const UsbvmAttachSpec *spec)
+static void do_attach(Watch *w, WatchDevice *dev, const char *domain, const UsbvmAttachSpec *spec,
+                      const UsbvmDomDevList *actual)
 {
+    UsbvmError err = { 0 };
+    _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
+    if (usbvm_virt_lookup(w->conn, domain, &dom, &err) < 0 || virDomainIsActive(dom) != 1) {
+        _cleanup_free_ char *text =
+            xasprintf("domain '%s' is not running; attaching when it starts", domain);
+        note(w, dev, USBVM_LOG_INFO, "wait", domain, text);
+        w->summary->waiting++;
+        return;
+    }
     const char *mode = usbvm_mode_to_string(spec->mode);
     _cleanup_free_ char *label = usbvm_watch_label(dev->model);
     json_object *f = usbvm_watch_fields("attach", dev);
@@ -200,16 +201,12 @@ static void do_attach(Watch *w, WatchDevice *dev, const char *domain, const Usbv
                    domain, mode);
         return;
     }
-    UsbvmError err = { 0 };
     UsbvmResult res = { 0 };
-    _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
     unsigned flags = USBVM_ATTACH_LIVE | (spec->persistent ? USBVM_ATTACH_CONFIG : 0);
     /* Mounts change without uevents: read the host's use of the disks now (invariant 1). */
     int r = usbvm_device_refresh_host_use(dev->model, &usbvm_host_paths_default, &err);
     if (r >= 0)
-        r = usbvm_virt_lookup(w->conn, domain, &dom, &err);
-    if (r >= 0)
-        r = usbvm_virt_attach(w->conn, dom, dev->model, spec, flags, &res, &err);
+        r = usbvm_virt_attach_known(w->conn, dom, dev->model, spec, flags, actual, &res, &err);
     uint64_t now = usbvm_now_usec();
     uint64_t since = dev->event_usec ? dev->event_usec : now;
     /* The time libvirt answered, for event-to-attached latency measurements. */
@@ -335,15 +332,7 @@ void usbvm_watch_reconcile_device(Watch *w, WatchDevice *dev, const UsbvmDomDevL
         w->summary->waiting++;
         return;
     }
-    if (!domain_running(w, want_domain)) {
-        _cleanup_free_ char *text = xasprintf("domain '%s' is not running; attaching when it "
-                                              "starts",
-                                              want_domain);
-        note(w, dev, USBVM_LOG_INFO, "wait", want_domain, text);
-        w->summary->waiting++;
-        return;
-    }
-    do_attach(w, dev, want_domain, spec);
+    do_attach(w, dev, want_domain, spec, actual);
 }
 
 static int fetch_actual(Watch *w, UsbvmDomDevList **ret)

@@ -73,6 +73,13 @@ int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d
                       const UsbvmAttachSpec *spec_in, unsigned flags, UsbvmResult *ret,
                       UsbvmError *err)
 {
+    return usbvm_virt_attach_known(conn, dom, d, spec_in, flags, NULL, ret, err);
+}
+
+int usbvm_virt_attach_known(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
+                            const UsbvmAttachSpec *spec_in, unsigned flags,
+                            const UsbvmDomDevList *known, UsbvmResult *ret, UsbvmError *err)
+{
     if (!(flags & (USBVM_ATTACH_LIVE | USBVM_ATTACH_CONFIG)))
         flags |= USBVM_ATTACH_LIVE;
     UsbvmAttachSpec spec = *spec_in;
@@ -140,10 +147,14 @@ int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d
     list_clear(&here);
 
     /* Invariant 2: never in two domains at once, whoever attached the first. */
-    _cleanup_(usbvm_domdev_list_freep) UsbvmDomDevList *all = NULL;
-    r = usbvm_virt_list_domdevs(conn, &all, err);
-    if (r < 0)
-        return r;
+    _cleanup_(usbvm_domdev_list_freep) UsbvmDomDevList *fetched = NULL;
+    const UsbvmDomDevList *all = known;
+    if (!all) {
+        r = usbvm_virt_list_domdevs(conn, &fetched, err);
+        if (r < 0)
+            return r;
+        all = fetched;
+    }
     for (size_t i = 0; i < all->n; i++) {
         const UsbvmDomDev *o = &all->items[i];
         if (streq(o->domain, name) || !usbvm_domdev_matches(o, d))

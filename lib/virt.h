@@ -101,6 +101,12 @@ int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d
                       const UsbvmAttachSpec *spec, unsigned flags, UsbvmResult *ret,
                       UsbvmError *err);
 
+/* The same, with the devices of every running domain already read (watch reads them once per
+ * reconcile); NULL reads them. */
+int usbvm_virt_attach_known(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
+                            const UsbvmAttachSpec *spec, unsigned flags,
+                            const UsbvmDomDevList *known, UsbvmResult *ret, UsbvmError *err);
+
 /* Detach by alias (invariant 3, 4): waits up to timeout_ms for DEVICE_REMOVED or the alias to
  * disappear from the live XML; else state PENDING with err kind USBVM_E_PENDING. */
 int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *alias, unsigned flags,

@@ -1,0 +1,55 @@
+#!/bin/bash
+# The bash completion as an admin meets it: bash-completion loaded, completions/usbvm sourced,
+# _usbvm called on real command lines. Verbs, subverbs, options and modes come from the
+# binary's tables; domains from a real libvirtd; devices from udev (a umockdev testbed).
+set -euo pipefail
+# shellcheck source=../harness/libvirt.sh
+source "$USBVM_SRCDIR/tests/harness/libvirt.sh"
+usbvm_h_init
+usbvm_h_libvirtd_start
+[ -r /usr/share/bash-completion/bash_completion ] || usbvm_h_fail "bash-completion is not installed"
+
+dom=$(usbvm_h_domain_create compl)
+usbvm_h_domain_track "$dom"
+
+# complete LINE : the candidates bash offers for LINE (cursor at its end), sorted, one line.
+complete_line() {
+    local line=$1
+    # A fresh shell per call, as a user's interactive shell would have it; the binary runs
+    # under the testbed so device candidates come from the fixture.
+    umockdev-run -d "$USBVM_SRCDIR/tests/fixtures/lab.umockdev" -- bash -c '
+        source /usr/share/bash-completion/bash_completion
+        source "$USBVM_SRCDIR/completions/usbvm"
+        usbvm() { "$USBVM" -c "$USBVM_H_URI" "$@"; }
+        export -f usbvm 2>/dev/null
+        line=$1
+        read -r -a COMP_WORDS <<<"$line"
+        [[ $line == *" " ]] && COMP_WORDS+=("")
+        COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+        COMP_LINE=$line
+        COMP_POINT=${#line}
+        COMP_WORDS[0]=$USBVM_WRAPPER
+        _usbvm
+        printf "%s\n" "${COMPREPLY[@]}" | sort | tr "\n" " "' _ "$line"
+}
+
+# The completion runs "${words[0]} __complete ..."; point words[0] at a wrapper with -c URI.
+wrapper=$USBVM_H_TMP/usbvm
+printf '#!/bin/sh\nexec "%s" -c "%s" "$@"\n' "$USBVM" "$USBVM_H_URI" >"$wrapper"
+chmod +x "$wrapper"
+export USBVM_WRAPPER=$wrapper USBVM_H_URI USBVM
+
+usbvm_h_assert_eq "attach " "$(complete_line 'usbvm att')" "verb from the verb table"
+usbvm_h_assert_eq "check generate show test " "$(complete_line 'usbvm rules ')" "rules subverbs"
+usbvm_h_assert_eq "usb usb-disk " "$(complete_line 'usbvm attach --mode usb')" "modes for --mode"
+usbvm_h_assert_match "--check .*--mode .*--print-xml .*--readonly" \
+    "$(complete_line 'usbvm attach --')" "attach options from its popt table"
+usbvm_h_assert_match "(^| )$dom " "$(complete_line 'usbvm attach usbvm-test-compl')" \
+    "domains from libvirt"
+devs=$(complete_line "usbvm attach $dom ")
+usbvm_h_assert_match "1-1 .*/dev/sdb .*serial=4C530001230615117092" "$devs" \
+    "devices from udev: port, disk node, serial"
+usbvm_h_assert_nomatch "usb1 " "$devs" "root hubs are not offered"
+usbvm_h_assert_match "1-1" "$(complete_line "usbvm detach $dom ")" "detach offers devices"
+usbvm_h_assert_eq "--json --help " "$(complete_line 'usbvm status --')" "status options"
+usbvm_h_assert_eq "apply keep " "$(complete_line 'usbvm watch --present ')" "watch --present choices"
