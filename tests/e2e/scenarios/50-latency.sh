@@ -17,13 +17,17 @@ scenario() {
        for i in 1 2 3; do
            t0=$(now_ms); usbvm attach inner serial=E2E50 --mode usb >/dev/null; t1=$(now_ms)
            usbvm detach inner serial=E2E50 >/dev/null; t2=$(now_ms)
+           wait_disk E2E50 >/dev/null
            echo "latency: usbvm attach usb $((t1 - t0)) ms, usbvm detach $((t2 - t1)) ms"
        done
        for i in 1 2 3; do
            t0=$(now_ms); virsh -q attach-device inner /tmp/e2e-hostdev50.xml --live >/dev/null; t1=$(now_ms)
            virsh -q detach-device inner /tmp/e2e-hostdev50.xml --live >/dev/null; t2=$(now_ms)
+           wait_disk E2E50 >/dev/null
            echo "latency: virsh attach-device usb $((t1 - t0)) ms, virsh detach-device $((t2 - t1)) ms"
        done
+       # after a usb passthrough the host re-binds usb-storage: wait for the disk again
+       wait_disk E2E50 >/dev/null
        for i in 1 2 3; do
            t0=$(now_ms); usbvm attach inner serial=E2E50 --mode usb-disk >/dev/null; t1=$(now_ms)
            usbvm detach inner serial=E2E50 >/dev/null; t2=$(now_ms)
