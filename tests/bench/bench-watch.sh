@@ -23,7 +23,7 @@ usbvm_h_require xmllint
 PLUGS=${USBVM_BENCH_PLUGS:-200}
 IDLE=${USBVM_BENCH_IDLE:-60}
 CYCLES=${USBVM_BENCH_CYCLES:-2000}
-RAW=$USBVM_BUILDDIR/tests/bench/bench-raw-attach
+RAW=$USBVM_BUILDDIR/tests/bench/bench-attach-raw
 [ -x "$RAW" ] || usbvm_h_fail "$RAW is not built"
 
 dom=$(usbvm_h_domain_create bench)
@@ -86,13 +86,14 @@ bw_next "$attach_re"
 alias=$(jq -r .alias <<<"$BW_LINE")
 usbvm_h_live_xml "$dom" | xmllint --xpath "//disk[alias/@name='$alias']" - |
     sed -e "s/<address [^>]*\/>//" >"$USBVM_H_TMP/disk.xml"
+wl_unplug 1-2 >/dev/null
+bw_next "$detach_re"
 wl_watch_stop
-WL_WATCH_PID=
-# detach-device waits for QEMU's DEVICE_DELETED itself (up to 5 s).
-virsh -q -c "$USBVM_H_URI" detach-device "$dom" "$USBVM_H_TMP/disk.xml" --live >/dev/null
 
 lat_raw=$USBVM_H_TMP/lat-raw
-"$RAW" "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" "$alias" "$PLUGS" >"$lat_raw"
+# One connection, N x (attach timed, detach until DEVICE_REMOVED): first column = attach.
+"$RAW" cycle "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" "$alias" "$PLUGS" |
+    awk '{print $1}' >"$lat_raw"
 
 lat_virsh=$USBVM_H_TMP/lat-virsh
 for _ in $(seq 1 "$PLUGS"); do
