@@ -41,4 +41,17 @@ usbvm_h_assert_eq 1 "$(wl_owned "$d2")" "after reload: RL1 moved to the second d
 # The detach from d1 was confirmed before the attach to d2 (invariant 2).
 order=$(jq -r 'select(.serial=="RL1" and .result=="ok") | .event + ":" + .domain' "$WL_LOG" | tail -n 2 | tr '\n' ' ')
 usbvm_h_assert_eq "detach:$d1 attach:$d2 " "$order" "moved: detach confirmed before the attach elsewhere"
+
+# ---- ignore means hands off: RL1 stays in d2 although no attach rule names it any more.
+detaches=$(wl_count '"event":"detach".*"serial":"RL1"')
+printf 'ignore serial "RL1"\n' >"$rules"
+kill -HUP "$WL_WATCH_PID"
+wl_wait '"event":"rules","rules":1' 3
+# The reload's reconcile runs in the same turn of the loop as the "rules" line; a later plug
+# is handled after it.
+wl_stick c 1-4 RL3
+wl_plug "$WL_FILE" >/dev/null
+wl_wait '"event":"plug".*"serial":"RL3"'
+usbvm_h_assert_eq "$detaches" "$(wl_count '"event":"detach".*"serial":"RL1"')" "ignore: not detached"
+usbvm_h_assert_eq 1 "$(wl_owned "$d2")" "ignore: still in the second domain"
 wl_watch_stop

@@ -16,6 +16,7 @@ WL_MOCKBED_PID=
 WL_WATCH_PID=
 WL_LOG=
 WL_STICK_DEVNUM=10
+WL_WRAP=()
 WL_HOSTN=100
 
 wl_cleanup() {
@@ -121,9 +122,10 @@ wl_watch_start() {
     # (libvirt's socket is a path, so it still connects) with a queue of 4096, leaving the
     # host's setting alone. unshare and sh exec, so $! is usbvm's pid.
     # shellcheck disable=SC2016
+    # WL_WRAP (an array) runs usbvm under another program, e.g. valgrind.
     LD_PRELOAD=libumockdev-preload.so.0 unshare -n sh -c \
         'echo 4096 >/proc/sys/net/unix/max_dgram_qlen && exec "$@"' sh \
-        "$USBVM" -c "$USBVM_H_URI" watch "${fmt[@]}" --rules "$rules" "$@" >>"$WL_LOG" \
+        "${WL_WRAP[@]}" "$USBVM" -c "$USBVM_H_URI" watch "${fmt[@]}" --rules "$rules" "$@" >>"$WL_LOG" \
         2>>"$WL_LOG.err" &
     WL_WATCH_PID=$!
     wl_wait "$ready" 1
