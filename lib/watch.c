@@ -62,6 +62,18 @@ static int refresh(Watch *w, WatchDevice *dev, struct udev_device *ud)
         return -EIO;
     }
     UsbvmDevice *old = dev->model;
+    usbvm_logf(USBVM_LOG_DEBUG, NULL, "read %s: %s, %zu block devices%s", dev->syspath,
+               model->identity, model->n_blocks, udev_device_get_driver(ud) ? "" : ", no driver");
+    if (old && !streq(old->alias, model->alias)) {
+        /* Same syspath, same plug, another identity: the kernel is tearing the device down
+         * (a real unplug removes idVendor, serial and friends before the last uevents) and
+         * this read saw the remains. Keep what was known; the alias must outlive the device,
+         * so that its detach can name it. */
+        usbvm_logf(USBVM_LOG_DEBUG, NULL, "%s: ignoring a partial read while it goes away",
+                   dev->syspath);
+        usbvm_device_free(model);
+        return 0;
+    }
     if (old && model->n_blocks == 0 && old->n_blocks > 0 && dev->attached &&
         dev->attached_mode == USBVM_MODE_USB) {
         model->blocks = old->blocks;
@@ -97,6 +109,27 @@ static WatchDevice *device_add(Watch *w, struct udev_device *ud)
     return dev;
 }
 
+/* The device left the host: detach whatever of it is in a domain, forget it once nothing is. */
+static void device_gone(Watch *w, WatchDevice *dev, uint64_t now)
+{
+    dev->gone = true;
+    dev->event_usec = now;
+    if (dev->model) {
+        _cleanup_free_ char *label = usbvm_watch_label(dev->model);
+        usbvm_logf(USBVM_LOG_INFO, usbvm_watch_fields("unplug", dev), "unplug %s", label);
+    }
+    usbvm_watch_reconcile_one(w, dev);
+    if (dev->attached)
+        return; /* kept until libvirt confirms the removal */
+    for (size_t i = 0; i < w->n_devs; i++)
+        if (w->devs[i] == dev) {
+            memmove(&w->devs[i], &w->devs[i + 1], (w->n_devs - i - 1) * sizeof(dev));
+            w->n_devs--;
+            break;
+        }
+    usbvm_watch_device_free(dev);
+}
+
 static void handle_uevent(Watch *w, struct udev_device *ud, const char *action)
 {
     const char *subsystem = udev_device_get_subsystem(ud);
@@ -104,33 +137,28 @@ static void handle_uevent(Watch *w, struct udev_device *ud, const char *action)
     const char *syspath = udev_device_get_syspath(ud);
     if (!subsystem || !syspath)
         return;
+    usbvm_logf(USBVM_LOG_DEBUG, NULL, "uevent %s %s %s", action, strempty(subsystem), syspath);
     uint64_t now = usbvm_now_usec();
 
     if (streq(subsystem, "usb") && streq(devtype, "usb_device")) {
         if (streq(action, "remove")) {
             WatchDevice *dev = find_syspath(w, syspath, false);
-            if (!dev)
-                return;
-            dev->gone = true;
-            dev->event_usec = now;
-            if (dev->model) {
-                _cleanup_free_ char *label = usbvm_watch_label(dev->model);
-                usbvm_logf(USBVM_LOG_INFO, usbvm_watch_fields("unplug", dev), "unplug %s", label);
-            }
-            usbvm_watch_reconcile_one(w, dev);
-            if (!dev->attached) {
-                /* Nothing of it left in any domain: forget it. */
-                for (size_t i = 0; i < w->n_devs; i++)
-                    if (w->devs[i] == dev) {
-                        memmove(&w->devs[i], &w->devs[i + 1], (w->n_devs - i - 1) * sizeof(dev));
-                        w->n_devs--;
-                        break;
-                    }
-                usbvm_watch_device_free(dev);
-            }
+            if (dev)
+                device_gone(w, dev, now);
             return;
         }
+        WatchDevice *prev = find_syspath(w, syspath, false);
+        if (prev && streq(action, "add") && prev->model) {
+            /* An "add" for a device we know: a replug whose "remove" we never saw (the
+             * device number changes with every plug), or the same plug seen twice at start. */
+            const char *devnum = udev_device_get_sysattr_value(ud, "devnum");
+            unsigned n = 0;
+            if (devnum && usbvm_parse_uint(devnum, 10, 255, &n) >= 0 && n != prev->model->devnum)
+                device_gone(w, prev, now);
+        }
         bool known = find_syspath(w, syspath, false) != NULL;
+        if (known && streq(action, "unbind"))
+            return; /* only happens on the way out; "remove" follows */
         WatchDevice *dev = device_add(w, ud);
         if (!dev)
             return;
@@ -371,7 +399,7 @@ static void watch_connect(Watch *w)
     w->conn = conn;
     w->connect_warned = false;
     /* Keepalive notices a libvirtd that hangs; a dead one closes the socket at once. */
-    virConnectSetKeepAlive(conn, 5, 3);
+    virConnectSetKeepAlive(conn, 30, 3);
     virConnectRegisterCloseCallback(conn, close_cb, w, NULL);
     w->cb_lifecycle =
         virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
