@@ -17,6 +17,7 @@ attach serial "WA1" to $dom as usb-disk
 attach serial "WV1" to $dom as virtio
 attach serial "WS1" to $dom as scsi
 attach serial "WU1" to $dom as usb
+attach serial "WT1" to $dom as usb-disk
 EOF
 wl_watch_start "$rules"
 
@@ -48,6 +49,22 @@ usbvm_h_assert_match "$WL_LOOP|by-id" "$(usbvm_h_live_xml "$dom")" \
 wl_unplug 1-2 >/dev/null
 wl_wait '"event":"detach".*"serial":"WA1".*"result":"ok"' 2
 usbvm_h_assert_eq 0 "$(wl_owned "$dom")" "usb-disk: gone again after the second unplug"
+
+# ---- a real unplug: the kernel tears the device down before the last uevents, so a late
+# read (block "remove", usb "unbind") sees idVendor, idProduct and serial gone. The alias must
+# survive that, or the disk stays in the domain (found by the nested real-USB run).
+wl_stick t 1-6 WT1
+wl_plug "$WL_FILE" >/dev/null
+wl_wait '"event":"attach".*"serial":"WT1".*"result":"ok"'
+usb=/sys/devices/pci0000:00/0000:00:14.0/usb1/1-6
+for a in idVendor idProduct serial manufacturer product; do wl_cmd "attr $usb $a" >/dev/null; done
+blk=$(find "$UMOCKDEV_DIR$usb" -type d -name sdt | sed "s|^$UMOCKDEV_DIR||")
+wl_cmd "uevent $blk remove" >/dev/null
+wl_cmd "uevent $usb unbind" >/dev/null
+wl_unplug 1-6 >/dev/null
+wl_wait '"event":"detach".*"serial":"WT1".*"result":"ok"'
+usbvm_h_assert_eq 0 "$(wl_owned "$dom")" "torn-down device: detached by the alias it had"
+usbvm_h_assert_eq 0 "$(wl_count '0000:0000')" "torn-down device: never logged with blank ids"
 
 # ---- scsi: a virtio-scsi controller is added when the domain has none
 wl_stick s 1-4 WS1

@@ -13,6 +13,8 @@
  *   unplug SYSPATH     send "remove" for SYSPATH and everything below it (deepest first),
  *                      then take them out of the testbed
  *   uevent SYSPATH ACTION
+ *   attr SYSPATH NAME [VALUE]   set a sysfs attribute (empty VALUE: as a half-removed device
+ *                               reads), no uevent
  *   quit
  */
 #include <stdbool.h>
@@ -212,6 +214,14 @@ int main(void)
                 printf("ok %llu\n", t);
             }
             free(paths);
+        } else if (strcmp(line, "attr") == 0 && arg && strchr(arg, ' ')) {
+            char *name = strchr(arg, ' ');
+            *name++ = '\0';
+            char *value = strchr(name, ' ');
+            if (value)
+                *value++ = '\0';
+            umockdev_testbed_set_attribute(tb, arg, name, value ? value : "");
+            printf("ok %llu\n", now_usec());
         } else if (strcmp(line, "uevent") == 0 && arg && strchr(arg, ' ')) {
             char *action = strchr(arg, ' ');
             *action++ = '\0';
