@@ -33,3 +33,14 @@ wl_unplug 1-2 >/dev/null
 wl_wait '"event":"detach".*"serial":"LD1".*"result":"ok"'
 usbvm_h_assert_eq 0 "$(wl_owned "$dom")" "detached on unplug"
 wl_watch_stop
+
+# ---- stopping: attached devices stay attached, unless --detach-on-exit.
+wl_watch_start "$rules"
+wl_stick b 1-3 LD1
+wl_plug "$WL_FILE" >/dev/null
+wl_wait '"event":"attach".*"serial":"LD1".*"result":"ok"'
+wl_watch_stop
+usbvm_h_assert_eq 1 "$(wl_owned "$dom")" "SIGTERM: the device stays attached"
+wl_watch_start "$rules" --detach-on-exit
+wl_watch_stop
+usbvm_h_assert_eq 0 "$(wl_owned "$dom")" "SIGTERM with --detach-on-exit: detached and confirmed before exit"
