@@ -469,6 +469,22 @@ char *usbvm_device_name(const UsbvmDevice *d)
     return NULL;
 }
 
+size_t usbvm_device_drop_blocks(UsbvmDevice *d, const char *syspath)
+{
+    size_t n = strlen(syspath), kept = 0, dropped = 0;
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        const char *p = d->blocks[i].syspath;
+        if (p && strncmp(p, syspath, n) == 0 && (p[n] == '\0' || p[n] == '/')) {
+            usbvm_block_clear(&d->blocks[i]);
+            dropped++;
+            continue;
+        }
+        d->blocks[kept++] = d->blocks[i];
+    }
+    d->n_blocks = kept;
+    return dropped;
+}
+
 char *usbvm_device_display_name(const UsbvmDevice *d)
 {
     _cleanup_free_ char *n = usbvm_device_name(d);

@@ -112,6 +112,9 @@ int usbvm_device_list_resolve(const UsbvmDeviceList *l, const char *spec, UsbvmD
 
 /* True when the device exposes a mass-storage interface (class 08) or has block devices. */
 bool usbvm_device_is_storage(const UsbvmDevice *d);
+/* Drops the block devices at or below syspath (a block device the kernel just removed, which
+ * a re-read of sysfs may still have seen); returns how many were dropped. */
+size_t usbvm_device_drop_blocks(UsbvmDevice *d, const char *syspath);
 /* Whole disks of the device (type == USBVM_BLOCK_DISK), in order. */
 size_t usbvm_device_disks(const UsbvmDevice *d, const UsbvmBlock **ret, size_t max);
 

@@ -433,6 +433,8 @@ void usbvm_watch_device_removed_event(Watch *w, const char *domain, const char *
         }
         return;
     }
+    if (w->quit)
+        return; /* stopping (--detach-on-exit): nothing goes back in */
     /* Removed from where it was: maybe it now goes somewhere else. */
     dev->event_usec = now;
     usbvm_watch_reconcile_one(w, dev);

@@ -183,6 +183,11 @@ static void handle_uevent(Watch *w, struct udev_device *ud, const char *action)
             return;
         if (refresh(w, dev, NULL) < 0)
             return;
+        /* The kernel removes the node from sysfs before it sends "remove"; a re-read that
+         * raced with that must not bring it back. While the device is passed through as usb,
+         * its block devices are remembered on purpose (see refresh). */
+        if (streq(action, "remove") && !(dev->attached && dev->attached_mode == USBVM_MODE_USB))
+            usbvm_device_drop_blocks(dev->model, syspath);
         dev->event_usec = now;
         if (w->started)
             usbvm_watch_reconcile_one(w, dev);

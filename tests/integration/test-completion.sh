@@ -47,9 +47,10 @@ usbvm_h_assert_match "--check .*--mode .*--print-xml .*--readonly" \
 usbvm_h_assert_match "(^| )$dom " "$(complete_line 'usbvm attach usbvm-test-compl')" \
     "domains from libvirt"
 devs=$(complete_line "usbvm attach $dom ")
-usbvm_h_assert_match "1-1 .*/dev/sdb .*serial=4C530001230615117092" "$devs" \
-    "devices from udev: port, disk node, serial"
+usbvm_h_assert_match "(^| )1-1 " "$devs" "devices from udev: port path"
+usbvm_h_assert_match "(^| )/dev/sdb " "$devs" "devices from udev: disk node"
+usbvm_h_assert_match "(^| )serial=4C530001230615117092 " "$devs" "devices from udev: serial"
 usbvm_h_assert_nomatch "usb1 " "$devs" "root hubs are not offered"
 usbvm_h_assert_match "1-1" "$(complete_line "usbvm detach $dom ")" "detach offers devices"
-usbvm_h_assert_eq "--json --help " "$(complete_line 'usbvm status --')" "status options"
+usbvm_h_assert_eq "--help --json " "$(complete_line 'usbvm status --')" "status options"
 usbvm_h_assert_eq "apply keep " "$(complete_line 'usbvm watch --present ')" "watch --present choices"

@@ -18,6 +18,7 @@ attach serial "WV1" to $dom as virtio
 attach serial "WS1" to $dom as scsi
 attach serial "WU1" to $dom as usb
 attach serial "WT1" to $dom as usb-disk
+attach serial "WR1" to $dom as usb-disk
 EOF
 wl_watch_start "$rules"
 
@@ -65,6 +66,19 @@ wl_unplug 1-6 >/dev/null
 wl_wait '"event":"detach".*"serial":"WT1".*"result":"ok"'
 usbvm_h_assert_eq 0 "$(wl_owned "$dom")" "torn-down device: detached by the alias it had"
 usbvm_h_assert_eq 0 "$(wl_count '0000:0000')" "torn-down device: never logged with blank ids"
+
+# ---- a disk that goes while its USB device stays (a card reader's medium, or a "remove" that
+# arrives before sysfs caught up): the block "remove" alone detaches it.
+wl_stick r 1-7 WR1
+wl_plug "$WL_FILE" >/dev/null
+wl_wait '"event":"attach".*"serial":"WR1".*"result":"ok"'
+usb=/sys/devices/pci0000:00/0000:00:14.0/usb1/1-7
+blk=$(find "$UMOCKDEV_DIR$usb" -type d -name sdr | sed "s|^$UMOCKDEV_DIR||")
+wl_cmd "uevent $blk remove" >/dev/null # sysfs still shows it: the event decides
+wl_wait '"event":"detach".*"serial":"WR1".*"msg":"its block device is gone".*|"event":"detach".*"serial":"WR1".*"result":"ok"'
+wl_wait '"event":"detach".*"serial":"WR1".*"result":"ok"'
+usbvm_h_assert_eq 0 "$(wl_owned "$dom")" "block device removed: its disk left the domain"
+wl_unplug 1-7 >/dev/null
 
 # ---- scsi: a virtio-scsi controller is added when the domain has none
 wl_stick s 1-4 WS1
