@@ -5,6 +5,7 @@
 #include "device.h"
 #include "error.h"
 #include "util.h"
+#include "virt.h"
 
 #include <json-c/json.h>
 #include <libvirt/libvirt.h>
@@ -116,6 +117,22 @@ char *usbvm_out_format(json_object *value, UsbvmFmt fmt);
 void usbvm_json_add_str(json_object *obj, const char *key, const char *value);
 /* Flushes stdout and reports write errors (git's check): returns 0 or exit code 1. */
 int usbvm_out_finish(void);
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
+
+/* The one answer of attach and detach, with Ansible's keys (schema in usbvm(1)): changed,
+ * failed, msg, rc, domain, device, [identity], mode, alias, state, notes. Printed as JSON with
+ * --json; otherwise msg (or the error, to stderr). Returns the exit code. */
+typedef struct UsbvmAnswer {
+    const char *domain;
+    const char *device;
+    const char *identity; /* attach only; the key is left out when NULL */
+    const char *mode;
+    const char *alias;
+    UsbvmResult res;
+    bool have_res;
+} UsbvmAnswer;
+int usbvm_cli_answer(UsbvmCli *cli, const UsbvmAnswer *a, const char *msg, const UsbvmError *err);
 
 /* Verbs (one file each: cli/cmd-<verb>.c). */
 int usbvm_cmd_list(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv);

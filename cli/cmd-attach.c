@@ -42,51 +42,8 @@ const struct poptOption usbvm_attach_options[] = {
     POPT_TABLEEND,
 };
 
-typedef struct Answer {
-    const char *domain;
-    const char *device;
-    const char *mode;
-    const char *alias;
-    const char *identity;
-    UsbvmResult res;
-    bool have_res;
-} Answer;
-
-static void json_object_putp(json_object **o)
-{
-    if (*o)
-        json_object_put(*o);
-}
-
-static int finish(UsbvmCli *cli, const Answer *a, const char *msg, const UsbvmError *err)
-{
-    int rc = err ? (err->kind ? (int)err->kind : USBVM_E_FAILED) : 0;
-    _cleanup_(json_object_putp) json_object *o = json_object_new_object();
-    json_object_object_add(o, "changed", json_object_new_boolean(a->have_res && a->res.changed));
-    json_object_object_add(o, "failed", json_object_new_boolean(rc != 0));
-    usbvm_json_add_str(o, "msg", err ? err->message : msg);
-    json_object_object_add(o, "rc", json_object_new_int(rc));
-    usbvm_json_add_str(o, "domain", a->domain);
-    usbvm_json_add_str(o, "device", a->device);
-    usbvm_json_add_str(o, "identity", a->identity);
-    usbvm_json_add_str(o, "mode", a->mode);
-    usbvm_json_add_str(o, "alias", a->alias);
-    usbvm_json_add_str(o, "state", a->have_res ? usbvm_state_to_string(a->res.state) : NULL);
-    json_object *notes = json_object_new_array();
-    if (a->have_res && a->res.notes[0])
-        json_object_array_add(notes, json_object_new_string(a->res.notes));
-    json_object_object_add(o, "notes", notes);
-    if (cli->json)
-        usbvm_out_json(o);
-    else if (err)
-        usbvm_cli_error(cli, err);
-    else if (cli->verbosity >= 0)
-        printf("%s\n", msg);
-    return rc;
-}
-
 static int print_xml(UsbvmCli *cli, const char *domain, const UsbvmDevice *d,
-                     const UsbvmAttachSpec *spec, Answer *a)
+                     const UsbvmAttachSpec *spec, UsbvmAnswer *a)
 {
     /* The domain XML only picks the disk target; without it, defaults (vda, sda). */
     _cleanup_free_ char *dxml = NULL;
@@ -102,7 +59,7 @@ static int print_xml(UsbvmCli *cli, const char *domain, const UsbvmDevice *d,
     UsbvmError err = { 0 };
     _cleanup_free_ char *xml = NULL;
     if (usbvm_virt_device_xml(d, spec, dxml, &xml, &err) < 0)
-        return finish(cli, a, NULL, &err);
+        return usbvm_cli_answer(cli, a, NULL, &err);
     if (cli->json) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         usbvm_json_add_str(o, "domain", domain);
@@ -208,18 +165,20 @@ int usbvm_cmd_attach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
     _cleanup_free_ char *devspec = xstrdup(args[1]);
     poptFreeContext(ctx);
 
-    Answer a = { .domain = domain, .device = devspec, .mode = usbvm_mode_to_string(spec.mode) };
+    UsbvmAnswer a = { .domain = domain,
+                      .device = devspec,
+                      .mode = usbvm_mode_to_string(spec.mode) };
     UsbvmError err = { 0 };
 
     struct udev *udev = usbvm_cli_udev(cli, &err);
     if (!udev)
-        return finish(cli, &a, NULL, &err);
+        return usbvm_cli_answer(cli, &a, NULL, &err);
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
     if (usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err) < 0)
-        return finish(cli, &a, NULL, &err);
+        return usbvm_cli_answer(cli, &a, NULL, &err);
     UsbvmDevice *d = NULL;
     if (usbvm_device_list_resolve(list, devspec, &d, &err) < 0)
-        return finish(cli, &a, NULL, &err);
+        return usbvm_cli_answer(cli, &a, NULL, &err);
     a.device = d->port;
     a.alias = d->alias;
     a.identity = d->identity;
@@ -229,10 +188,10 @@ int usbvm_cmd_attach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
 
     virConnectPtr conn = usbvm_cli_connect(cli, &err);
     if (!conn)
-        return finish(cli, &a, NULL, &err);
+        return usbvm_cli_answer(cli, &a, NULL, &err);
     _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
     if (usbvm_virt_lookup(conn, domain, &dom, &err) < 0)
-        return finish(cli, &a, NULL, &err);
+        return usbvm_cli_answer(cli, &a, NULL, &err);
     /* Report the domain by name even when given by UUID. */
     free(domain);
     domain = xstrdup(virDomainGetName(dom));
@@ -240,7 +199,7 @@ int usbvm_cmd_attach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
 
     r = usbvm_virt_attach(conn, dom, d, &spec, flags, &a.res, &err);
     if (r < 0)
-        return finish(cli, &a, NULL, &err);
+        return usbvm_cli_answer(cli, &a, NULL, &err);
     a.have_res = true;
 
     _cleanup_free_ char *msg = NULL;
@@ -257,5 +216,5 @@ int usbvm_cmd_attach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
     else
         msg = xasprintf("attached %s to '%s'%s as %s (alias %s)%s%s", d->port, domain, where,
                         a.mode, d->alias, a.res.notes[0] ? "; " : "", a.res.notes);
-    return finish(cli, &a, msg, NULL);
+    return usbvm_cli_answer(cli, &a, msg, NULL);
 }

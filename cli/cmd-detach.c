@@ -38,44 +38,6 @@ const struct poptOption usbvm_detach_options[] = {
     POPT_TABLEEND,
 };
 
-static void json_object_putp(json_object **o)
-{
-    if (*o)
-        json_object_put(*o);
-}
-
-typedef struct Answer {
-    const char *domain;
-    const char *device;
-    const char *mode;
-    const char *alias;
-    UsbvmResult res;
-    bool have_res;
-} Answer;
-
-static int finish(UsbvmCli *cli, const Answer *a, const char *msg, const UsbvmError *err)
-{
-    int rc = err ? (err->kind ? (int)err->kind : USBVM_E_FAILED) : 0;
-    _cleanup_(json_object_putp) json_object *o = json_object_new_object();
-    json_object_object_add(o, "changed", json_object_new_boolean(a->have_res && a->res.changed));
-    json_object_object_add(o, "failed", json_object_new_boolean(rc != 0));
-    usbvm_json_add_str(o, "msg", err ? err->message : msg);
-    json_object_object_add(o, "rc", json_object_new_int(rc));
-    usbvm_json_add_str(o, "domain", a->domain);
-    usbvm_json_add_str(o, "device", a->device);
-    usbvm_json_add_str(o, "mode", a->mode);
-    usbvm_json_add_str(o, "alias", a->alias);
-    usbvm_json_add_str(o, "state", a->have_res ? usbvm_state_to_string(a->res.state) : NULL);
-    json_object_object_add(o, "notes", json_object_new_array());
-    if (cli->json)
-        usbvm_out_json(o);
-    else if (err)
-        usbvm_cli_error(cli, err);
-    else if (cli->verbosity >= 0)
-        printf("%s\n", msg);
-    return rc;
-}
-
 static int parse_timeout(const char *s, int *ret_ms)
 {
     if (!s || !*s)
@@ -105,7 +67,7 @@ static const UsbvmDomDev *pick(const UsbvmDomDevList *l, const char *domain, con
     return best;
 }
 
-static int detach_one(UsbvmCli *cli, virConnectPtr conn, Answer *a, const char *domain,
+static int detach_one(UsbvmCli *cli, virConnectPtr conn, UsbvmAnswer *a, const char *domain,
                       const char *alias, unsigned flags, int timeout_ms, UsbvmError *err)
 {
     _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
@@ -175,7 +137,7 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
     _cleanup_free_ char *devspec = xstrdup(args[all ? 0 : 1]);
     poptFreeContext(ctx);
 
-    Answer a = { .domain = domain, .device = devspec };
+    UsbvmAnswer a = { .domain = domain, .device = devspec };
     UsbvmError err = { 0 };
 
     /* An alias needs no host device: that is how a vanished device is detached. */
@@ -185,13 +147,13 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
     if (!is_alias) {
         struct udev *udev = usbvm_cli_udev(cli, &err);
         if (!udev)
-            return finish(cli, &a, NULL, &err);
+            return usbvm_cli_answer(cli, &a, NULL, &err);
         if (usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err) < 0)
-            return finish(cli, &a, NULL, &err);
+            return usbvm_cli_answer(cli, &a, NULL, &err);
         if (usbvm_device_list_resolve(list, devspec, &d, &err) < 0) {
             /* With --force the admin may name a libvirt alias ("hostdev0") directly. */
             if (!(flags & USBVM_ATTACH_FORCE) || all)
-                return finish(cli, &a, NULL, &err);
+                return usbvm_cli_answer(cli, &a, NULL, &err);
             usbvm_error_clear(&err);
             is_alias = true;
         } else {
@@ -204,16 +166,16 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
 
     virConnectPtr conn = usbvm_cli_connect(cli, &err);
     if (!conn)
-        return finish(cli, &a, NULL, &err);
+        return usbvm_cli_answer(cli, &a, NULL, &err);
     _cleanup_(usbvm_domdev_list_freep) UsbvmDomDevList *l = NULL;
     if (usbvm_virt_list_domdevs(conn, &l, &err) < 0)
-        return finish(cli, &a, NULL, &err);
+        return usbvm_cli_answer(cli, &a, NULL, &err);
 
     if (domain) {
         /* Normalise a UUID to the name the domain devices carry. */
         _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
         if (usbvm_virt_lookup(conn, domain, &dom, &err) < 0)
-            return finish(cli, &a, NULL, &err);
+            return usbvm_cli_answer(cli, &a, NULL, &err);
         free(domain);
         domain = xstrdup(virDomainGetName(dom));
         a.domain = domain;
@@ -225,7 +187,7 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
         a.res.state = USBVM_STATE_DETACHED;
         _cleanup_free_ char *msg =
             xasprintf("%s is not attached to any running domain; nothing to do", a.device);
-        return finish(cli, &a, msg, NULL);
+        return usbvm_cli_answer(cli, &a, msg, NULL);
     }
     _cleanup_free_ char *alias = xstrdup(dd ? dd->alias : is_alias ? devspec : d->alias);
     if (dd) {
@@ -234,7 +196,7 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
             usbvm_error_set(&err, USBVM_E_REFUSED, EPERM,
                             "%s is in domain '%s' without an alias; usbvm cannot detach it",
                             a.device, dd->domain);
-            return finish(cli, &a, NULL, &err);
+            return usbvm_cli_answer(cli, &a, NULL, &err);
         }
     }
     a.alias = alias;
@@ -242,7 +204,7 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
 
     r = detach_one(cli, conn, &a, target_domain, alias, flags, timeout_ms, &err);
     if (r < 0)
-        return finish(cli, &a, NULL, &err);
+        return usbvm_cli_answer(cli, &a, NULL, &err);
 
     _cleanup_free_ char *msg = NULL;
     if (!a.res.changed)
@@ -251,5 +213,5 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
         msg = xasprintf("would detach %s from '%s' (alias %s)", a.device, a.domain, alias);
     else
         msg = xasprintf("detached %s from '%s' (alias %s)", a.device, a.domain, alias);
-    return finish(cli, &a, msg, NULL);
+    return usbvm_cli_answer(cli, &a, msg, NULL);
 }

@@ -198,6 +198,34 @@ void usbvm_out_record(json_object *obj, const UsbvmColumn *fields, size_t n_fiel
     }
 }
 
+int usbvm_cli_answer(UsbvmCli *cli, const UsbvmAnswer *a, const char *msg, const UsbvmError *err)
+{
+    int rc = err ? (err->kind ? (int)err->kind : USBVM_E_FAILED) : 0;
+    _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+    json_object_object_add(o, "changed", json_object_new_boolean(a->have_res && a->res.changed));
+    json_object_object_add(o, "failed", json_object_new_boolean(rc != 0));
+    usbvm_json_add_str(o, "msg", err ? err->message : msg);
+    json_object_object_add(o, "rc", json_object_new_int(rc));
+    usbvm_json_add_str(o, "domain", a->domain);
+    usbvm_json_add_str(o, "device", a->device);
+    if (a->identity)
+        usbvm_json_add_str(o, "identity", a->identity);
+    usbvm_json_add_str(o, "mode", a->mode);
+    usbvm_json_add_str(o, "alias", a->alias);
+    usbvm_json_add_str(o, "state", a->have_res ? usbvm_state_to_string(a->res.state) : NULL);
+    json_object *notes = json_object_new_array();
+    if (a->have_res && a->res.notes[0])
+        json_object_array_add(notes, json_object_new_string(a->res.notes));
+    json_object_object_add(o, "notes", notes);
+    if (cli->json)
+        usbvm_out_json(o);
+    else if (err)
+        usbvm_cli_error(cli, err);
+    else if (cli->verbosity >= 0)
+        printf("%s\n", msg);
+    return rc;
+}
+
 int usbvm_out_finish(void)
 {
     /* A full disk or a closed pipe must not look like success (git does the same). */

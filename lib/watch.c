@@ -403,8 +403,10 @@ static void watch_connect(Watch *w)
     }
     w->conn = conn;
     w->connect_warned = false;
-    /* Keepalive notices a libvirtd that hangs; a dead one closes the socket at once. */
-    virConnectSetKeepAlive(conn, 30, 3);
+    /* A dead libvirtd closes the socket, which the close callback reports at once; the next
+     * keepalive ping (every 5 s) catches what that misses (under load, about half the EOFs of
+     * a SIGKILLed libvirtd went unnoticed until then), and 3 unanswered ones a hung daemon. */
+    virConnectSetKeepAlive(conn, 5, 3);
     virConnectRegisterCloseCallback(conn, close_cb, w, NULL);
     w->cb_lifecycle =
         virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,

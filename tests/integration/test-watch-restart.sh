@@ -24,7 +24,7 @@ wl_wait '"event":"attach".*"serial":"RS1".*"result":"ok"'
 
 # ---- libvirtd dies; a second stick arrives while it is gone; libvirtd comes back.
 usbvm_h_libvirtd_kill
-wl_wait 'lost the connection to libvirtd'
+wl_wait 'lost the connection to libvirtd' 1 60
 wl_stick b 1-3 RS2
 wl_plug "$WL_FILE" >/dev/null
 wl_wait '"event":"wait".*"serial":"RS2".*libvirtd'
