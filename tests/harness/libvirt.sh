@@ -204,7 +204,11 @@ usbvm_h_libvirtd_stop() {
 # is not libvirtd's child in the sense of dying with it.
 usbvm_h_libvirtd_kill() {
     [ "$USBVM_H_STARTED_LIBVIRTD" = 1 ] || usbvm_h_fail "libvirtd was not started by the harness"
+    local pid
+    pid=$(cat "$USBVM_H_TMP/libvirtd.pid" 2>/dev/null || true)
     _usbvm_h_kill_pidfile "$USBVM_H_TMP/libvirtd.pid" KILL
+    ! _usbvm_h_libvirtd_alive ||
+        usbvm_h_fail "libvirtd still answers after SIGKILL of pid '$pid' ($(pgrep -a libvirtd | tr '\n' ' '))"
 }
 
 # usbvm_h_libvirtd_restart : stop (TERM) and start again; running domains are reconnected.

@@ -23,8 +23,14 @@ wl_plug "$WL_FILE" >/dev/null
 wl_wait '"event":"attach".*"serial":"RS1".*"result":"ok"'
 
 # ---- libvirtd dies; a second stick arrives while it is gone; libvirtd comes back.
+# Kill it while watch is idle: the plug's later uevents (bind) come before a reload in the
+# loop, so the reload's line says they are done. (A libvirtd killed in the middle of one of
+# watch's calls is a different case, not covered here: see the closing note of this test's
+# commit.)
+kill -HUP "$WL_WATCH_PID"
+wl_wait '"event":"rules","rules":2' 2
 usbvm_h_libvirtd_kill
-wl_wait 'lost the connection to libvirtd' 1 60
+wl_wait 'lost the connection to libvirtd' 1 30
 wl_stick b 1-3 RS2
 wl_plug "$WL_FILE" >/dev/null
 wl_wait '"event":"wait".*"serial":"RS2".*libvirtd'
