@@ -70,6 +70,14 @@ WatchDevice *usbvm_watch_find_alias(Watch *w, const char *alias)
     return gone;
 }
 
+bool usbvm_watch_pending_for(Watch *w, const char *device_alias)
+{
+    for (size_t i = 0; device_alias && i < w->n_pending; i++)
+        if (usbvm_watch_alias_is(w->pending[i].alias, device_alias))
+            return true;
+    return false;
+}
+
 static WatchPending *pending_find(Watch *w, const char *domain, const char *alias)
 {
     for (size_t i = 0; i < w->n_pending; i++)

@@ -63,6 +63,7 @@ void usbvm_watch_reconcile_one(Watch *w, WatchDevice *dev);
 void usbvm_watch_reconcile_all(Watch *w, const char *why);
 void usbvm_watch_device_removed_event(Watch *w, const char *domain, const char *alias, bool failed);
 WatchDevice *usbvm_watch_find_alias(Watch *w, const char *alias);
+bool usbvm_watch_pending_for(Watch *w, const char *device_alias);
 bool usbvm_watch_alias_is(const char *domdev_alias, const char *device_alias);
 void usbvm_watch_pending_drop_domain(Watch *w, const char *domain);
 void usbvm_watch_detach_everything(Watch *w);

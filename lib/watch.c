@@ -119,8 +119,8 @@ static void device_gone(Watch *w, WatchDevice *dev, uint64_t now)
         usbvm_logf(USBVM_LOG_INFO, usbvm_watch_fields("unplug", dev), "unplug %s", label);
     }
     usbvm_watch_reconcile_one(w, dev);
-    if (dev->attached)
-        return; /* kept until libvirt confirms the removal */
+    if (dev->attached || usbvm_watch_pending_for(w, dev->model ? dev->model->alias : NULL))
+        return; /* kept until libvirt confirms the removal, which is logged with its name */
     for (size_t i = 0; i < w->n_devs; i++)
         if (w->devs[i] == dev) {
             memmove(&w->devs[i], &w->devs[i + 1], (w->n_devs - i - 1) * sizeof(dev));
