@@ -109,6 +109,14 @@ usbvm_h_cleanup() {
     for d in "${USBVM_H_DOMAINS[@]}"; do
         virsh -q -c "$USBVM_H_URI" destroy "$d" >/dev/null 2>&1
         virsh -q -c "$USBVM_H_URI" undefine "$d" >/dev/null 2>&1
+        # A test that failed while libvirtd was down (the restart tests kill it) leaves QEMU
+        # running with nobody to destroy it: end it through libvirt's pid file.
+        local qpid
+        qpid=$(cat "/run/libvirt/qemu/$d.pid" 2>/dev/null || true)
+        if [ -n "$qpid" ] && grep -qa "guest=$d" "/proc/$qpid/cmdline" 2>/dev/null; then
+            kill "$qpid" 2>/dev/null && usbvm_h_wait_exit "$qpid" 10
+            rm -f "/run/libvirt/qemu/$d.pid" "/run/libvirt/qemu/$d.xml"
+        fi
     done
     for l in "${USBVM_H_LINKS[@]}"; do rm -f "$l"; done
     for l in "${USBVM_H_LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
