@@ -82,17 +82,6 @@ static void set_error(UsbvmToken *tok, unsigned line, unsigned column, const cha
     va_end(ap);
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A string in double quotes. USBGuard's escapes, as its unescape accepts them: \" \\ and
  * \xHH. Everything else after a backslash is an error; a string ends on its line. */
 static void lex_string(UsbvmLexer *lx, UsbvmToken *tok)
@@ -124,7 +113,7 @@ static void lex_string(UsbvmLexer *lx, UsbvmToken *tok)
                 continue;
             }
             if (e == 'x') {
-                int h1 = hexval(peekc(lx, 2)), h2 = h1 >= 0 ? hexval(peekc(lx, 3)) : -1;
+                int h1 = usbvm_hexval(peekc(lx, 2)), h2 = h1 >= 0 ? usbvm_hexval(peekc(lx, 3)) : -1;
                 if (h1 < 0 || h2 < 0) {
                     usbvm_buf_free(&b);
                     set_error(tok, line, ecol,

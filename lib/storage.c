@@ -9,25 +9,14 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *usbvm_decode_hex_escapes(const char *s)
 {
     if (!s)
         return NULL;
     UsbvmBuf b = { 0 };
     for (const char *p = s; *p;) {
-        if (p[0] == '\\' && p[1] == 'x' && hexval(p[2]) >= 0 && hexval(p[3]) >= 0) {
-            char c = (char)(hexval(p[2]) << 4 | hexval(p[3]));
+        if (p[0] == '\\' && p[1] == 'x' && usbvm_hexval(p[2]) >= 0 && usbvm_hexval(p[3]) >= 0) {
+            char c = (char)(usbvm_hexval(p[2]) << 4 | usbvm_hexval(p[3]));
             if (c != '\0')
                 usbvm_buf_append(&b, &c, 1);
             p += 4;

@@ -65,6 +65,18 @@ static inline const char *strempty(const char *s)
     return s ? s : "";
 }
 
+/* Value of a hex digit, or -1. */
+static inline int usbvm_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* Allocation that cannot fail quietly: on OOM the process aborts (as libvirt and GLib do). */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);

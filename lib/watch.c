@@ -16,10 +16,11 @@ static void schedule_reconnect(Watch *w);
 
 /* ---- devices -------------------------------------------------------------------------- */
 
-static WatchDevice *find_syspath(Watch *w, const char *syspath, bool include_gone)
+/* The present (not unplugged) device at syspath. */
+static WatchDevice *find_syspath(Watch *w, const char *syspath)
 {
     for (size_t i = 0; i < w->n_devs; i++)
-        if (streq(w->devs[i]->syspath, syspath) && (include_gone || !w->devs[i]->gone))
+        if (!w->devs[i]->gone && streq(w->devs[i]->syspath, syspath))
             return w->devs[i];
     return NULL;
 }
@@ -90,7 +91,7 @@ static int refresh(Watch *w, WatchDevice *dev, struct udev_device *ud)
 static WatchDevice *device_add(Watch *w, struct udev_device *ud)
 {
     const char *syspath = udev_device_get_syspath(ud);
-    WatchDevice *dev = find_syspath(w, syspath, false);
+    WatchDevice *dev = find_syspath(w, syspath);
     if (!dev) {
         /* A removed device whose detach is still pending keeps its entry; a replug at the
          * same port is a new entry. */
@@ -142,12 +143,12 @@ static void handle_uevent(Watch *w, struct udev_device *ud, const char *action)
 
     if (streq(subsystem, "usb") && streq(devtype, "usb_device")) {
         if (streq(action, "remove")) {
-            WatchDevice *dev = find_syspath(w, syspath, false);
+            WatchDevice *dev = find_syspath(w, syspath);
             if (dev)
                 device_gone(w, dev, now);
             return;
         }
-        WatchDevice *prev = find_syspath(w, syspath, false);
+        WatchDevice *prev = find_syspath(w, syspath);
         if (prev && streq(action, "add") && prev->model) {
             /* An "add" for a device we know: a replug whose "remove" we never saw (the
              * device number changes with every plug), or the same plug seen twice at start. */
@@ -156,7 +157,7 @@ static void handle_uevent(Watch *w, struct udev_device *ud, const char *action)
             if (devnum && usbvm_parse_uint(devnum, 10, 255, &n) >= 0 && n != prev->model->devnum)
                 device_gone(w, prev, now);
         }
-        bool known = find_syspath(w, syspath, false) != NULL;
+        bool known = find_syspath(w, syspath) != NULL;
         if (known && streq(action, "unbind"))
             return; /* only happens on the way out; "remove" follows */
         WatchDevice *dev = device_add(w, ud);
