@@ -4,42 +4,18 @@
 # both man pages, bash and zsh completion and the unit from the installed files, then remove
 # (the conffile stays) and purge (nothing stays).
 #
-# It installs a package system-wide, so: it refuses to run over a usbvm package it did not
-# install, holds a lock against a second run, and purges on every exit, failure included. The
-# other tests run the build directory's binary by its path ($USBVM), never 'usbvm' from PATH.
+# It installs a package system-wide: tests/integration/package-lib.sh says how that stays safe.
 set -euo pipefail
 # shellcheck source=../harness/libvirt.sh
 source "$USBVM_SRCDIR/tests/harness/libvirt.sh"
 usbvm_h_init
-usbvm_h_require cmake cpack dpkg-deb dpkg-shlibdeps apt-get lintian man zsh systemd-analyze
+# shellcheck source=package-lib.sh
+source "$USBVM_SRCDIR/tests/integration/package-lib.sh"
+usbvm_h_require lintian man zsh systemd-analyze
 [ -r /usr/share/bash-completion/bash_completion ] || usbvm_h_fail "bash-completion is not installed"
-
-exec {lock}>/run/lock/usbvm-test-package.lock
-flock -w 600 "$lock" || usbvm_h_fail "another package test holds /run/lock/usbvm-test-package.lock"
-if dpkg-query -W -f='${db:Status-Status}' usbvm 2>/dev/null | grep -qv '^not-installed$'; then
-    usbvm_h_fail "a usbvm package is installed already; purge it first (apt-get purge usbvm)"
-fi
-INSTALLED=0
-pkg_cleanup() {
-    if [ "$INSTALLED" = 1 ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq -o DPkg::Lock::Timeout=120 usbvm \
-            >/dev/null 2>&1 || dpkg --purge usbvm >/dev/null 2>&1
-    fi
-}
-trap 'rc=$?; pkg_cleanup; (exit $rc); usbvm_h_cleanup' EXIT
-
-# ---- build ------------------------------------------------------------------------------------
-build=$USBVM_H_TMP/build
-cmake -S "$USBVM_SRCDIR" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_INSTALL_PREFIX=/usr -DUSBVM_TESTS=OFF >"$USBVM_H_TMP/cmake.log" 2>&1 ||
-    usbvm_h_fail "cmake failed: $(tail -n 20 "$USBVM_H_TMP/cmake.log")"
-cmake --build "$build" -j2 >>"$USBVM_H_TMP/cmake.log" 2>&1 ||
-    usbvm_h_fail "build failed: $(tail -n 20 "$USBVM_H_TMP/cmake.log")"
-(cd "$build" && cpack -G DEB) >"$USBVM_H_TMP/cpack.log" 2>&1 ||
-    usbvm_h_fail "cpack failed: $(tail -n 20 "$USBVM_H_TMP/cpack.log")"
-debs=("$build"/usbvm_*.deb)
-usbvm_h_assert_eq 1 "${#debs[@]}" "cpack -G DEB built one package"
-deb=${debs[0]}
+pkg_init
+pkg_build_deb
+deb=$PKG_DEB
 version=$(sed -n 's/^project(usbvm VERSION \([0-9.]*\).*/\1/p' "$USBVM_SRCDIR/CMakeLists.txt")
 usbvm_h_assert_eq "$version" "$(dpkg-deb -f "$deb" Version)" "the package version is the project's"
 
@@ -53,7 +29,9 @@ for f in /usr/bin/usbvm /usr/share/man/man1/usbvm.1.gz /usr/share/man/man5/usbvm
     /usr/share/bash-completion/completions/usbvm /usr/share/zsh/vendor-completions/_usbvm \
     /lib/systemd/system/usbvm.service /etc/usbvm/rules.d/00-usbvm.rules \
     /usr/share/doc/usbvm/examples/10-example.rules /usr/share/doc/usbvm/copyright \
-    /usr/share/doc/usbvm/examples/ansible/.keep; do
+    /usr/share/doc/usbvm/examples/ansible/site.yml \
+    /usr/share/doc/usbvm/examples/ansible/library/usbvm_device.py \
+    /usr/share/doc/usbvm/examples/ansible/roles/usbvm/tasks/main.yml; do
     usbvm_h_assert_eq "$f" "$(grep -xF -- "$f" <<<"$contents" || true)" "the package holds $f"
 done
 usbvm_h_assert_nomatch "/usr/local" "$contents" "nothing under /usr/local"
@@ -66,9 +44,8 @@ usbvm_h_run lint lintian --fail-on error --allow-root "$deb"
 usbvm_h_assert_eq 0 "$lint_rc" "lintian reports no errors ($(grep '^E:' <<<"$lint" | tr '\n' ' '))"
 
 # ---- install ----------------------------------------------------------------------------------
-INSTALLED=1
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=120 "$deb" \
-    >"$USBVM_H_TMP/apt.log" 2>&1 || usbvm_h_fail "apt-get install failed: $(tail -n 20 "$USBVM_H_TMP/apt.log")"
+pkg_installed
+pkg_apt install "$deb"
 usbvm_h_assert_eq "install ok installed" "$(dpkg-query -W -f='${Status}' usbvm)" "apt installed it"
 usbvm_h_assert_eq "usbvm $version" "$(/usr/bin/usbvm --version)" "usbvm --version"
 usbvm_h_assert_eq /usr/share/man/man1/usbvm.1.gz "$(man -w usbvm)" "man -w usbvm"
@@ -97,16 +74,14 @@ got=$(cd "$USBVM_H_TMP" && timeout "$USBVM_H_TIMEOUT" \
 usbvm_h_assert_eq "check generate show test " "$got" "zsh completion from the installed file"
 
 # ---- remove, then purge -----------------------------------------------------------------------
-DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq -o DPkg::Lock::Timeout=120 usbvm \
-    >"$USBVM_H_TMP/apt.log" 2>&1 || usbvm_h_fail "apt-get remove failed: $(cat "$USBVM_H_TMP/apt.log")"
+pkg_apt remove usbvm
 usbvm_h_assert_eq "deinstall ok config-files" "$(dpkg-query -W -f='${Status}' usbvm)" \
     "remove keeps only the conffiles"
 usbvm_h_assert_eq yes "$([ -e /etc/usbvm/rules.d/00-usbvm.rules ] && echo yes || echo no)" \
     "remove keeps the conffile"
 usbvm_h_assert_eq no "$([ -e /usr/bin/usbvm ] && echo yes || echo no)" "remove takes the binary"
-DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq -o DPkg::Lock::Timeout=120 usbvm \
-    >"$USBVM_H_TMP/apt.log" 2>&1 || usbvm_h_fail "apt-get purge failed: $(cat "$USBVM_H_TMP/apt.log")"
-INSTALLED=0
+pkg_apt purge usbvm
+pkg_purged
 usbvm_h_assert_eq "" "$(dpkg-query -W -f='${Status}' usbvm 2>/dev/null || true)" \
     "purge leaves dpkg no record"
 left=()
