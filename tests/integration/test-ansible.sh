@@ -37,7 +37,7 @@ nl=$'\n'
 for opt in state domain device mode readonly persistent force timeout uri executable; do
     usbvm_h_assert_match "(^|$nl)[-=] $opt$nl" "$doc" "ansible-doc documents '$opt'"
 done
-usbvm_h_run lint bash -c 'cd "$1" && HOME=$2 ansible-lint --offline --nocolor 2>&1' _ "$EX" "$T"
+usbvm_h_run lint bash -c 'cd "$1" && HOME=$2 ansible-lint --offline --nocolor 2>&1' _ "$EX" "$T" || true
 usbvm_h_assert_eq 0 "$lint_rc" "ansible-lint passes ($lint)"
 
 # ---- the host: a domain, a loop-backed stick labelled BACKUP, usbvm under the testbed --------
@@ -107,7 +107,7 @@ usbvm_h_assert_match "^attached 1-2 to '$dom' as usb-disk" "$(task first "$HAND"
 usbvm_h_assert_eq "$(task first "$HAND" '.diff.after.attached | tojson')" \
     "$(task check "$HAND" '.diff.after.attached | tojson')" "--diff after: what --check predicted"
 usbvm_h_assert_eq 1 "$(owned)" "the stick is in the domain"
-usbvm_h_run verify systemd-analyze verify /lib/systemd/system/usbvm.service
+usbvm_h_run verify systemd-analyze verify /lib/systemd/system/usbvm.service || true
 usbvm_h_assert_eq 0 "$verify_rc" "systemd-analyze verify of the unit the role installed ($verify_err)"
 
 # ---- the second run changes nothing ------------------------------------------------------------

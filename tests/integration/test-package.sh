@@ -39,7 +39,8 @@ conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
 usbvm_h_assert_eq "/etc/usbvm/rules.d/00-usbvm.rules" "$conffiles" "the file under /etc is a conffile"
 
 # lintian: errors fail the test; its warnings are shown.
-usbvm_h_run lint lintian --fail-on error --allow-root "$deb"
+# (|| true: under set -e a failing command would end the test before its message.)
+usbvm_h_run lint lintian --fail-on error --allow-root "$deb" || true
 [ -n "$lint" ] && usbvm_h_log "lintian: $lint"
 usbvm_h_assert_eq 0 "$lint_rc" "lintian reports no errors ($(grep '^E:' <<<"$lint" | tr '\n' ' '))"
 
@@ -53,7 +54,7 @@ usbvm_h_assert_eq /usr/share/man/man5/usbvm.rules.5.gz "$(man -w 5 usbvm.rules)"
     "man -w usbvm.rules"
 usbvm_h_assert_match "usbvm attach" "$(MANWIDTH=100 man usbvm 2>/dev/null | col -b)" \
     "man usbvm renders"
-usbvm_h_run verify systemd-analyze verify /lib/systemd/system/usbvm.service
+usbvm_h_run verify systemd-analyze verify /lib/systemd/system/usbvm.service || true
 usbvm_h_assert_eq 0 "$verify_rc" "systemd-analyze verify of the installed unit ($verify_err)"
 usbvm_h_assert_match "^ExecStart=/usr/bin/usbvm watch --rules /etc/usbvm/rules.d$" \
     "$(grep ^ExecStart= /lib/systemd/system/usbvm.service)" "the unit runs the installed binary"
