@@ -48,4 +48,8 @@ endforeach()
 file(WRITE ${PROJECT_BINARY_DIR}/packaging/conffiles "${conffiles}")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_BINARY_DIR}/packaging/conffiles)
 
+configure_file(${PROJECT_SOURCE_DIR}/cmake/package-check.cmake.in
+               ${PROJECT_BINARY_DIR}/packaging/package-check.cmake @ONLY)
+set(CPACK_PRE_BUILD_SCRIPTS ${PROJECT_BINARY_DIR}/packaging/package-check.cmake)
+
 include(CPack)
