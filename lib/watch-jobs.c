@@ -87,8 +87,7 @@ static void run_attach(WatchJob *j, virConnectPtr conn)
                                .known_generation = j->known_gen,
                                .recheck_host_use = true,
                                .lock_nowait = true };
-    j->r =
-        usbvm_virt_attach_ctx(conn, dom, j->model, &j->spec, flags, &j->ctx, &j->res, &j->err);
+    j->r = usbvm_virt_attach_ctx(conn, dom, j->model, &j->spec, flags, &j->ctx, &j->res, &j->err);
     virDomainFree(dom);
 }
 
