@@ -14,6 +14,8 @@
 set -euo pipefail
 # shellcheck source=../integration/watch-lib.sh
 source "$USBVM_SRCDIR/tests/integration/watch-lib.sh"
+# shellcheck source=bench-lib.sh
+source "$USBVM_SRCDIR/tests/bench/bench-lib.sh"
 wl_init
 usbvm_h_require xmllint
 PLUGS=${USBVM_BENCH_PLUGS:-50}
@@ -28,18 +30,7 @@ printf 'attach serial "DB1" to %s as usb-disk\nattach with-interface 08:06:50 to
 wl_stick a 1-2 DB1
 stick=$WL_FILE
 
-exec {BW_FD}< <(exec tail -n +1 -F "$WL_LOG" 2>/dev/null)
-BW_TAIL=$!
-bw_next() {
-    local re=$1 line
-    while IFS= read -r -t 60 -u "$BW_FD" line; do
-        if [[ $line =~ $re ]]; then
-            BW_LINE=$line
-            return 0
-        fi
-    done
-    usbvm_h_fail "timed out waiting for /$re/"
-}
+bw_open
 attach_re='"event":"attach".*"result":"ok"'
 detach_re='"event":"detach".*"result":"ok"'
 stats() {
@@ -91,21 +82,8 @@ awk -v a="$a50" -v b="$b50" -v c="$a99" -v d="$b99" \
 echo "== 3. burst of 32 sticks (scsi), 17 domains running"
 : >"$WL_LOG"
 wl_watch_start "$rules"
-letters=(a b c d e f g h i j k l m n o p q r s t u v w x y z)
-burst=$USBVM_H_TMP/burst.umockdev
-: >"$burst"
-for i in $(seq 1 32); do
-    wl_stick "${letters[$((1 + (i - 1) / 26))]}${letters[$(((i - 1) % 26))]}" "3-$i" "BURST$i"
-    cat "$WL_FILE" >>"$burst"
-done
-wl_cmd "load ${WL_FILE%.umockdev}.full.hub" >/dev/null
-t0=$(wl_cmd "plug $burst")
-last=0
-for _ in $(seq 1 32); do
-    bw_next "$attach_re"
-    last=$(jq -r .mono_usec <<<"$BW_LINE")
-done
-burst_us=$((last - t0))
+bw_burst
+burst_us=$BW_BURST_US
 # The same 32 disks for the baseline: what usbvm attached, without libvirt's addresses.
 xml=$(usbvm_h_live_xml "$dom")
 xmls=()
@@ -122,5 +100,4 @@ raw_us=$("$RAW" attach-all "$USBVM_H_URI" "$dom" "${xmls[@]}")
 awk -v u="$burst_us" -v r="$raw_us" 'BEGIN{
     printf "burst: usbvm %.1f ms for 32 (first uevent -> last attached), raw 32 calls %.1f ms, ratio %.2f\n",
         u/1000, r/1000, u/r }'
-exec {BW_FD}<&-
-kill "$BW_TAIL" 2>/dev/null || true
+bw_close
