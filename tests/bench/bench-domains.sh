@@ -84,7 +84,7 @@ echo "== 3. burst of 32 sticks (scsi), 17 domains running"
 wl_watch_start "$rules"
 bw_burst
 burst_us=$BW_BURST_US
-# The same 32 disks for the baseline: what usbvm attached, without libvirt's addresses.
+# The same 32 disks for the baseline: what usbvm attached, with the drive addresses it chose.
 xml=$(usbvm_h_live_xml "$dom")
 xmls=()
 for alias in $(grep -o "ua-usbvm-[0-9a-f]*" <<<"$xml" | sort -u); do
