@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the tests that install the usbvm .deb system-wide (test-package, test-ansible):
 # one at a time (a lock), never over a usbvm package they did not install, purged on every
 # exit, failure included. The other tests run the build directory's binary by its path
@@ -18,6 +19,7 @@ pkg_apt() {
 }
 
 pkg_cleanup() {
+    set +e # the trap goes on to usbvm_h_cleanup whatever fails here
     if [ "$PKG_INSTALLED" = 1 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq -o DPkg::Lock::Timeout=120 usbvm \
             >/dev/null 2>&1 || dpkg --purge usbvm >/dev/null 2>&1
