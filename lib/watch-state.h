@@ -178,6 +178,8 @@ typedef struct Watch {
     WatchOp *ops;
     size_t n_ops;
 
+    uint64_t watchdog_usec, watchdog_at; /* systemd's WatchdogSec=, fed from the main loop */
+
     bool dirty;   /* something changed since the last plan */
     bool started; /* initial enumeration done */
     bool quit;

@@ -1,6 +1,7 @@
 /* usbvm watch: the main thread. It owns the daemon's state (watch-state.h), takes the messages
  * of the event-loop thread and of the executor, and after each burst plans once and hands the
  * actions to the executor. It never makes a libvirt call itself, so it always answers. */
+#include "notify.h"
 #include "watch-state.h"
 
 #include <errno.h>
@@ -618,8 +619,11 @@ static void on_signal(Watch *w, int signo)
         return;
     }
     UsbvmError err = { 0 };
+    usbvm_notify("RELOADING=1");
     /* A rules file that fails to parse changes nothing (invariant 6). */
-    if (load_rules(w, &err) < 0) {
+    int r = load_rules(w, &err);
+    usbvm_notify("READY=1");
+    if (r < 0) {
         usbvm_logf(USBVM_LOG_ERR, NULL, "reload refused, keeping the previous policy: %s",
                    err.message);
         return;
@@ -686,6 +690,8 @@ static size_t unanswered(Watch *w, uint64_t now)
 static uint64_t next_deadline(Watch *w, uint64_t now, uint64_t stop_at)
 {
     uint64_t d = now + SLOW_CALL_USEC;
+    if (w->watchdog_usec && w->watchdog_at < d)
+        d = w->watchdog_at;
     for (size_t i = 0; i < w->n_devs; i++)
         if (w->devs[i]->retry_at && w->devs[i]->retry_at < d)
             d = w->devs[i]->retry_at;
@@ -716,6 +722,11 @@ static void turn(Watch *w, uint64_t stop_at)
         m = next;
     }
     now = usbvm_now_usec();
+    if (w->watchdog_usec && now >= w->watchdog_at) {
+        /* From the main loop itself: a main thread that stops turning stops feeding it. */
+        usbvm_notify("WATCHDOG=1");
+        w->watchdog_at = now + w->watchdog_usec;
+    }
     for (size_t i = 0; i < w->n_devs; i++)
         if (w->devs[i]->retry_at && now >= w->devs[i]->retry_at) {
             w->devs[i]->retry_at = 0;
@@ -827,8 +838,12 @@ int usbvm_watch_run(const UsbvmWatchOptions *opts, UsbvmWatchSummary *summary, U
     json_object_object_add(f, "event", json_object_new_string("ready"));
     json_object_object_add(f, "devices", json_object_new_int((int)w->n_devs));
     usbvm_logf(USBVM_LOG_INFO, f, "ready: watching %zu USB devices", w->n_devs);
+    usbvm_notify("READY=1");
+    w->watchdog_usec = usbvm_notify_watchdog_usec();
+    w->watchdog_at = usbvm_now_usec();
     while (!w->quit)
         turn(w, 0);
+    usbvm_notify("STOPPING=1");
     if (opts->detach_on_exit) {
         w->stopping = true;
         w->dirty = true;
