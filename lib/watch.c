@@ -12,6 +12,7 @@
 #define SLOW_CALL_USEC   (30ULL * 1000000)
 #define STOP_GRACE_MS    500
 #define CONNECT_FIRST_MS 100
+#define READY_WAIT_USEC  (10ULL * 1000000)
 #define BUSY_RETRY_USEC  (50ULL * 1000)
 
 /* ---- rules ------------------------------------------------------------------------------- */
@@ -834,6 +835,11 @@ int usbvm_watch_run(const UsbvmWatchOptions *opts, UsbvmWatchSummary *summary, U
         summary->waiting = w->waiting;
         goto out;
     }
+    /* Ready once the start-up plan's calls are answered (or after a while: a domain that
+     * hangs must not keep the service from starting). */
+    uint64_t until = usbvm_now_usec() + READY_WAIT_USEC;
+    while (!w->quit && unanswered(w, usbvm_now_usec()) && usbvm_now_usec() < until)
+        turn(w, until);
     json_object *f = json_object_new_object();
     json_object_object_add(f, "event", json_object_new_string("ready"));
     json_object_object_add(f, "devices", json_object_new_int((int)w->n_devs));
