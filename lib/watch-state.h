@@ -31,7 +31,8 @@ typedef struct WatchDevice {
     bool keep;           /* present at start with --present keep: left alone until replugged */
     bool bound;          /* the USB device has its driver: ready for passthrough */
     bool held_back;      /* refused or failed: retried at its next event, not in a loop */
-    uint64_t retry_at;   /* another usbvm process held its lock: look again then (0: no) */
+    unsigned backoff_ms; /* the next retry's delay after a failed attach */
+    uint64_t retry_at;   /* a retry of the attach is due then (0: none) */
     uint64_t event_usec; /* when the event that last changed it arrived */
     char *last_note;     /* last "wait"/"refused" text, so it is not repeated */
 } WatchDevice;

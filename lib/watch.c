@@ -13,6 +13,8 @@
 #define STOP_GRACE_MS    500
 #define CONNECT_FIRST_MS 100
 #define READY_WAIT_USEC  (10ULL * 1000000)
+#define RETRY_FIRST_MS   250
+#define RETRY_MAX_MS     30000
 #define BUSY_RETRY_USEC  (50ULL * 1000)
 
 /* ---- rules ------------------------------------------------------------------------------- */
@@ -317,6 +319,33 @@ static void note(Watch *w, WatchDevice *dev, UsbvmLogLevel level, const char *ev
         &(WatchRecord){ .event = event, .device = dev->model, .domain = domain, .msg = text });
 }
 
+/* A refusal (mounted, elsewhere) waits for the device's next event; another usbvm process's
+ * attach of it is looked at again soon; any other failure (libvirtd restarted in the middle of
+ * the call, QEMU refusing a leftover block node) is retried with a backoff, so convergence does
+ * not depend on where a failure landed. Each distinct reason is logged once. */
+static void attach_failed(Watch *w, WatchDevice *dev, const WatchJob *j, WatchRecord *rec)
+{
+    bool busy = j->err.errnum == EAGAIN && j->err.kind == USBVM_E_FAILED;
+    bool refused = j->err.kind == USBVM_E_REFUSED;
+    w->summary->failed += !busy;
+    dev->held_back = refused;
+    if (!refused) {
+        if (!busy)
+            dev->backoff_ms = dev->backoff_ms ? dev->backoff_ms * 2 : RETRY_FIRST_MS;
+        if (dev->backoff_ms > RETRY_MAX_MS)
+            dev->backoff_ms = RETRY_MAX_MS;
+        dev->retry_at =
+            usbvm_now_usec() + (busy ? BUSY_RETRY_USEC : (uint64_t)dev->backoff_ms * 1000);
+    }
+    rec->result = refused ? "refused" : busy ? "busy" : "failed";
+    rec->error = j->err.message;
+    if (streq(dev->last_note, j->err.message))
+        return;
+    free(dev->last_note);
+    dev->last_note = xstrdup(j->err.message);
+    usbvm_watch_record(busy ? USBVM_LOG_DEBUG : USBVM_LOG_ERR, rec);
+}
+
 static void attach_done(Watch *w, WatchJob *j)
 {
     usbvm_logf(USBVM_LOG_DEBUG, NULL, "attach %s -> %s: libvirt answered after %llu ms", j->alias,
@@ -344,21 +373,9 @@ static void attach_done(Watch *w, WatchJob *j)
                         .mode = mode,
                         .has_ms = true,
                         .ms = MS(j->done_usec - since) };
-    if (j->r < 0) {
-        bool busy = j->err.errnum == EAGAIN && j->err.kind == USBVM_E_FAILED;
-        w->summary->failed += !busy;
-        dev->held_back = !busy;
-        /* Another usbvm process is attaching it: its answer decides, so look again soon. */
-        dev->retry_at = busy ? usbvm_now_usec() + BUSY_RETRY_USEC : 0;
-        rec.result = j->err.kind == USBVM_E_REFUSED ? "refused" : busy ? "busy" : "failed";
-        rec.error = j->err.message;
-        if (!streq(dev->last_note, j->err.message)) {
-            free(dev->last_note);
-            dev->last_note = xstrdup(j->err.message);
-            usbvm_watch_record(busy ? USBVM_LOG_DEBUG : USBVM_LOG_ERR, &rec);
-        }
-        return;
-    }
+    if (j->r < 0)
+        return attach_failed(w, dev, j, &rec);
+    dev->backoff_ms = 0;
     free(dev->last_note);
     dev->last_note = NULL;
     if (!j->res.changed) {
