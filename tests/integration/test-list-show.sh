@@ -161,15 +161,6 @@ expect "unknown specifier, JSON" '{"failed":true,"rc":3}' "$(jc '{failed,rc}')"
 run "$LAB" show
 expect "missing argument is a usage error" 2 "$rc"
 
-# ---- the real USBGuard recording (read in place from shared/) -------------------------------
-if [[ -n "${USBVM_SHARED:-}" && -f "$USBVM_SHARED/data/usbguard/devices.umockdev" ]]; then
-    run "$USBVM_SHARED/data/usbguard/devices.umockdev" list --all --json
-    expect "recording: exit code" 0 "$rc"
-    expect "recording: devices" '["usb1","1-4","1-4.1","1-4.1.3","1-4.2","1-4.4","1-8"]' "$(jc '[.devices[].port]')"
-else
-    fail "USBVM_SHARED/data/usbguard/devices.umockdev is missing"
-fi
-
 # ---- a real mount: a loop device with ext4, mounted on a path with a space ------------------
 MNT="$TMP/mnt point"
 IMG="$TMP/stick.img"
