@@ -130,8 +130,16 @@ in_bed() {
 }
 
 in_bed lab "$USBVM_SRCDIR/tests/fixtures/lab.umockdev"
-# A crowd of identical sticks behind hubs: only the serial tells them apart.
-python3 "$USBVM_SRCDIR/tests/fixtures/mkfixtures.py" bench 12 >"$TMP/bench.umockdev"
+# A crowd of identical sticks behind hubs: only the serial tells them apart. One of them is
+# blocked as USBGuard blocks a device (authorized=0): the kernel then shows no interface
+# nodes, yet USBGuard's rule names its interface, and usbvm must match it too.
+python3 "$USBVM_SRCDIR/tests/fixtures/mkfixtures.py" bench 12 |
+    awk 'BEGIN { RS = ""; ORS = "\n\n" }
+         /^P: [^\n]*\/1-1\.1\/1-1\.1:/ { next }
+         /^P: [^\n]*\/1-1\.1\n/ { sub(/A: authorized=1/, "A: authorized=0") }
+         { print }' >"$TMP/bench.umockdev"
+expect "bench12: 1-1.1 is blocked and has no interface node" "1 0" \
+    "$(grep -c 'authorized=0' "$TMP/bench.umockdev") $(grep -c '^P: .*/1-1\.1/1-1\.1:' "$TMP/bench.umockdev")"
 in_bed bench12 "$TMP/bench.umockdev"
 
 echo "generate-policy interop: $matched devices matched by USBGuard's rule for them, $compared_sets with-interface sets compared across USBGuard, list, show and the matcher"
