@@ -31,6 +31,7 @@ typedef struct WatchDevice {
     bool keep;           /* present at start with --present keep: left alone until replugged */
     bool bound;          /* the USB device has its driver: ready for passthrough */
     bool held_back;      /* refused or failed: retried at its next event, not in a loop */
+    uint64_t retry_at;   /* another usbvm process held its lock: look again then (0: no) */
     uint64_t event_usec; /* when the event that last changed it arrived */
     char *last_note;     /* last "wait"/"refused" text, so it is not repeated */
 } WatchDevice;
@@ -217,4 +218,4 @@ void usbvm_watch_record(UsbvmLogLevel level, const WatchRecord *r);
 char *usbvm_watch_label(const UsbvmDevice *d);
 
 /* executor jobs' work, run on executor threads (watch-jobs.c) */
-void usbvm_watch_job_run(WatchJob *j);
+void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn);

@@ -9,8 +9,9 @@
 
 #define MS(usec)         ((int64_t)((usec) / 1000))
 #define SLOW_CALL_USEC   (30ULL * 1000000)
-#define STOP_GRACE_MS    1500
+#define STOP_GRACE_MS    500
 #define CONNECT_FIRST_MS 100
+#define BUSY_RETRY_USEC  (50ULL * 1000)
 
 /* ---- rules ------------------------------------------------------------------------------- */
 
@@ -123,6 +124,7 @@ static void submit(Watch *w, WatchJob *j)
         virConnectRef(w->conn);
     }
     j->conn_gen = w->conn_gen;
+    j->uri = w->opts->uri;
     usbvm_executor_submit(w->exec, j);
 }
 
@@ -315,6 +317,8 @@ static void note(Watch *w, WatchDevice *dev, UsbvmLogLevel level, const char *ev
 
 static void attach_done(Watch *w, WatchJob *j)
 {
+    usbvm_logf(USBVM_LOG_DEBUG, NULL, "attach %s -> %s: libvirt answered after %llu ms", j->alias,
+               j->domain, (unsigned long long)((j->done_usec - j->started_usec) / 1000));
     WatchOp *op = op_find(w, USBVM_OP_ATTACH, j->domain, j->alias);
     if (op)
         op_remove(w, op);
@@ -341,7 +345,9 @@ static void attach_done(Watch *w, WatchJob *j)
     if (j->r < 0) {
         bool busy = j->err.errnum == EAGAIN && j->err.kind == USBVM_E_FAILED;
         w->summary->failed += !busy;
-        dev->held_back = !busy; /* a held lock is retried at the next turn */
+        dev->held_back = !busy;
+        /* Another usbvm process is attaching it: its answer decides, so look again soon. */
+        dev->retry_at = busy ? usbvm_now_usec() + BUSY_RETRY_USEC : 0;
         rec.result = j->err.kind == USBVM_E_REFUSED ? "refused" : busy ? "busy" : "failed";
         rec.error = j->err.message;
         if (!streq(dev->last_note, j->err.message)) {
@@ -516,6 +522,7 @@ static void act_attach(Watch *w, const UsbvmAction *a)
     j->known_gen = w->known_gen;
     j->event_usec = dev->event_usec;
     op_add(w, USBVM_OP_ATTACH, a->domain, a->alias, NULL);
+    usbvm_logf(USBVM_LOG_DEBUG, NULL, "attach %s -> %s: asking libvirt", a->alias, a->domain);
     submit(w, j);
 }
 
@@ -563,7 +570,7 @@ static size_t plan_and_act(Watch *w)
                                      .gone = d->gone,
                                      .keep = d->keep,
                                      .bound = d->bound,
-                                     .held_back = d->held_back,
+                                     .held_back = d->held_back || d->retry_at,
                                      .ambiguous = ambiguous(w, i) };
     }
     UsbvmPlanOp *ops = xcalloc(w->n_ops + 1, sizeof(*ops));
@@ -664,7 +671,7 @@ static size_t unanswered(Watch *w, uint64_t now)
         if (op->answered)
             continue;
         n++;
-        if (!op->slow_warned && now - op->since_usec > SLOW_CALL_USEC) {
+        if (!op->slow_warned && now > op->since_usec + SLOW_CALL_USEC) {
             op->slow_warned = true;
             usbvm_logf(USBVM_LOG_WARNING, NULL,
                        "libvirt has not answered the %s of %s in '%s' for %llu s; other domains "
@@ -679,6 +686,9 @@ static size_t unanswered(Watch *w, uint64_t now)
 static uint64_t next_deadline(Watch *w, uint64_t now, uint64_t stop_at)
 {
     uint64_t d = now + SLOW_CALL_USEC;
+    for (size_t i = 0; i < w->n_devs; i++)
+        if (w->devs[i]->retry_at && w->devs[i]->retry_at < d)
+            d = w->devs[i]->retry_at;
     if (w->reconnect_at && w->reconnect_at < d)
         d = w->reconnect_at;
     if (stop_at && stop_at < d)
@@ -706,6 +716,11 @@ static void turn(Watch *w, uint64_t stop_at)
         m = next;
     }
     now = usbvm_now_usec();
+    for (size_t i = 0; i < w->n_devs; i++)
+        if (w->devs[i]->retry_at && now >= w->devs[i]->retry_at) {
+            w->devs[i]->retry_at = 0;
+            w->dirty = true;
+        }
     if (w->reconnect_at && now >= w->reconnect_at && !(w->opts->once && w->started))
         connect_start(w);
     if (w->refetch_all && w->conn) {
@@ -714,7 +729,7 @@ static void turn(Watch *w, uint64_t stop_at)
     }
     if (w->started && w->dirty)
         plan_and_act(w);
-    (void)unanswered(w, now);
+    (void)unanswered(w, usbvm_now_usec());
 }
 
 /* ---- run ------------------------------------------------------------------------------------- */
