@@ -142,6 +142,7 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
 int usbvm_cmd_status(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv);
 int usbvm_cmd_rules(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv);
 int usbvm_cmd_watch(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv);
+int usbvm_cmd_doctor(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv);
 int usbvm_cmd_complete(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv);
 
 extern const struct poptOption usbvm_list_options[];
@@ -150,5 +151,6 @@ extern const struct poptOption usbvm_attach_options[];
 extern const struct poptOption usbvm_detach_options[];
 extern const struct poptOption usbvm_status_options[];
 extern const struct poptOption usbvm_watch_options[];
+extern const struct poptOption usbvm_doctor_options[];
 extern const struct poptOption usbvm_complete_options[];
 extern const UsbvmVerb usbvm_rules_subverbs[];
