@@ -27,10 +27,11 @@ typedef int (*UsbvmVerbFn)(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const
 /* What a positional argument is, for completion. */
 typedef enum UsbvmArgKind {
     USBVM_ARG_NONE = 0,
-    USBVM_ARG_DOMAIN,   /* a running or defined libvirt domain */
-    USBVM_ARG_DEVICE,   /* a device specifier (port paths, /dev/sdX, VID:PID) */
-    USBVM_ARG_ATTACHED, /* a device usbvm attached (alias, port) */
-    USBVM_ARG_FILE,     /* a path */
+    USBVM_ARG_DOMAIN,           /* a running or defined libvirt domain */
+    USBVM_ARG_DEVICE,           /* a device specifier (port paths, /dev/sdX, VID:PID) */
+    USBVM_ARG_ATTACHED,         /* a device usbvm attached (alias, port) */
+    USBVM_ARG_FILE,             /* a path */
+    USBVM_ARG_DOMAIN_OR_DEVICE, /* either (doctor's optional first argument) */
 } UsbvmArgKind;
 
 struct UsbvmVerb {

@@ -43,7 +43,7 @@ const UsbvmVerb usbvm_verbs[] = {
       usbvm_doctor_options,
       "[<domain>] [<device>] [--rules PATH]",
       "Find out why a device does not reach a domain",
-      { USBVM_ARG_DOMAIN, USBVM_ARG_DEVICE } },
+      { USBVM_ARG_DOMAIN_OR_DEVICE, USBVM_ARG_DEVICE } },
     { "__complete", usbvm_cmd_complete, usbvm_complete_options, "<words...>",
       "Completion helper for the shell", .hidden = true },
     { NULL },
