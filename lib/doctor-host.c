@@ -212,9 +212,9 @@ static void check_automounter(struct udev *udev, const UsbvmDoctorPaths *paths,
         if (!udisks_ignores(udev, &d->blocks[i])) {
             _cleanup_free_ char *fix = xasprintf(
                 "Make udisks2 leave the device alone: put the line\n"
-                "  SUBSYSTEM==\"block\", ENV{ID_VENDOR_ID}==\"%04x\", ENV{ID_MODEL_ID}==\"%04x\", "
-                "ENV{UDISKS_IGNORE}=\"1\"\n"
-                "in /etc/udev/rules.d/61-usbvm-udisks.rules (an example ships with usbvm), run "
+                "  SUBSYSTEM==\"block\", ENV{ID_BUS}==\"usb\", ENV{ID_VENDOR_ID}==\"%04x\", "
+                "ENV{ID_MODEL_ID}==\"%04x\", ENV{UDISKS_IGNORE}=\"1\"\n"
+                "in /etc/udev/rules.d/61-usbvm-udisks.rules (usbvm's examples have one), run "
                 "'udevadm control --reload' and 'udevadm trigger --subsystem-match=block'.",
                 d->vendor_id, d->product_id);
             usbvm_checks_add(out, "auto-mounter", false, fix,
