@@ -104,14 +104,17 @@ static json_object *check_json(const UsbvmCheck *k)
     return o;
 }
 
-/* Each line of a (multi-line) text, escaped for the terminal, after a prefix. */
+/* Each line of a (multi-line) text, escaped for the terminal: the first after prefix, the
+ * others under it. */
 static void print_lines(const char *prefix, const char *text)
 {
     _cleanup_free_ char *copy = xstrdup(text);
     char *save = NULL;
+    bool first = true;
     for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         _cleanup_free_ char *e = usbvm_escape(l);
-        printf("%s%s\n", prefix, e);
+        printf("%*s%s\n", first ? 0 : (int)strlen(prefix), first ? prefix : "", e);
+        first = false;
     }
 }
 

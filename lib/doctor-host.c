@@ -115,6 +115,43 @@ static void check_drivers(const UsbvmDevice *d, UsbvmChecks *out)
     usbvm_checks_add(out, "drivers", true, NULL, "%s is bound to the mass-storage interface", drv);
 }
 
+/* USBGuard answers within milliseconds; a daemon that hangs must not hang doctor. */
+#define USBGUARD_TIMEOUT_MS 3000
+
+static void report_usbguard(const UsbvmDevice *d, UsbvmChecks *out)
+{
+    _cleanup_free_ char *fix = xasprintf(
+        "Allow it with a rule before the one that blocks it in /etc/usbguard/rules.conf, e.g. "
+        "'allow id %04x:%04x via-port \"%s\"', and restart usbguard; 'usbguard allow-device' "
+        "with the device's number from 'usbguard list-devices --blocked' allows it until it is "
+        "unplugged.",
+        d->vendor_id, d->product_id, d->port);
+    char *argv[] = { (char *)"usbguard", (char *)"list-rules", NULL };
+    _cleanup_free_ char *rules = NULL;
+    UsbvmError err = { 0 };
+    if (usbvm_spawn_capture(argv, USBGUARD_TIMEOUT_MS, &rules, &err) < 0) {
+        usbvm_checks_add(out, "authorized", false, fix,
+                         "authorized=0: USBGuard runs and blocks the device; its rules could not "
+                         "be read (%s)",
+                         err.message);
+        return;
+    }
+    const char *target = NULL;
+    _cleanup_free_ char *rule = usbvm_usbguard_deciding_rule(rules, d, &target);
+    if (rule && !streq(target, "allow"))
+        usbvm_checks_add(out, "authorized", false, fix,
+                         "authorized=0: USBGuard rule %s blocks the device", rule);
+    else if (rule)
+        usbvm_checks_add(out, "authorized", false, fix,
+                         "authorized=0 although USBGuard rule %s allows the device (hash, "
+                         "parent-hash and conditions were not compared)",
+                         rule);
+    else
+        usbvm_checks_add(out, "authorized", false, fix,
+                         "authorized=0: no USBGuard rule matches the device, so "
+                         "ImplicitPolicyTarget (usbguard-daemon.conf) blocks it");
+}
+
 static void check_authorized(const UsbvmDoctorPaths *paths, const UsbvmDevice *d, UsbvmChecks *out)
 {
     bool guard = usbvm_proc_running(paths->proc, "usbguard-daemon", NULL);
@@ -124,14 +161,7 @@ static void check_authorized(const UsbvmDoctorPaths *paths, const UsbvmDevice *d
         return;
     }
     if (guard) {
-        _cleanup_free_ char *fix = xasprintf(
-            "Allow it once with 'usbguard allow-device 'id %04x:%04x via-port \"%s\"'', or for "
-            "good by adding an allow rule to /etc/usbguard/rules.conf ('usbguard list-rules' "
-            "shows the rules; the first match decides, else ImplicitPolicyTarget).",
-            d->vendor_id, d->product_id, d->port);
-        usbvm_checks_add(out, "authorized", false, fix,
-                         "authorized=0: USBGuard runs and blocks the device (a block or reject "
-                         "rule matches it, or no rule does and ImplicitPolicyTarget blocks)");
+        report_usbguard(d, out);
         return;
     }
     _cleanup_free_ char *fix = xasprintf(

@@ -104,6 +104,18 @@ bool usbvm_proc_running(const char *proc, const char *comm, const char *arg);
 typedef bool (*UsbvmProcFn)(char *const *argv, void *userdata);
 void usbvm_proc_each(const char *proc, UsbvmProcFn fn, void *userdata);
 
+/* ---- USBGuard (doctor-usbguard.c) ---- */
+
+/* Runs argv[0] (found in PATH, never through a shell) with stdin and stderr on /dev/null,
+ * and returns what it printed on stdout. Killed after timeout_ms; a non-zero exit is an
+ * error. */
+int usbvm_spawn_capture(char *const argv[], int timeout_ms, char **ret_out, UsbvmError *err);
+/* The first rule of 'usbguard list-rules' output ("N: allow|block|reject MATCH") that matches
+ * d by usbvm's matcher, as "N: rule" (new string), with its target in *ret_target; NULL when
+ * none does. hash, parent-hash, label and conditions are not compared. */
+char *usbvm_usbguard_deciding_rule(const char *list_rules, const UsbvmDevice *d,
+                                   const char **ret_target);
+
 /* ---- libvirt and the domain (doctor-virt.c) ---- */
 
 /* What the hardware check needs from a domain's XML. */

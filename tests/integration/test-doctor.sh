@@ -7,8 +7,18 @@
 set -u
 source "$USBVM_SRCDIR/tests/harness/libvirt.sh"
 usbvm_h_init
-usbvm_h_require mkfs.ext4 mount umount dmesg tail timeout
+usbvm_h_require mkfs.ext4 mount umount dmesg tail timeout pgrep usbguard usbguard-daemon
 usbvm_h_libvirtd_start
+# A usbguard-daemon of the test's own (the child of its umockdev-run), stopped at exit.
+ug_wrapper=
+doc_cleanup() {
+    [ -n "$ug_wrapper" ] || return 0
+    local pid
+    for pid in $(pgrep -P "$ug_wrapper"); do kill -TERM "$pid"; done
+    wait "$ug_wrapper" 2>/dev/null
+    ug_wrapper=
+}
+trap 'rc=$?; doc_cleanup; (exit $rc); usbvm_h_cleanup' EXIT
 
 good=$(usbvm_h_domain_create doc-good)
 usbvm_h_domain_track "$good"
@@ -121,6 +131,30 @@ FX0=$(stick --serial DOC0001 --authorized 0)
 usbvm_h_run out umockdev-run -d "$FX0" -- "$USBVM" doctor "$port" --json
 expect_fail "$out" authorized 'authorized=0' "echo 1 > /sys/bus/usb/devices/$port/authorized"
 
+# USBGuard runs (its own daemon, in the fixture's testbed; this host has no real USB for it
+# to block): doctor names the rule that blocks the device.
+ug=$USBVM_H_TMP/usbguard
+mkdir -p "$ug"
+printf 'RuleFile=%s/rules.conf\nImplicitPolicyTarget=block\nPresentDevicePolicy=keep\nIPCAllowedUsers=root\nAuditBackend=FileAudit\nAuditFilePath=%s/audit.log\n' \
+    "$ug" "$ug" >"$ug/daemon.conf"
+printf 'allow id 1d6b:*\nallow id 0781:5567 via-port "9-9"\nblock id 0781:5567 hash "x" via-port "%s"\n' \
+    "$port" >"$ug/rules.conf"
+chmod 600 "$ug/daemon.conf" "$ug/rules.conf"
+umockdev-run -d "$FX0" -- usbguard-daemon -d -k -P -c "$ug/daemon.conf" \
+    >"$ug/log" 2>&1 &
+ug_wrapper=$!
+timeout "$USBVM_H_TIMEOUT" grep -q -m1 'run: Entering main loop' <(tail -f "$ug/log") ||
+    usbvm_h_fail "usbguard-daemon did not start: $(tail -5 "$ug/log")"
+usbvm_h_run out umockdev-run -d "$FX0" -- "$USBVM" doctor "$port" --json
+expect_fail "$out" authorized \
+    "USBGuard rule 3: block id 0781:5567 hash \"x\" via-port \"$port\" blocks the device" \
+    "allow id 0781:5567 via-port \"$port\""
+umockdev-run -d "$FX0" -- usbguard remove-rule 3 || usbvm_h_fail "usbguard remove-rule failed"
+usbvm_h_run out umockdev-run -d "$FX0" -- "$USBVM" doctor "$port" --json
+expect_fail "$out" authorized 'no USBGuard rule matches the device, so ImplicitPolicyTarget' \
+    'usbguard list-devices --blocked'
+doc_cleanup
+
 # ---- host use: a mounted disk ---------------------------------------------------------------
 mkfs.ext4 -q -F "$loop" >/dev/null 2>&1 || usbvm_h_fail "mkfs.ext4 failed"
 mnt="$USBVM_H_TMP/mnt"
@@ -146,6 +180,13 @@ usbvm_h_run out "$USBVM" doctor "$full" --json
 expect_fail "$out" hotplug-slot 'no free pcie-root-port' "model='pcie-root-port'"
 usbvm_h_run out "$USBVM" doctor "$good" --json
 expect_ok "$out" hotplug-slot "spare root ports"
+# Defined, not started.
+off="usbvm-test-doc-off-$$"
+usbvm_h_domain_track "$off"
+usbvm_h_domain_xml "$off" >"$USBVM_H_TMP/off.xml"
+virsh -q -c "$USBVM_H_URI" define "$USBVM_H_TMP/off.xml" >/dev/null || usbvm_h_fail "cannot define $off"
+usbvm_h_run out "$USBVM" doctor "$off" --json
+expect_fail "$out" domain "domain '$off' does not run" "virsh start $off"
 usbvm_h_run out "$USBVM" doctor "usbvm-test-nosuch-$$" "$port" --json
 expect_fail "$out" domain "no domain named 'usbvm-test-nosuch-$$'" 'virsh list --all'
 

@@ -364,13 +364,70 @@ static void test_watch_running(void **state)
     unlink(rules);
 }
 
+static void test_usbguard_rule(void **state)
+{
+    UsbvmInterface intf = { .cls = 0x08, .subclass = 0x06, .protocol = 0x50 };
+    UsbvmDevice d = { .port = (char *)"1-2",
+                      .vendor_id = 0x0781,
+                      .product_id = 0x5567,
+                      .serial = (char *)"AB12",
+                      .interfaces = &intf,
+                      .n_interfaces = 1 };
+    static const char rules[] =
+        "1: allow id 1d6b:* serial \"\" name \"xHCI Host Controller\" hash \"h1\" "
+        "parent-hash \"h2\" with-interface 09:00:00\n"
+        "2: allow id 0781:5567 serial \"OTHER\"\n"
+        "3: block id 0781:* hash \"x y\" via-port \"1-2\" with-interface 08:06:50\n"
+        "4: allow id 0781:5567\n";
+    const char *target = NULL;
+    _cleanup_free_ char *r = usbvm_usbguard_deciding_rule(rules, &d, &target);
+    assert_non_null(r);
+    assert_string_equal(r, "3: block id 0781:* hash \"x y\" via-port \"1-2\" with-interface "
+                           "08:06:50");
+    assert_string_equal(target, "block");
+
+    /* A rule usbvm cannot read (a condition it drops still parses; garbage does not). */
+    _cleanup_free_ char *r2 =
+        usbvm_usbguard_deciding_rule("1: allow id 0781:5567 serial \"AB12\" if true\n"
+                                     "2: block {{{\n",
+                                     &d, &target);
+    assert_non_null(r2);
+    assert_string_equal(target, "allow");
+    assert_null(usbvm_usbguard_deciding_rule("1: reject id 1234:*\n2: block }\n", &d, &target));
+    assert_null(usbvm_usbguard_deciding_rule("", &d, &target));
+}
+
+static void test_spawn(void **state)
+{
+    char *echo[] = { (char *)"echo", (char *)"a b", NULL };
+    _cleanup_free_ char *out = NULL;
+    UsbvmError err = { 0 };
+    assert_int_equal(usbvm_spawn_capture(echo, 5000, &out, &err), 0);
+    assert_string_equal(out, "a b\n");
+
+    char *fails[] = { (char *)"false", NULL };
+    char *none = NULL;
+    assert_true(usbvm_spawn_capture(fails, 5000, &none, &err) < 0);
+    assert_null(none);
+    char *missing[] = { (char *)"/nonexistent/usbguard", NULL };
+    assert_true(usbvm_spawn_capture(missing, 5000, &none, &err) < 0);
+
+    /* A child that never ends is killed at the deadline. */
+    char *hangs[] = { (char *)"tail", (char *)"-f", (char *)"/dev/null", NULL };
+    uint64_t t0 = usbvm_now_usec();
+    assert_int_equal(usbvm_spawn_capture(hangs, 200, &none, &err), -ETIMEDOUT);
+    assert_true(usbvm_now_usec() - t0 < 5000000);
+    assert_non_null(strstr(err.message, "did not answer in time"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kmsg_parse),    cmocka_unit_test(test_kmsg_classify),
         cmocka_unit_test(test_kernel_check),  cmocka_unit_test(test_kernel_repeats),
         cmocka_unit_test(test_domain_hw),     cmocka_unit_test(test_automounter),
-        cmocka_unit_test(test_watch_running),
+        cmocka_unit_test(test_watch_running), cmocka_unit_test(test_usbguard_rule),
+        cmocka_unit_test(test_spawn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
