@@ -98,6 +98,13 @@ usbvm_h_assert_match $'(^|\n)FAIL watch' "$out" "text: plain 'FAIL'"
 usbvm_h_assert_match 'fix: Start the daemon' "$out" "text: the fix under the failure"
 usbvm_h_assert_nomatch $'\u2714' "$out" "text: no check marks off a terminal"
 
+# A hostile device string (an escape sequence in the manufacturer) is escaped in the text.
+FXH=$(stick --serial DOC0001 --manufacturer $'\e]0;owned\a\e[31mEvil')
+usbvm_h_run out umockdev-run -d "$FXH" -- "$USBVM" doctor "$port" --rules "$rules"
+usbvm_h_assert_match 'device +[0-9-]+ 0781:5567 \\x1b\]0;owned\\x07\\x1b\[31mEvil' "$out" \
+    "text: the device's name, escaped"
+usbvm_h_assert_nomatch $'[\e\a]' "$out" "text: no raw control byte from a device string"
+
 # ---- kernel log: the real ring buffer, lines written after the healthy run ----------------
 printf '<6>usbvm-test: doctor marker %s\n' "$$" >/dev/kmsg
 printf '<3>usb %s: device descriptor read/64, error -71\n' "$port" >/dev/kmsg
