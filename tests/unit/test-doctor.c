@@ -306,6 +306,83 @@ static void test_automounter(void **state)
     usbvm_checks_clear(&c);
 }
 
+static void test_drivers(void **state)
+{
+    UsbvmInterface intf = { .cls = 0x08, .subclass = 0x06, .protocol = 0x62 };
+    UsbvmDevice d = { .port = (char *)"2-1",
+                      .vendor_id = 0x152d,
+                      .product_id = 0x0578,
+                      .authorized = true,
+                      .interfaces = &intf,
+                      .n_interfaces = 1 };
+    UsbvmDoctorPaths paths = usbvm_doctor_paths_default;
+    paths.proc = "/nonexistent";
+    UsbvmDoctorQuery q = { .device = &d, .port = "2-1" };
+    UsbvmChecks c = { 0 };
+
+    /* No driver on the mass-storage interface. */
+    usbvm_doctor_host(NULL, &paths, &q, &c);
+    assert_false(find(&c, "drivers")->ok);
+    assert_non_null(strstr(find(&c, "drivers")->fix, "modprobe usb-storage uas"));
+    usbvm_checks_clear(&c);
+
+    /* uas on a bridge known to fail with it: the quirk for this very id. */
+    intf.driver = (char *)"uas";
+    usbvm_doctor_host(NULL, &paths, &q, &c);
+    assert_false(find(&c, "drivers")->ok);
+    assert_non_null(strstr(find(&c, "drivers")->found, "JMicron JMS578"));
+    assert_non_null(strstr(find(&c, "drivers")->fix, "quirks=152d:0578:u"));
+    usbvm_checks_clear(&c);
+
+    /* usb-storage on it is fine. */
+    intf.driver = (char *)"usb-storage";
+    usbvm_doctor_host(NULL, &paths, &q, &c);
+    assert_true(find(&c, "drivers")->ok);
+    usbvm_checks_clear(&c);
+}
+
+static void test_confinement(void **state)
+{
+    UsbvmBlock blk = { .type = USBVM_BLOCK_DISK,
+                       .name = (char *)"sdx",
+                       .devnode = (char *)"/dev/nonexistent-sdx" };
+    UsbvmDevice d = { .port = (char *)"1-2",
+                      .devnode = (char *)"/dev/null",
+                      .blocks = &blk,
+                      .n_blocks = 1,
+                      .syspath = (char *)"/sys/devices/x/1-2" };
+    _cleanup_free_ char *kmsg = write_temp(
+        "5,1,100,-;audit: type=1400 audit(1.2:3): avc:  denied  { read write } for pid=9 "
+        "comm=\"qemu-kvm\" name=\"sdxx\" path=\"/dev/nonexistent-sdxx\" tclass=blk_file\n");
+    _cleanup_free_ char *audit =
+        write_temp("type=AVC msg=audit(1.2:4): avc:  denied  { open } for pid=9 comm=\"qemu-kvm\" "
+                   "path=\"/dev/nonexistent-sdx\" scontext=system_u:system_r:svirt_t:s0:c1,c2\n");
+    UsbvmDoctorPaths paths = usbvm_doctor_paths_default;
+    paths.kmsg = kmsg;
+    paths.audit_log = "/nonexistent/audit.log";
+    UsbvmDoctorQuery q = { .device = &d, .port = "1-2" };
+    UsbvmChecks c = { 0 };
+
+    /* A denial of another node (sdxx) is not this device's; the missing node is named. */
+    usbvm_doctor_confinement(&paths, &q, &c);
+    assert_true(find(&c, "confinement")->ok);
+    assert_false(find(&c, "device-node")->ok);
+    assert_non_null(strstr(find(&c, "device-node")->found, "/dev/nonexistent-sdx is missing"));
+    usbvm_checks_clear(&c);
+
+    /* The audit log's SELinux denial of its node. */
+    paths.audit_log = audit;
+    usbvm_doctor_confinement(&paths, &q, &c);
+    const UsbvmCheck *k = find(&c, "confinement");
+    assert_false(k->ok);
+    assert_non_null(strstr(k->found, "SELinux"));
+    assert_non_null(strstr(k->fix, "virt_use_usb"));
+    assert_int_equal(usbvm_strv_length(k->log), 1);
+    usbvm_checks_clear(&c);
+    unlink(kmsg);
+    unlink(audit);
+}
+
 /* A fake /proc with one process per argv given. */
 static char *fake_proc(const char *const *cmdlines, size_t n)
 {
@@ -427,7 +504,8 @@ int main(void)
         cmocka_unit_test(test_kernel_check),  cmocka_unit_test(test_kernel_repeats),
         cmocka_unit_test(test_domain_hw),     cmocka_unit_test(test_automounter),
         cmocka_unit_test(test_watch_running), cmocka_unit_test(test_usbguard_rule),
-        cmocka_unit_test(test_spawn),
+        cmocka_unit_test(test_spawn),         cmocka_unit_test(test_drivers),
+        cmocka_unit_test(test_confinement),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
