@@ -7,7 +7,7 @@
 set -u
 source "$USBVM_SRCDIR/tests/harness/libvirt.sh"
 usbvm_h_init
-usbvm_h_require mkfs.ext4 mount umount dmesg tail timeout pgrep usbguard usbguard-daemon
+usbvm_h_require mkfs.ext4 mount umount dmesg tail timeout pgrep script usbguard usbguard-daemon
 usbvm_h_libvirtd_start
 # A usbguard-daemon of the test's own (the child of its umockdev-run), stopped at exit.
 ug_wrapper=
@@ -97,6 +97,11 @@ usbvm_h_assert_match $'(^|\n)ok   device' "$out" "text: plain 'ok' off a termina
 usbvm_h_assert_match $'(^|\n)FAIL watch' "$out" "text: plain 'FAIL'"
 usbvm_h_assert_match 'fix: Start the daemon' "$out" "text: the fix under the failure"
 usbvm_h_assert_nomatch $'\u2714' "$out" "text: no check marks off a terminal"
+# On a terminal (script(1) gives it one) with a UTF-8 locale: check marks.
+usbvm_h_run out env LANG=C.UTF-8 LC_ALL=C.UTF-8 script -qec \
+    "umockdev-run -d '$FX' -- '$USBVM' doctor '$good' '$port' --rules '$rules'" /dev/null
+usbvm_h_assert_match $'\u2714 device' "$out" "terminal: a check mark for a passing check"
+usbvm_h_assert_match $'\u2718 watch' "$out" "terminal: a cross for a failing check"
 
 # A hostile device string (an escape sequence in the manufacturer) is escaped in the text.
 FXH=$(stick --serial DOC0001 --manufacturer $'\e]0;owned\a\e[31mEvil')
