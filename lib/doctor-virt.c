@@ -1,8 +1,9 @@
 /* usbvm doctor: libvirt and the domain. Whether libvirt answers at the URI (and if not, why:
  * no socket, permissions, polkit, which daemon runs), whether the domain exists and runs, its
  * hardware (USB controller fast enough, a slot to hot-plug a disk into), and whether the device
- * is already attached elsewhere. Each libvirt call here is a single short request; a hung
- * daemon is bounded by libvirt's keepalive of the connection. */
+ * is already attached elsewhere. Each libvirt call here is a single short request, not yet
+ * bounded: doctor runs no event loop, so keepalive cannot end a call a frozen daemon never
+ * answers. */
 #include "doctor.h"
 #include "virt-internal.h"
 
