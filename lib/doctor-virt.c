@@ -181,6 +181,9 @@ static void check_hotplug(const UsbvmDomHw *hw, int mode, UsbvmChecks *out)
 
 void usbvm_doctor_domain_hw(const UsbvmDomHw *hw, const UsbvmDevice *d, int mode, UsbvmChecks *out)
 {
+    /* A device without a disk can only go as usb, whatever the rules do not say. */
+    if (mode < 0 && d && !usbvm_device_is_storage(d))
+        mode = USBVM_MODE_USB;
     check_usb_controller(hw, d, mode, out);
     check_hotplug(hw, mode, out);
 }

@@ -191,8 +191,14 @@ static void hw_checks(const char *xml, const UsbvmDevice *d, int mode, UsbvmChec
 
 static void test_domain_hw(void **state)
 {
-    UsbvmDevice usb3 = { .speed = (char *)"5000", .port = (char *)"1-2" };
-    UsbvmDevice usb2 = { .speed = (char *)"480", .port = (char *)"1-2" };
+    UsbvmInterface msc = { .cls = 0x08, .subclass = 0x06, .protocol = 0x50 };
+    UsbvmDevice usb3 = {
+        .speed = (char *)"5000", .port = (char *)"1-2", .interfaces = &msc, .n_interfaces = 1
+    };
+    UsbvmDevice usb2 = {
+        .speed = (char *)"480", .port = (char *)"1-2", .interfaces = &msc, .n_interfaces = 1
+    };
+    UsbvmDevice keyboard = { .speed = (char *)"12", .port = (char *)"1-3" };
     UsbvmChecks c = { 0 };
 
     /* No USB controller at all. */
@@ -234,8 +240,11 @@ static void test_domain_hw(void **state)
     assert_false(find(&c, "hotplug-slot")->ok);
     assert_non_null(strstr(find(&c, "hotplug-slot")->fix, "pcie-root-port"));
     usbvm_checks_clear(&c);
-    /* No slot needed for a USB device. */
+    /* No slot needed for a USB device, nor for a device without a disk in an unknown mode. */
     hw_checks(full, &usb3, USBVM_MODE_USB, &c);
+    assert_int_equal(c.n, 1);
+    usbvm_checks_clear(&c);
+    hw_checks(full, &keyboard, -1, &c);
     assert_int_equal(c.n, 1);
     usbvm_checks_clear(&c);
 
