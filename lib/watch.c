@@ -680,6 +680,12 @@ static void handle(Watch *w, WatchMsg *m)
     case WATCH_MSG_JOB_DONE:
         job_done(w, m->job);
         break;
+    case WATCH_MSG_RESYNC:
+        usbvm_logf(USBVM_LOG_WARNING, json_tokener_parse("{\"event\":\"udev-overflow\"}"),
+                   "udev events were lost (the receive buffer overflowed); reading every "
+                   "device again");
+        usbvm_watch_resync(w);
+        break;
     }
 }
 
