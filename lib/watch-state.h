@@ -47,6 +47,7 @@ typedef struct WatchOp {
     uint64_t since_usec;
     bool answered; /* the executor answered (a detach now waits for libvirt's event) */
     bool slow_warned;
+    bool dry; /* --dry-run: only remembered, so the same detach is not reported again */
 } WatchOp;
 
 /* ---- messages to the main thread ---------------------------------------------------------- */

@@ -59,14 +59,12 @@ static int load_rules(Watch *w, UsbvmError *err)
     return 0;
 }
 
-/* Everything is looked at again: a reload, a domain start, a reconnect. */
+/* Everything is looked at again: a reload, a domain start, a reconnect. A refusal for the
+ * same reason is not logged again (the note stays): another domain starting is no news. */
 static void recheck_all(Watch *w)
 {
-    for (size_t i = 0; i < w->n_devs; i++) {
+    for (size_t i = 0; i < w->n_devs; i++)
         w->devs[i]->held_back = false;
-        free(w->devs[i]->last_note);
-        w->devs[i]->last_note = NULL;
-    }
     w->dirty = true;
 }
 
@@ -115,7 +113,7 @@ static size_t pending_detaches(const Watch *w)
 {
     size_t n = 0;
     for (size_t i = 0; i < w->n_ops; i++)
-        n += w->ops[i].kind == USBVM_OP_DETACH;
+        n += w->ops[i].kind == USBVM_OP_DETACH && !w->ops[i].dry;
     return n;
 }
 
@@ -499,6 +497,10 @@ static void act_wait(Watch *w, const UsbvmAction *a)
     WatchDevice *dev = w->devs[a->device];
     w->waiting++;
     if (a->kind == USBVM_ACTION_REFUSE) {
+        /* Refused: looked at again at its next event, not by a pending retry. */
+        dev->held_back = true;
+        dev->retry_at = 0;
+        dev->backoff_ms = 0;
         UsbvmError err = { 0 };
         usbvm_device_check_host_use(dev->model, &err);
         if (streq(dev->last_note, err.message))
@@ -559,6 +561,7 @@ static void act_detach(Watch *w, const UsbvmAction *a)
         /* Counted as pending, so a dry run does not plan it again. */
         op_add(w, USBVM_OP_DETACH, a->domain, a->alias, a->why);
         w->ops[w->n_ops - 1].answered = true;
+        w->ops[w->n_ops - 1].dry = true;
         return;
     }
     WatchJob *j = usbvm_watch_job_new(WATCH_JOB_DETACH, a->domain);
