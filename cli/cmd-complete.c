@@ -206,6 +206,10 @@ int usbvm_cmd_complete(UsbvmCli *cli, const UsbvmVerb *self, int argc, const cha
     case USBVM_ARG_ATTACHED:
         complete_attached(cli, cur);
         break;
+    case USBVM_ARG_DOMAIN_OR_DEVICE:
+        complete_domains(cli, cur);
+        complete_devices(cli, cur, true);
+        break;
     case USBVM_ARG_FILE:
         printf("__files__\n");
         break;
