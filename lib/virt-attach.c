@@ -215,13 +215,9 @@ int usbvm_virt_attach_known(virConnectPtr conn, virDomainPtr dom, const UsbvmDev
         /* A persistent definition must never pin /dev/sdX: after a reboot it may be another
          * disk. libvirt has no startupPolicy for block disks, so say what happens. */
         const UsbvmBlock *b = usbvm_virt_pick_disk(d);
-        if (b && !streq(usbvm_virt_disk_source(b), b->by_id)) {
+        if (b && (r = usbvm_virt_check_persistent_source(b, dev, name, err)) < 0) {
             usbvm_dominfo_clear(&info);
-            return usbvm_error_set(err, USBVM_E_REFUSED, EINVAL,
-                                   "cannot add %s to the persistent definition of '%s': it has "
-                                   "no /dev/disk/by-id link, and %s may name another disk after "
-                                   "a replug or reboot; attach it with --live",
-                                   dev, name, strempty(b ? b->devnode : NULL));
+            return r;
         }
         note(&res, "the persistent definition now needs the device: libvirt will not start the "
                    "domain while it is unplugged");

@@ -41,9 +41,15 @@ char *usbvm_virt_next_target(const char *prefix, char *const *used);
 /* The whole disk usbvm attaches in disk modes: the first whole disk with media (size > 0),
  * else the first whole disk; NULL when the device has none. */
 const UsbvmBlock *usbvm_virt_pick_disk(const UsbvmDevice *d);
-/* The path given to libvirt for a disk: its by-id link when the link exists, else the
- * devnode. */
+/* The path given to libvirt for a disk: its by-id link while the link leads to this disk's
+ * own major:minor, else the devnode. */
 const char *usbvm_virt_disk_source(const UsbvmBlock *b);
+/* A persistent definition names the disk by a path that must still be this disk at the next
+ * domain start: its by-id link, leading to this disk now. Returns 0, or fills err
+ * (USBVM_E_REFUSED) saying why not (no link; the link leads to a clone's disk; no link yet)
+ * and what to do. dev and domain are for the message. */
+int usbvm_virt_check_persistent_source(const UsbvmBlock *b, const char *dev, const char *domain,
+                                       UsbvmError *err);
 
 /* Sanitises a string for libvirt's <serial> ([A-Za-z0-9_.+- ]), at most 20 characters (what
  * virtio-blk carries). Returns NULL when nothing usable is left. */
