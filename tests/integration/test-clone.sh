@@ -1,6 +1,11 @@
-# Two sticks that report the same vendor, product, SCSI vendor/model and serial (a clone of
-# a genuine stick): usbvm must never act on the one because of the other. Both disks are real
-# loop devices; udev's by-id link (one name for both) leads to the clone's disk.
+# Sticks that copy another's strings: usbvm must never act on the one because of the other.
+# Every disk is a real loop device.
+#  1. A clone with the genuine stick's vendor, model and serial (and another product id, so
+#     another identity) takes over udev's by-id link: the genuine stick's disk is still the
+#     one attached.
+#  2. A clone with the same vendor:product:serial (one identity, one alias): usbvm tells the
+#     two apart by port, never detaches the one because of the other, and says why it does
+#     not act on them (list, show, rules test, attach, detach).
 set -u
 source "$USBVM_SRCDIR/tests/harness/libvirt.sh"
 usbvm_h_init
@@ -13,19 +18,20 @@ usbvm_h_loop_track "$loop_b"
 byid="usb-USBVM_Clone_Stick_CLONE0001-0:0"
 # udev gives a contested link to the device that came last: the clone.
 usbvm_h_by_id_link "$byid" "$loop_b"
-stick() { # PORT DEVNUM LOOP DISK OUT
-    usbvm_h_fixture_usb_stick --port "$1" --devnum "$2" --loop "$3" --disk "$4" --out "$5" \
-        --vid 0781 --pid 5567 --serial CLONE0001 --manufacturer USBVM --product "Clone Stick" \
+stick() { # PORT DEVNUM LOOP DISK PID OUT
+    usbvm_h_fixture_usb_stick --port "$1" --devnum "$2" --loop "$3" --disk "$4" --out "$6" \
+        --vid 0781 --pid "$5" --serial CLONE0001 --manufacturer USBVM --product "Clone Stick" \
         --by-id "$byid" >/dev/null
 }
-stick 1-2 4 "$loop_a" sdx "$USBVM_H_TMP/a.umockdev"
-stick 1-3 5 "$loop_b" sdy "$USBVM_H_TMP/b.umockdev"
+# two FIXTURE A B : A and B in one testbed, one root hub (B without its first record).
+two() {
+    cat "$2" >"$1"
+    awk 'BEGIN { RS = ""; ORS = "\n\n" } NR > 1' "$3" >>"$1"
+}
+stick 1-2 4 "$loop_a" sdx 5567 "$USBVM_H_TMP/a.umockdev"
+stick 1-3 5 "$loop_b" sdy 5575 "$USBVM_H_TMP/b.umockdev"
 FX=$USBVM_H_TMP/clones.umockdev
-# One root hub: the second fixture without its first record.
-{
-    cat "$USBVM_H_TMP/a.umockdev"
-    awk 'BEGIN { RS = ""; ORS = "\n\n" } NR > 1' "$USBVM_H_TMP/b.umockdev"
-} >"$FX"
+two "$FX" "$USBVM_H_TMP/a.umockdev" "$USBVM_H_TMP/b.umockdev"
 uv() { umockdev-run -d "$FX" -- "$USBVM" "$@"; }
 majmin() { lsblk -dno MAJ:MIN "$1" | tr -d ' '; }
 
@@ -60,3 +66,49 @@ usbvm_h_assert_match 'unplug the other one, or attach this one with --live' "$ou
     "the refusal says what to do"
 usbvm_h_assert_nomatch "$byid" "$(virsh -c "$USBVM_H_URI" dumpxml --inactive "$dom")" \
     "the persistent definition is unchanged"
+
+# ---- 2. one identity, two devices ------------------------------------------------------------
+stick 1-4 6 "$loop_b" sdz 5567 "$USBVM_H_TMP/c.umockdev"
+FX2=$USBVM_H_TMP/twins.umockdev
+two "$FX2" "$USBVM_H_TMP/a.umockdev" "$USBVM_H_TMP/c.umockdev"
+uv1() { umockdev-run -d "$USBVM_H_TMP/a.umockdev" -- "$USBVM" "$@"; }
+uv2() { umockdev-run -d "$FX2" -- "$USBVM" "$@"; }
+rules=$USBVM_H_TMP/rules
+printf 'attach id 0781:5567 serial "CLONE0001" to %s as usb-disk\n' "$dom" >"$rules"
+
+# The genuine stick, alone, is attached; then the clone arrives.
+usbvm_h_run out uv1 attach "$dom" 1-2 --mode usb-disk --json
+usbvm_h_assert_eq 0 "$out_rc" "the genuine stick alone attaches ($out_err)"
+usbvm_h_run out uv1 rules test 1-2 --rules "$rules" --json
+usbvm_h_assert_eq attach "$(usbvm_h_json .decision "$out")" "alone, the rule attaches it"
+
+usbvm_h_run out uv2 list --json
+usbvm_h_assert_eq '["1-4"]' "$(jq -c '.devices[] | select(.port == "1-2") | .same_identity' <<<"$out")" \
+    "list --json: 1-2 shares its identity with 1-4"
+usbvm_h_assert_eq '["1-2"]' "$(jq -c '.devices[] | select(.port == "1-4") | .same_identity' <<<"$out")" \
+    "list --json: 1-4 shares its identity with 1-2"
+usbvm_h_run out uv2 list
+usbvm_h_assert_match "1-2: its identity 0781:5567:CLONE0001 .* is also reported by 1-4" "$out_err" \
+    "list warns about the shared identity"
+usbvm_h_run out uv2 show 1-4
+usbvm_h_assert_match "Ambiguous: its identity 0781:5567:CLONE0001 .*also reported by 1-2.*does not act on either by policy" \
+    "$out" "show says why usbvm does not act on it"
+usbvm_h_run out uv2 rules test 1-4 --rules "$rules" --json
+usbvm_h_assert_eq ambiguous "$(usbvm_h_json .decision "$out")" "rules test: decision ambiguous"
+usbvm_h_assert_match "also reported by 1-2" "$(usbvm_h_json .ambiguity "$out")" \
+    "rules test: the reason names the other port"
+usbvm_h_run out uv2 rules test 1-4 --rules "$rules"
+usbvm_h_assert_match "Decision: +stays where it is: .* would attach it to $dom as usb-disk, but its identity" \
+    "$out" "rules test (text) says the rule would attach it, and why it does not"
+
+# The clone is refused, and does not take the genuine stick's attachment with it.
+usbvm_h_run out uv2 attach "$dom" 1-4 --mode usb-disk
+usbvm_h_assert_eq 4 "$out_rc" "attach of the clone is refused"
+usbvm_h_assert_match "cannot attach 1-4 to '$dom': its identity .* also reported by 1-2" "$out_err" \
+    "attach says why"
+usbvm_h_run out uv2 detach "$dom" 1-4
+usbvm_h_assert_eq 4 "$out_rc" "detach by the clone's port is refused ($out_err)"
+usbvm_h_assert_match "usbvm detach $dom $alias" "$out_err" "detach says how to name the attachment"
+usbvm_h_assert_match "$alias" "$(usbvm_h_live_xml "$dom")" "the genuine stick is still attached"
+usbvm_h_run out uv2 detach "$dom" "$alias" --json
+usbvm_h_assert_eq detached "$(usbvm_h_json .state "$out")" "detach by the alias is the admin's call"
