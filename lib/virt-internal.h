@@ -61,3 +61,14 @@ int usbvm_virt_device_xml_info(const UsbvmDevice *d, const UsbvmAttachSpec *spec
 
 /* <controller type='scsi' model='virtio-scsi'/> */
 char *usbvm_virt_scsi_controller_xml(int index);
+
+/* A disk whose host node is gone (lib/virt-deadnode.c): before a live detach, collect notes
+ * the disk's source when its host path no longer exists; after libvirt let go, forget removes
+ * the dead copy of the node from the domain's private /dev. */
+typedef struct UsbvmDeadNode {
+    char *source;  /* <source dev=...> of the disk being detached, when its host path is gone */
+    char **others; /* sources of the domain's other block disks */
+} UsbvmDeadNode;
+void usbvm_deadnode_clear(UsbvmDeadNode *s);
+void usbvm_deadnode_collect(virDomainPtr dom, const char *alias, UsbvmDeadNode *ret);
+void usbvm_deadnode_forget(virDomainPtr dom, const UsbvmDeadNode *s);
