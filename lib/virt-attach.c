@@ -427,8 +427,11 @@ int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *al
         return r;
     /* Also when the removal is still unconfirmed: QEMU keeps its open descriptor, and a dead
      * copy gone early cannot be mistaken for the next stick's node by libvirt's late restore. */
-    if (in_live && !w.failed && !w.stopped)
-        usbvm_deadnode_forget(dom, &stale);
+    if (in_live && !w.failed && !w.stopped) {
+        _cleanup_free_ char *dead = usbvm_deadnode_forget(dom, &stale);
+        if (dead)
+            note(&res, dead);
+    }
 
     res.changed = true;
     if (!in_live || w.removed || w.stopped) {

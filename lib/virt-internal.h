@@ -63,12 +63,29 @@ int usbvm_virt_device_xml_info(const UsbvmDevice *d, const UsbvmAttachSpec *spec
 char *usbvm_virt_scsi_controller_xml(int index);
 
 /* A disk whose host node is gone (lib/virt-deadnode.c): before a live detach, collect notes
- * the disk's source when its host path no longer exists; after libvirt let go, forget removes
- * the dead copy of the node from the domain's private /dev. */
+ * the disk's source when its host path no longer exists, pins the domain's QEMU and records
+ * the st_rdev of the node's copy in its private /dev; after libvirt let go, forget removes
+ * that copy if it still has that st_rdev and no other disk of the domain uses it. forget
+ * returns what happened as one sentence for the caller to report (NULL when there was nothing
+ * to do: the disk's host node still exists). */
 typedef struct UsbvmDeadNode {
     char *source;  /* <source dev=...> of the disk being detached, when its host path is gone */
     char **others; /* sources of the domain's other block disks */
+    char *outcome; /* why nothing will be done, when collect already knows */
+    bool pinned;   /* pidfd holds the domain's QEMU */
+    int pidfd;
+    pid_t pid;
+    bool have_rdev;
+    dev_t rdev; /* of the copy in the domain's /dev, before the detach */
 } UsbvmDeadNode;
 void usbvm_deadnode_clear(UsbvmDeadNode *s);
 void usbvm_deadnode_collect(virDomainPtr dom, const char *alias, UsbvmDeadNode *ret);
-void usbvm_deadnode_forget(virDomainPtr dom, const UsbvmDeadNode *s);
+char *usbvm_deadnode_forget(virDomainPtr dom, UsbvmDeadNode *s);
+/* Below devfd (a /dev): the st_rdev of the block node path names ("/dev/sdb" or a by-id link
+ * to it), resolved without leaving devfd or following more than that one link; -errno. */
+int usbvm_deadnode_stat_at(int devfd, const char *source, dev_t *ret_rdev);
+/* Removes the node source names below devfd, and its link, when the node is still rdev and
+ * no path of others resolves to it: 1 removed, 0 left alone, -errno failed; *ret_msg says
+ * which, in one sentence. Exposed for tests. */
+int usbvm_deadnode_remove_at(int devfd, const char *source, dev_t rdev, char *const *others,
+                             char **ret_msg);
