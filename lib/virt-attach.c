@@ -1,5 +1,6 @@
 /* The libvirt layer, part 4: attach with every safety check, detach by alias, and wait for
  * libvirt to confirm a removal on the default event loop. */
+#include "hostlock.h"
 #include "virt-internal.h"
 
 #include <errno.h>
@@ -43,219 +44,182 @@ static const char *device_name(const UsbvmDevice *d)
     return d->port ? d->port : strempty(d->identity);
 }
 
-/* Is the device in this domain's XML? Sets *ret_dd (a copy of the index) when it is. */
-static int find_in_xml(const char *domname, const char *xml, const UsbvmDevice *d,
-                       UsbvmDomDevList *l, const UsbvmDomDev **ret_dd, UsbvmError *err)
+/* One attach: the target domain's XML, read and parsed once, and what it says. */
+typedef struct Attach {
+    virDomainPtr dom;
+    const char *name, *dev, *mode;
+    const UsbvmDevice *d;
+    UsbvmAttachSpec spec;
+    unsigned flags;
+    UsbvmDomDevList here; /* USB devices of the target, from the reference XML */
+    UsbvmDomInfo info;    /* controllers, targets and SCSI units in use (live and persistent) */
+    UsbvmResult res;
+} Attach;
+
+static void attach_clear(Attach *a)
 {
-    int r = usbvm_domdevs_from_xml(domname, xml, l, err);
-    if (r < 0)
+    usbvm_domdev_list_clear(&a->here);
+    usbvm_dominfo_clear(&a->info);
+}
+
+/* Reads the live XML (and the persistent one for --config) once each; the reference is the
+ * live one when the live domain changes. */
+static int attach_read(Attach *a, UsbvmError *err)
+{
+    _cleanup_free_ char *live = NULL, *config = NULL;
+    _cleanup_(xmlFreeDocp) xmlDocPtr ldoc = NULL, cdoc = NULL;
+    int r;
+    if ((a->flags & USBVM_ATTACH_LIVE) && ((r = domain_xml(a->dom, false, &live, err)) < 0 ||
+                                           (r = usbvm_xml_parse(live, &ldoc, err)) < 0))
         return r;
-    *ret_dd = NULL;
-    for (size_t i = 0; i < l->n; i++)
-        if (usbvm_domdev_matches(&l->items[i], d)) {
-            /* An owned match by alias wins over a match by source. */
-            if (!*ret_dd || (l->items[i].owned && !(*ret_dd)->owned))
-                *ret_dd = &l->items[i];
-        }
-    return 0;
-}
-
-static void list_clear(UsbvmDomDevList *l)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        UsbvmDomDev *dd = &l->items[i];
-        free(dd->domain);
-        free(dd->alias);
-        free(dd->source);
-        free(dd->target);
-        free(dd->target_bus);
-        free(dd->serial);
-    }
-    free(l->items);
-    l->items = NULL;
-    l->n = 0;
-}
-
-int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
-                      const UsbvmAttachSpec *spec_in, unsigned flags, UsbvmResult *ret,
-                      UsbvmError *err)
-{
-    return usbvm_virt_attach_known(conn, dom, d, spec_in, flags, NULL, ret, err);
-}
-
-int usbvm_virt_attach_known(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
-                            const UsbvmAttachSpec *spec_in, unsigned flags,
-                            const UsbvmDomDevList *known, UsbvmResult *ret, UsbvmError *err)
-{
-    if (!(flags & (USBVM_ATTACH_LIVE | USBVM_ATTACH_CONFIG)))
-        flags |= USBVM_ATTACH_LIVE;
-    UsbvmAttachSpec spec = *spec_in;
-    spec.persistent = (flags & USBVM_ATTACH_CONFIG) != 0;
-    const char *name = virDomainGetName(dom);
-    const char *mode = usbvm_mode_to_string(spec.mode);
-    const char *dev = device_name(d);
-
-    UsbvmResult res = { .state = USBVM_STATE_DETACHED };
-    snprintf(res.alias, sizeof(res.alias), "%s", strempty(d->alias));
-
-    int active = virDomainIsActive(dom);
-    if (active < 0)
-        return usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot ask whether domain '%s' runs", name);
-    if ((flags & USBVM_ATTACH_LIVE) && !active)
+    if (ldoc && !usbvm_domain_doc_running(ldoc))
         return usbvm_error_set(err, USBVM_E_FAILED, ESRCH,
                                "cannot attach %s to '%s': the domain is not running; start it, "
                                "or use --config to change only its persistent definition",
-                               dev, name);
-
-    /* The reference XML: live when the live domain changes, else the persistent one. */
-    _cleanup_free_ char *live = NULL, *config = NULL;
-    int r;
-    if (flags & USBVM_ATTACH_LIVE) {
-        r = domain_xml(dom, false, &live, err);
-        if (r < 0)
-            return r;
+                               a->dev, a->name);
+    if ((a->flags & USBVM_ATTACH_CONFIG) && ((r = domain_xml(a->dom, true, &config, err)) < 0 ||
+                                             (r = usbvm_xml_parse(config, &cdoc, err)) < 0))
+        return r;
+    xmlDocPtr ref = ldoc ? ldoc : cdoc;
+    usbvm_domdevs_from_doc(a->name, ref, &a->here);
+    usbvm_dominfo_from_doc(ref, &a->info);
+    if (ldoc && cdoc) {
+        /* Target names and SCSI units must be free in both definitions. */
+        UsbvmDomInfo c = { 0 };
+        usbvm_dominfo_from_doc(cdoc, &c);
+        for (size_t i = 0; c.targets && c.targets[i]; i++)
+            a->info.targets = usbvm_strv_push(a->info.targets, c.targets[i]);
+        if (c.scsi_index == a->info.scsi_index)
+            for (size_t i = 0; c.scsi_units && c.scsi_units[i]; i++)
+                a->info.scsi_units = usbvm_strv_push(a->info.scsi_units, c.scsi_units[i]);
+        usbvm_dominfo_clear(&c);
     }
-    if (flags & USBVM_ATTACH_CONFIG) {
-        r = domain_xml(dom, true, &config, err);
-        if (r < 0)
-            return r;
-    }
-    const char *ref = live ? live : config;
+    return 0;
+}
 
-    /* Idempotence, and a device someone else put into this same domain. */
-    UsbvmDomDevList here = { 0 };
+/* Idempotence, and a device someone else put into this same domain: 1 when it is already
+ * there in this mode (nothing to do), 0 when it is not there, <0 when it is there otherwise. */
+static int attach_present(Attach *a, UsbvmError *err)
+{
     const UsbvmDomDev *dd = NULL;
-    r = find_in_xml(name, ref, d, &here, &dd, err);
-    if (r < 0) {
-        list_clear(&here);
-        return r;
-    }
-    if (dd) {
-        if (dd->owned && dd->mode == spec.mode) {
-            res.state = USBVM_STATE_ATTACHED;
-            res.changed = false;
-            list_clear(&here);
-            *ret = res;
-            return 0;
-        }
-        if (dd->owned)
-            r = usbvm_error_set(err, USBVM_E_REFUSED, EEXIST,
-                                "cannot attach %s to '%s' as %s: it is already attached there "
-                                "as %s; detach it first to change the mode",
-                                dev, name, mode, usbvm_mode_to_string(dd->mode));
-        else
-            r = usbvm_error_set(err, USBVM_E_REFUSED, EEXIST,
-                                "cannot attach %s to '%s': the domain already has it, attached "
-                                "by someone else (alias '%s'); usbvm leaves it alone",
-                                dev, name, dd->alias ? dd->alias : "none");
-        list_clear(&here);
-        return r;
-    }
-    list_clear(&here);
+    for (size_t i = 0; i < a->here.n; i++)
+        if (usbvm_domdev_matches(&a->here.items[i], a->d) &&
+            (!dd || (a->here.items[i].owned && !dd->owned)))
+            dd = &a->here.items[i]; /* an owned match by alias wins over one by source */
+    if (!dd)
+        return 0;
+    if (dd->owned && dd->mode == a->spec.mode)
+        return 1;
+    if (dd->owned)
+        return usbvm_error_set(err, USBVM_E_REFUSED, EEXIST,
+                               "cannot attach %s to '%s' as %s: it is already attached there as "
+                               "%s; detach it first to change the mode",
+                               a->dev, a->name, a->mode, usbvm_mode_to_string(dd->mode));
+    return usbvm_error_set(err, USBVM_E_REFUSED, EEXIST,
+                           "cannot attach %s to '%s': the domain already has it, attached by "
+                           "someone else (alias '%s'); usbvm leaves it alone",
+                           a->dev, a->name, dd->alias ? dd->alias : "none");
+}
 
-    /* Invariant 2: never in two domains at once, whoever attached the first. */
-    _cleanup_(usbvm_domdev_list_freep) UsbvmDomDevList *fetched = NULL;
-    const UsbvmDomDevList *all = known;
-    if (!all) {
-        r = usbvm_virt_list_domdevs(conn, &fetched, err);
-        if (r < 0)
-            return r;
-        all = fetched;
-    }
+/* Invariant 2: never in two domains at once, whoever attached the first. */
+static int attach_check_elsewhere(Attach *a, const UsbvmDomDevList *all, UsbvmError *err)
+{
     for (size_t i = 0; i < all->n; i++) {
         const UsbvmDomDev *o = &all->items[i];
-        if (streq(o->domain, name) || !usbvm_domdev_matches(o, d))
+        if (streq(o->domain, a->name) || !usbvm_domdev_matches(o, a->d))
             continue;
         return usbvm_error_set(
             err, USBVM_E_REFUSED, EBUSY,
-            "cannot attach %s to '%s': it is attached to domain '%s'%s; detach it there first", dev,
-            name, o->domain, o->owned ? "" : " (not by usbvm)");
+            "cannot attach %s to '%s': it is attached to domain '%s'%s; detach it there first",
+            a->dev, a->name, o->domain, o->owned ? "" : " (not by usbvm)");
     }
+    return 0;
+}
 
-    /* Invariant 1: nothing the host uses. */
-    r = usbvm_device_check_host_use(d, err);
+/* The final check, under the host lock: the other domains as they are now, and the host's
+ * use of the disks (invariants 1 and 2). */
+static int attach_final_check(Attach *a, virConnectPtr conn, const UsbvmHostLock *lock,
+                              UsbvmAttachCtx *ctx, UsbvmError *err)
+{
+    const UsbvmDomDevList *all = ctx ? ctx->known : NULL;
+    uint64_t gen = 0;
+    if (lock && usbvm_hostlock_generation(lock, &gen) == 0 && ctx && gen != ctx->known_generation)
+        all = NULL; /* another usbvm process changed a domain since the caller looked */
+    if (!all) {
+        UsbvmDomDevList *fresh = NULL;
+        int r = usbvm_virt_list_domdevs(conn, &fresh, err);
+        if (r < 0)
+            return r;
+        if (ctx) {
+            usbvm_domdev_list_free(ctx->reread);
+            ctx->reread = fresh;
+            ctx->reread_generation = gen;
+        }
+        all = fresh;
+        r = attach_check_elsewhere(a, all, err);
+        if (!ctx)
+            usbvm_domdev_list_free(fresh);
+        if (r < 0)
+            return r;
+    } else {
+        int r = attach_check_elsewhere(a, all, err);
+        if (r < 0)
+            return r;
+    }
+    int r = ctx && ctx->recheck_host_use ? usbvm_device_check_host_use_now(a->d, err)
+                                         : usbvm_device_check_host_use(a->d, err);
     if (r < 0) {
         if (err && !err->kind)
             err->kind = USBVM_E_REFUSED;
-        usbvm_error_prefix(err, "cannot attach %s to '%s': ", dev, name);
-        return r;
+        usbvm_error_prefix(err, "cannot attach %s to '%s': ", a->dev, a->name);
     }
+    return r;
+}
 
-    UsbvmDomInfo info = { 0 };
-    r = usbvm_dominfo_from_xml(ref, &info, err);
-    if (r < 0)
-        return r;
-    bool usb_ctl = info.usb_controller, scsi_ctl = info.virtio_scsi;
-    if (live && config) {
-        /* Target names and SCSI units must be free in both definitions. */
-        UsbvmDomInfo cinfo = { 0 };
-        r = usbvm_dominfo_from_xml(config, &cinfo, err);
-        if (r < 0) {
-            usbvm_dominfo_clear(&info);
-            return r;
-        }
-        for (size_t i = 0; cinfo.targets && cinfo.targets[i]; i++)
-            info.targets = usbvm_strv_push(info.targets, cinfo.targets[i]);
-        if (cinfo.scsi_index == info.scsi_index)
-            for (size_t i = 0; cinfo.scsi_units && cinfo.scsi_units[i]; i++)
-                info.scsi_units = usbvm_strv_push(info.scsi_units, cinfo.scsi_units[i]);
-        usbvm_dominfo_clear(&cinfo);
-    }
-
-    if ((spec.mode == USBVM_MODE_USB || spec.mode == USBVM_MODE_USB_DISK) && !usb_ctl) {
-        usbvm_dominfo_clear(&info);
+/* What the domain must have for this mode, and what a persistent definition may hold. */
+static int attach_check_domain(Attach *a, UsbvmError *err)
+{
+    if ((a->spec.mode == USBVM_MODE_USB || a->spec.mode == USBVM_MODE_USB_DISK) &&
+        !a->info.usb_controller)
         return usbvm_error_set(err, USBVM_E_FAILED, ENODEV,
                                "cannot attach %s to '%s' as %s: the domain has no USB "
                                "controller; add <controller type='usb' model='qemu-xhci'/> "
                                "with 'virsh edit %s' and restart the domain",
-                               dev, name, mode, name);
-    }
-
-    if (usbvm_mode_is_disk(spec.mode) && (flags & USBVM_ATTACH_CONFIG)) {
+                               a->dev, a->name, a->mode, a->name);
+    if (usbvm_mode_is_disk(a->spec.mode) && (a->flags & USBVM_ATTACH_CONFIG)) {
         /* A persistent definition must never pin /dev/sdX: after a reboot it may be another
          * disk. libvirt has no startupPolicy for block disks, so say what happens. */
-        const UsbvmBlock *b = usbvm_virt_pick_disk(d);
-        if (b && (r = usbvm_virt_check_persistent_source(b, dev, name, err)) < 0) {
-            usbvm_dominfo_clear(&info);
+        const UsbvmBlock *b = usbvm_virt_pick_disk(a->d);
+        int r;
+        if (b && (r = usbvm_virt_check_persistent_source(b, a->dev, a->name, err)) < 0)
             return r;
-        }
-        note(&res, "the persistent definition now needs the device: libvirt will not start the "
-                   "domain while it is unplugged");
+        note(&a->res, "the persistent definition now needs the device: libvirt will not start "
+                      "the domain while it is unplugged");
     }
+    return 0;
+}
 
-    _cleanup_free_ char *xml = NULL;
-    r = usbvm_virt_device_xml_info(d, &spec, &info, &xml, err);
-    int scsi_index = info.scsi_index;
-    usbvm_dominfo_clear(&info);
-    if (r < 0) {
-        usbvm_error_prefix(err, "cannot attach %s to '%s': ", dev, name);
-        return r;
+static bool dac_in_use(void)
+{
+    /* libvirt's DAC driver refuses to relabel a node whose remembered owner is in use. */
+    virErrorPtr e = virGetLastError();
+    return e && e->code == VIR_ERR_OPERATION_INVALID && e->domain == VIR_FROM_SECURITY;
+}
+
+/* The calls that change the domain: the virtio-scsi controller when needed, then the device. */
+static int attach_do(Attach *a, const char *xml, UsbvmError *err)
+{
+    unsigned vflags = vir_flags(a->flags);
+    if (a->spec.mode == USBVM_MODE_SCSI && !a->info.virtio_scsi) {
+        _cleanup_free_ char *ctl = usbvm_virt_scsi_controller_xml(a->info.scsi_index);
+        if (virDomainAttachDeviceFlags(a->dom, ctl, vflags) < 0)
+            return usbvm_virt_error(err, USBVM_E_LIBVIRT,
+                                    "cannot add a virtio-scsi controller to '%s' for %s", a->name,
+                                    a->dev);
+        note(&a->res, "added a virtio-scsi controller");
     }
-
-    unsigned vflags = vir_flags(flags);
-    if (spec.mode == USBVM_MODE_SCSI && !scsi_ctl) {
-        if (flags & USBVM_ATTACH_CHECK) {
-            note(&res, "would add a virtio-scsi controller");
-        } else {
-            _cleanup_free_ char *ctl = usbvm_virt_scsi_controller_xml(scsi_index);
-            if (virDomainAttachDeviceFlags(dom, ctl, vflags) < 0)
-                return usbvm_virt_error(err, USBVM_E_LIBVIRT,
-                                        "cannot add a virtio-scsi controller to '%s' for %s", name,
-                                        dev);
-            note(&res, "added a virtio-scsi controller");
-        }
-    }
-
-    if (flags & USBVM_ATTACH_CHECK) {
-        res.changed = true;
-        res.state = USBVM_STATE_ATTACHED;
-        *ret = res;
-        return 0;
-    }
-
-    if (virDomainAttachDeviceFlags(dom, xml, vflags) < 0) {
-        virErrorPtr e = virGetLastError();
-        if (e && e->message && strstr(e->message, "Setting different DAC user or group"))
+    if (virDomainAttachDeviceFlags(a->dom, xml, vflags) < 0) {
+        if (dac_in_use())
             /* The dead copy of an earlier stick's node (see lib/virt-deadnode.c) that usbvm did
              * not get to remove: detached by something else, or libvirt on another host. */
             return usbvm_error_set(
@@ -264,14 +228,107 @@ int usbvm_virt_attach_known(virConnectPtr conn, virDomainPtr dom, const UsbvmDev
                 "/dev node as in use by an earlier disk that was pulled while attached and "
                 "detached without usbvm; restart the domain to clear it, and detach pulled "
                 "disks with 'usbvm detach' (or let 'usbvm watch' do it)",
-                dev, name);
+                a->dev, a->name);
         return usbvm_virt_error(err, USBVM_E_LIBVIRT, "libvirt refused to attach %s to '%s' as %s",
-                                dev, name, mode);
+                                a->dev, a->name, a->mode);
     }
-    res.changed = true;
-    res.state = USBVM_STATE_ATTACHED;
-    *ret = res;
+    a->res.changed = true;
+    a->res.state = USBVM_STATE_ATTACHED;
     return 0;
+}
+
+/* What the domain now holds, for a caller that keeps a picture of the domains. */
+static void attach_describe(const Attach *a, UsbvmDomDev *ret)
+{
+    *ret = (UsbvmDomDev){
+        .domain = xstrdup(a->name),
+        .alias = xstrdup(strempty(a->d->alias)),
+        .owned = true,
+        .kind = a->spec.mode == USBVM_MODE_USB ? USBVM_DOMDEV_HOSTDEV : USBVM_DOMDEV_DISK,
+        .mode = a->spec.mode,
+        .vendor_id = a->d->vendor_id,
+        .product_id = a->d->product_id,
+        .bus = a->spec.mode == USBVM_MODE_USB ? a->d->busnum : 0,
+        .device = a->spec.mode == USBVM_MODE_USB ? a->d->devnum : 0,
+        .readonly = a->spec.readonly,
+    };
+    const UsbvmBlock *b = a->spec.mode == USBVM_MODE_USB ? NULL : usbvm_virt_pick_disk(a->d);
+    if (b)
+        ret->source = xstrdup(usbvm_virt_disk_source(b));
+}
+
+/* From the final check to libvirt's answer, under the device's slot of the host lock. */
+static int attach_locked(Attach *a, virConnectPtr conn, UsbvmAttachCtx *ctx, UsbvmError *err)
+{
+    _cleanup_free_ char *xml = NULL;
+    int r = usbvm_virt_device_xml_info(a->d, &a->spec, &a->info, &xml, err);
+    if (r < 0) {
+        usbvm_error_prefix(err, "cannot attach %s to '%s': ", a->dev, a->name);
+        return r;
+    }
+    if (a->flags & USBVM_ATTACH_CHECK) {
+        r = attach_final_check(a, conn, NULL, ctx, err);
+        if (r == 0 && a->spec.mode == USBVM_MODE_SCSI && !a->info.virtio_scsi)
+            note(&a->res, "would add a virtio-scsi controller");
+        a->res.changed = r == 0;
+        a->res.state = USBVM_STATE_ATTACHED;
+        return r;
+    }
+    UsbvmHostLock lock = { .fd = -1 };
+    r = usbvm_hostlock_acquire(ctx ? ctx->lock_path : NULL, a->d->alias,
+                               ctx && ctx->lock_nowait ? 0 : USBVM_HOSTLOCK_WAIT, &lock, err);
+    if (r < 0)
+        return r;
+    r = attach_final_check(a, conn, &lock, ctx, err);
+    if (r == 0)
+        r = attach_do(a, xml, err);
+    if (r == 0 && ctx) {
+        (void)usbvm_hostlock_bump(&lock, &ctx->generation);
+        attach_describe(a, &ctx->added);
+    } else if (r == 0) {
+        uint64_t g;
+        (void)usbvm_hostlock_bump(&lock, &g);
+    }
+    usbvm_hostlock_release(&lock);
+    return r;
+}
+
+int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
+                      const UsbvmAttachSpec *spec, unsigned flags, UsbvmResult *ret,
+                      UsbvmError *err)
+{
+    return usbvm_virt_attach_ctx(conn, dom, d, spec, flags, NULL, ret, err);
+}
+
+int usbvm_virt_attach_ctx(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
+                          const UsbvmAttachSpec *spec, unsigned flags, UsbvmAttachCtx *ctx,
+                          UsbvmResult *ret, UsbvmError *err)
+{
+    if (!(flags & (USBVM_ATTACH_LIVE | USBVM_ATTACH_CONFIG)))
+        flags |= USBVM_ATTACH_LIVE;
+    Attach a = { .dom = dom,
+                 .name = virDomainGetName(dom),
+                 .dev = device_name(d),
+                 .d = d,
+                 .spec = *spec,
+                 .flags = flags,
+                 .res = { .state = USBVM_STATE_DETACHED } };
+    a.spec.persistent = (flags & USBVM_ATTACH_CONFIG) != 0;
+    a.mode = usbvm_mode_to_string(a.spec.mode);
+    snprintf(a.res.alias, sizeof(a.res.alias), "%s", strempty(d->alias));
+    int r = attach_read(&a, err);
+    if (r == 0)
+        r = attach_present(&a, err);
+    if (r == 1) {
+        a.res.state = USBVM_STATE_ATTACHED; /* already there: changed stays false */
+        r = 0;
+    } else if (r == 0 && (r = attach_check_domain(&a, err)) == 0) {
+        r = attach_locked(&a, conn, ctx, err);
+    }
+    attach_clear(&a);
+    if (r == 0)
+        *ret = a.res;
+    return r;
 }
 
 /* ---- Detach ------------------------------------------------------------------------------- */
@@ -336,112 +393,94 @@ static int alias_in_xml(virDomainPtr dom, bool inactive, const char *alias, bool
     return 0;
 }
 
-int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *alias, unsigned flags,
-                            int timeout_ms, UsbvmResult *ret, UsbvmError *err)
+/* Where the alias is: the live domain, the persistent definition, or neither. */
+static int detach_where(virDomainPtr dom, const char *alias, unsigned flags, bool *ret_live,
+                        bool *ret_config, UsbvmError *err)
 {
-    if (!(flags & (USBVM_ATTACH_LIVE | USBVM_ATTACH_CONFIG)))
-        flags |= USBVM_ATTACH_LIVE;
-    const char *name = virDomainGetName(dom);
-    UsbvmResult res = { .state = USBVM_STATE_DETACHED };
-    snprintf(res.alias, sizeof(res.alias), "%s", alias);
-    bool owned = strncmp(alias, USBVM_ALIAS_PREFIX, strlen(USBVM_ALIAS_PREFIX)) == 0;
-
+    *ret_live = *ret_config = false;
     int active = virDomainIsActive(dom);
     if (active < 0)
-        return usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot ask whether domain '%s' runs", name);
-    bool in_live = false, in_config = false;
+        return usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot ask whether domain '%s' runs",
+                                virDomainGetName(dom));
     int r;
-    if ((flags & USBVM_ATTACH_LIVE) && active) {
-        r = alias_in_xml(dom, false, alias, &in_live, NULL, err);
-        if (r < 0)
-            return r;
-    }
-    if ((flags & USBVM_ATTACH_CONFIG) && virDomainIsPersistent(dom) == 1) {
-        r = alias_in_xml(dom, true, alias, &in_config, NULL, err);
-        if (r < 0)
-            return r;
-    }
-    if (!in_live && !in_config) {
-        res.changed = false;
-        *ret = res;
-        return 0;
-    }
-    /* Invariant 3: only what usbvm attached, unless the admin insists. */
-    if (!owned && !(flags & USBVM_ATTACH_FORCE))
-        return usbvm_error_set(err, USBVM_E_REFUSED, EPERM,
-                               "'%s' in domain '%s' was not attached by usbvm (no ua-usbvm- "
-                               "alias); pass --force to detach it anyway",
-                               alias, name);
-    if (flags & USBVM_ATTACH_CHECK) {
-        res.changed = true;
-        *ret = res;
-        return 0;
-    }
-
-    unsigned vflags =
-        (in_live ? VIR_DOMAIN_AFFECT_LIVE : 0) | (in_config ? VIR_DOMAIN_AFFECT_CONFIG : 0);
-    _cleanup_(usbvm_deadnode_clear) UsbvmDeadNode stale = { 0 };
-    if (in_live)
-        usbvm_deadnode_collect(dom, alias, &stale);
-    Waiter w = { .alias = alias };
-    int cb_removed = -1, cb_failed = -1, cb_life = -1;
-    if (in_live) {
-        /* Subscribe before asking, so a quick removal cannot be missed. */
-        cb_removed =
-            virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-                                             VIR_DOMAIN_EVENT_CALLBACK(on_removed), &w, NULL);
-        cb_failed = virConnectDomainEventRegisterAny(
-            conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
-            VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed), &w, NULL);
-        cb_life =
-            virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                             VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), &w, NULL);
-    }
-
-    r = 0;
-    if (virDomainDetachDeviceAlias(dom, alias, vflags) < 0) {
-        r = usbvm_virt_error(err, USBVM_E_LIBVIRT, "libvirt refused to detach '%s' from '%s'",
-                             alias, name);
-        /* A second request while the guest still holds the device: still pending. */
-        if (err && strstr(err->message, "already in the process of unplug")) {
-            usbvm_error_clear(err);
-            r = 0;
-        }
-    }
-
-    if (r == 0 && in_live && timeout_ms > 0) {
-        int timer = virEventAddTimeout(timeout_ms, on_timeout, &w, NULL);
-        while (!w.removed && !w.failed && !w.stopped && !w.timed_out && timer >= 0)
-            if (virEventRunDefaultImpl() < 0)
-                break;
-        if (timer >= 0)
-            virEventRemoveTimeout(timer);
-    }
-    if (cb_removed >= 0)
-        virConnectDomainEventDeregisterAny(conn, cb_removed);
-    if (cb_failed >= 0)
-        virConnectDomainEventDeregisterAny(conn, cb_failed);
-    if (cb_life >= 0)
-        virConnectDomainEventDeregisterAny(conn, cb_life);
-    if (r < 0)
+    if ((flags & USBVM_ATTACH_LIVE) && active &&
+        (r = alias_in_xml(dom, false, alias, ret_live, NULL, err)) < 0)
         return r;
-    /* Also when the removal is still unconfirmed: QEMU keeps its open descriptor, and a dead
-     * copy gone early cannot be mistaken for the next stick's node by libvirt's late restore. */
-    if (in_live && !w.failed && !w.stopped) {
-        _cleanup_free_ char *dead = usbvm_deadnode_forget(dom, &stale);
-        if (dead)
-            note(&res, dead);
-    }
+    if ((flags & USBVM_ATTACH_CONFIG) && virDomainIsPersistent(dom) == 1 &&
+        (r = alias_in_xml(dom, true, alias, ret_config, NULL, err)) < 0)
+        return r;
+    return 0;
+}
 
-    res.changed = true;
-    if (!in_live || w.removed || w.stopped) {
-        res.state = USBVM_STATE_DETACHED;
-        *ret = res;
+/* The events that confirm a removal, subscribed before asking so a quick one is not missed. */
+typedef struct DetachWait {
+    Waiter w;
+    int cb_removed, cb_failed, cb_life;
+} DetachWait;
+
+static void detach_subscribe(virConnectPtr conn, virDomainPtr dom, DetachWait *dw)
+{
+    dw->cb_removed =
+        virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_removed), &dw->w, NULL);
+    dw->cb_failed = virConnectDomainEventRegisterAny(
+        conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
+        VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed), &dw->w, NULL);
+    dw->cb_life =
+        virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), &dw->w, NULL);
+}
+
+static void detach_unsubscribe(virConnectPtr conn, DetachWait *dw)
+{
+    int ids[] = { dw->cb_removed, dw->cb_failed, dw->cb_life };
+    for (size_t i = 0; i < ELEMENTSOF(ids); i++)
+        if (ids[i] >= 0)
+            virConnectDomainEventDeregisterAny(conn, ids[i]);
+}
+
+/* Runs the default event loop (the CLI's) until libvirt confirms, refuses, or time is up. */
+static void detach_wait(DetachWait *dw, int timeout_ms)
+{
+    int timer = virEventAddTimeout(timeout_ms, on_timeout, &dw->w, NULL);
+    while (!dw->w.removed && !dw->w.failed && !dw->w.stopped && !dw->w.timed_out && timer >= 0)
+        if (virEventRunDefaultImpl() < 0)
+            break;
+    if (timer >= 0)
+        virEventRemoveTimeout(timer);
+}
+
+/* Asks libvirt; a device QEMU is already unplugging counts as asked. */
+static int detach_ask(virDomainPtr dom, const char *alias, unsigned vflags, bool in_live,
+                      UsbvmError *err)
+{
+    if (virDomainDetachDeviceAlias(dom, alias, vflags) == 0)
+        return 0;
+    virErrorPtr e = virGetLastError();
+    bool from_qemu = e && e->domain == VIR_FROM_QEMU && e->code == VIR_ERR_INTERNAL_ERROR;
+    int r = usbvm_virt_error(err, USBVM_E_LIBVIRT, "libvirt refused to detach '%s' from '%s'",
+                             alias, virDomainGetName(dom));
+    /* QEMU refuses a second device_del while the guest still holds the device ("already in
+     * the process of unplug"): still asked, if the alias is still there. */
+    bool still = false;
+    if (from_qemu && in_live && alias_in_xml(dom, false, alias, &still, NULL, NULL) == 0 && still) {
+        usbvm_error_clear(err);
         return 0;
     }
-    if (w.failed) {
-        res.state = USBVM_STATE_ATTACHED;
-        *ret = res;
+    return r;
+}
+
+/* What the answer says once asked: gone, refused by the guest, or pending. */
+static int detach_outcome(virDomainPtr dom, const char *alias, const DetachWait *dw, int timeout_ms,
+                          UsbvmResult *res, UsbvmError *err)
+{
+    const char *name = virDomainGetName(dom);
+    if (dw->w.removed || dw->w.stopped) {
+        res->state = USBVM_STATE_DETACHED;
+        return 0;
+    }
+    if (dw->w.failed) {
+        res->state = USBVM_STATE_ATTACHED;
         return usbvm_error_set(err, USBVM_E_LIBVIRT, EIO,
                                "the guest in '%s' refused to release '%s' (DEVICE_REMOVAL_FAILED); "
                                "it is still attached",
@@ -449,18 +488,12 @@ int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *al
     }
     /* No event (yet): the live XML is the truth. */
     bool still = false;
-    if (virDomainIsActive(dom) == 1) {
-        r = alias_in_xml(dom, false, alias, &still, NULL, err);
-        if (r < 0)
-            return r;
-    }
-    if (!still) {
-        res.state = USBVM_STATE_DETACHED;
-        *ret = res;
+    int r;
+    if (virDomainIsActive(dom) == 1 && (r = alias_in_xml(dom, false, alias, &still, NULL, err)) < 0)
+        return r;
+    res->state = still ? USBVM_STATE_PENDING : USBVM_STATE_DETACHED;
+    if (!still)
         return 0;
-    }
-    res.state = USBVM_STATE_PENDING;
-    *ret = res;
     if (timeout_ms > 0)
         return usbvm_error_set(
             err, USBVM_E_PENDING, EINPROGRESS,
@@ -472,4 +505,56 @@ int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *al
                            "detach of '%s' from '%s' requested and not confirmed yet; libvirt "
                            "removes it as soon as the guest lets go",
                            alias, name);
+}
+
+int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *alias, unsigned flags,
+                            int timeout_ms, UsbvmResult *ret, UsbvmError *err)
+{
+    if (!(flags & (USBVM_ATTACH_LIVE | USBVM_ATTACH_CONFIG)))
+        flags |= USBVM_ATTACH_LIVE;
+    UsbvmResult res = { .state = USBVM_STATE_DETACHED };
+    snprintf(res.alias, sizeof(res.alias), "%s", alias);
+    bool in_live, in_config;
+    int r = detach_where(dom, alias, flags, &in_live, &in_config, err);
+    if (r < 0)
+        return r;
+    res.changed = in_live || in_config;
+    /* Invariant 3: only what usbvm attached, unless the admin insists. */
+    if (res.changed && strncmp(alias, USBVM_ALIAS_PREFIX, strlen(USBVM_ALIAS_PREFIX)) != 0 &&
+        !(flags & USBVM_ATTACH_FORCE))
+        return usbvm_error_set(err, USBVM_E_REFUSED, EPERM,
+                               "'%s' in domain '%s' was not attached by usbvm (no ua-usbvm- "
+                               "alias); pass --force to detach it anyway",
+                               alias, virDomainGetName(dom));
+    if (!res.changed || (flags & USBVM_ATTACH_CHECK)) {
+        *ret = res;
+        return 0;
+    }
+    unsigned vflags =
+        (in_live ? VIR_DOMAIN_AFFECT_LIVE : 0) | (in_config ? VIR_DOMAIN_AFFECT_CONFIG : 0);
+    _cleanup_(usbvm_deadnode_clear) UsbvmDeadNode stale = { 0 };
+    if (in_live)
+        usbvm_deadnode_collect(dom, alias, &stale);
+    DetachWait dw = { .w = { .alias = alias }, .cb_removed = -1, .cb_failed = -1, .cb_life = -1 };
+    bool wait = in_live && timeout_ms > 0;
+    if (wait)
+        detach_subscribe(conn, dom, &dw);
+    r = detach_ask(dom, alias, vflags, in_live, err);
+    if (r == 0 && wait)
+        detach_wait(&dw, timeout_ms);
+    detach_unsubscribe(conn, &dw);
+    if (r < 0)
+        return r;
+    /* Also when the removal is still unconfirmed: QEMU keeps its open descriptor, and a dead
+     * copy gone early cannot be mistaken for the next stick's node by libvirt's late restore. */
+    if (in_live && !dw.w.failed && !dw.w.stopped) {
+        _cleanup_free_ char *dead = usbvm_deadnode_forget(dom, &stale);
+        if (dead)
+            note(&res, dead);
+    }
+    if (!in_live)
+        dw.w.removed = true; /* the persistent definition changes at once */
+    r = detach_outcome(dom, alias, &dw, timeout_ms, &res, err);
+    *ret = res;
+    return r;
 }
