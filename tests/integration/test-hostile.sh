@@ -156,9 +156,12 @@ nothing_ran "attach/detach"
 # ---- watch's log -----------------------------------------------------------------------------
 # Every record one line: under the journal's protocol (JOURNAL_STREAM set) each line starts with
 # its own priority, and none with a forged one.
+# Exit 5: the virtio disk attached above is still pending (a domain without a guest OS).
+rc=0
 (cd "$scratch" && JOURNAL_STREAM=8:1 umockdev-run -d "$corpus" -- "$USBVM" -c "$USBVM_H_URI" -v \
-    watch --once --dry-run --rules "$rules" >"$USBVM_H_TMP/watch.txt" 2>&1) ||
-    usbvm_h_fail "watch --once --dry-run failed: $(tail -5 "$USBVM_H_TMP/watch.txt")"
+    watch --once --dry-run --rules "$rules" >"$USBVM_H_TMP/watch.txt" 2>&1) || rc=$?
+[ $rc = 0 ] || [ $rc = 5 ] ||
+    usbvm_h_fail "watch --once --dry-run failed ($rc): $(tail -c 600 "$USBVM_H_TMP/watch.txt")"
 clean "$USBVM_H_TMP/watch.txt" "watch log"
 
 # The summary of --once is the answer, not a log record.
@@ -167,9 +170,11 @@ usbvm_h_assert_eq 0 "$bad" "watch log: every line is one record with its own pri
 usbvm_h_assert_nomatch $'(^|\n)<[0-2]>' "$(cat "$USBVM_H_TMP/watch.txt")" "watch log: no forged priority"
 usbvm_h_assert_match 'forged emergency record' "$(cat "$USBVM_H_TMP/watch.txt")" \
     "watch log: the forging serial was logged (escaped)"
+rc=0
 (cd "$scratch" && umockdev-run -d "$corpus" -- "$USBVM" -c "$USBVM_H_URI" -v --json \
     watch --once --dry-run --rules "$rules" >"$USBVM_H_TMP/watch.json" 2>"$USBVM_H_TMP/watch.err") ||
-    usbvm_h_fail "watch --once --json failed: $(tail -5 "$USBVM_H_TMP/watch.err")"
+    rc=$?
+[ $rc = 0 ] || [ $rc = 5 ] || usbvm_h_fail "watch --once --json failed ($rc): $(tail -5 "$USBVM_H_TMP/watch.err")"
 jq -e . "$USBVM_H_TMP/watch.json" >/dev/null || usbvm_h_fail "watch --json: a line does not parse"
 usbvm_h_ok "watch --json: $(wc -l <"$USBVM_H_TMP/watch.json") lines, each valid JSON"
 nothing_ran "watch"
