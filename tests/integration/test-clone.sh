@@ -22,6 +22,12 @@ stick() { # PORT DEVNUM LOOP DISK PID OUT
     usbvm_h_fixture_usb_stick --port "$1" --devnum "$2" --loop "$3" --disk "$4" --out "$6" \
         --vid 0781 --pid "$5" --serial CLONE0001 --manufacturer USBVM --product "Clone Stick" \
         --by-id "$byid" >/dev/null
+    # A SCSI host number of its own (the harness picks one at random), as two sticks in one
+    # testbed must not share /sys/bus/scsi/devices/H:0:0:0.
+    local old new=$((30 + $2))
+    old=$(grep -o -m1 '/host[0-9]*/' "$6" | tr -dc 0-9)
+    sed -i -e "s#/host$old/#/host$new/#g" -e "s#/host$old\$#/host$new#" \
+        -e "s#/target$old:0:0#/target$new:0:0#g" -e "s#/$old:0:0:0#/$new:0:0:0#g" "$6"
 }
 # two FIXTURE A B : A and B in one testbed, one root hub (B without its first record).
 two() {
