@@ -2,6 +2,7 @@
  * block devices and their host use. Strings are kept as the device reports them (raw bytes);
  * escaping is the printer's job. */
 #include "device-internal.h"
+#include "usbdesc.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -293,10 +294,41 @@ static int enumerate(struct udev *udev, const char *subsystem, const char *devty
     return 0;
 }
 
+/* with-interface means what it means in USBGuard: every interface and alternate setting the
+ * device describes, not only the interface nodes sysfs shows now (one alternate setting per
+ * interface, and none at all before the device is configured or while it is not
+ * authorized). The interface nodes only lend their drivers to the settings they show. When
+ * the descriptors cannot be read, the nodes are all there is. */
+static void interfaces_from_descriptors(UsbvmDevice *dev)
+{
+    _cleanup_free_ char *path = xasprintf("%s/descriptors", dev->syspath);
+    _cleanup_free_ char *raw = NULL;
+    size_t len;
+    UsbvmInterface *ifs;
+    size_t n;
+    if (usbvm_read_file(path, &raw, &len) < 0 ||
+        usbvm_usbdesc_parse_interfaces((const uint8_t *)raw, len, &ifs, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < dev->n_interfaces; j++) {
+            UsbvmInterface *node = &dev->interfaces[j];
+            if (node->driver && node->number == ifs[i].number && node->alt == ifs[i].alt) {
+                ifs[i].driver = TAKE_PTR(node->driver);
+                break;
+            }
+        }
+    for (size_t j = 0; j < dev->n_interfaces; j++)
+        free(dev->interfaces[j].driver);
+    free(dev->interfaces);
+    dev->interfaces = ifs;
+    dev->n_interfaces = n;
+}
+
 static void device_finish(UsbvmDevice *dev)
 {
     if (dev->n_interfaces > 1)
         qsort(dev->interfaces, dev->n_interfaces, sizeof(UsbvmInterface), interface_cmp);
+    interfaces_from_descriptors(dev);
     usbvm_blocks_sort(dev->blocks, dev->n_blocks);
 }
 

@@ -1,6 +1,7 @@
 /* The libvirt layer, part 4: attach with every safety check, detach by alias, and wait for
  * libvirt to confirm a removal on the default event loop. */
 #include "hostlock.h"
+#include "snapshot.h"
 #include "virt-internal.h"
 
 #include <errno.h>
@@ -145,29 +146,24 @@ static int attach_final_check(Attach *a, virConnectPtr conn, const UsbvmHostLock
     uint64_t gen = 0;
     if (lock && usbvm_hostlock_generation(lock, &gen) == 0 && ctx && gen != ctx->known_generation)
         all = NULL; /* another usbvm process changed a domain since the caller looked */
+    _cleanup_(usbvm_domdev_list_freep) UsbvmDomDevList *fresh = NULL;
     if (!all) {
-        UsbvmDomDevList *fresh = NULL;
-        int r = usbvm_virt_list_domdevs(conn, &fresh, err);
+        /* The other domains, as they are now; the target's XML was read already. */
+        UsbvmSnapshot s = { 0 };
+        int r = usbvm_virt_read_snapshot(conn, a->name, &s, err);
         if (r < 0)
             return r;
-        if (ctx) {
-            usbvm_domdev_list_free(ctx->reread);
-            ctx->reread = fresh;
-            ctx->reread_generation = gen;
-        }
+        fresh = usbvm_snapshot_flatten(&s);
+        usbvm_snapshot_clear(&s);
         all = fresh;
-        r = attach_check_elsewhere(a, all, err);
-        if (!ctx)
-            usbvm_domdev_list_free(fresh);
-        if (r < 0)
-            return r;
-    } else {
-        int r = attach_check_elsewhere(a, all, err);
-        if (r < 0)
-            return r;
+        if (ctx)
+            ctx->reread = true;
     }
-    int r = ctx && ctx->recheck_host_use ? usbvm_device_check_host_use_now(a->d, err)
-                                         : usbvm_device_check_host_use(a->d, err);
+    int r = attach_check_elsewhere(a, all, err);
+    if (r < 0)
+        return r;
+    r = ctx && ctx->recheck_host_use ? usbvm_device_check_host_use_now(a->d, err)
+                                     : usbvm_device_check_host_use(a->d, err);
     if (r < 0) {
         if (err && !err->kind)
             err->kind = USBVM_E_REFUSED;
