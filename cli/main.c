@@ -177,7 +177,10 @@ int usbvm_cli_usage_error(const UsbvmVerb *verb, const char *fmt, ...)
 
 int usbvm_cli_error(UsbvmCli *cli, const UsbvmError *err)
 {
-    fprintf(stderr, "usbvm: %s\n", err->message[0] ? err->message : "unknown error");
+    /* libvirt's messages may quote what a device reported; escape what a terminal obeys. */
+    _cleanup_free_ char *msg =
+        usbvm_escape_controls(err->message[0] ? err->message : "unknown error");
+    fprintf(stderr, "usbvm: %s\n", msg);
     return err->kind ? (int)err->kind : USBVM_E_FAILED;
 }
 
@@ -187,8 +190,9 @@ void usbvm_cli_warning(UsbvmCli *cli, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    _cleanup_free_ char *msg = xvasprintf(fmt, ap);
+    _cleanup_free_ char *raw = xvasprintf(fmt, ap);
     va_end(ap);
+    _cleanup_free_ char *msg = usbvm_escape_controls(raw);
     fprintf(stderr, "usbvm: warning: %s\n", msg);
 }
 

@@ -46,6 +46,7 @@ void usbvm_device_free(UsbvmDevice *d)
     free(d->blocks);
     free(d->identity);
     free(d->alias);
+    usbvm_strv_free(d->same_identity);
     free(d);
 }
 
@@ -534,6 +535,7 @@ int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
     usbvm_host_use_clear(&use);
     if (r < 0)
         return r;
+    usbvm_devices_mark_ambiguous(l->devices, l->n);
     *ret = TAKE_PTR(l);
     return 0;
 }
