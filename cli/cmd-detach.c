@@ -159,6 +159,16 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
         } else {
             a.device = d->port;
             a.alias = d->alias;
+            _cleanup_free_ char *ambiguity = usbvm_device_ambiguity(d);
+            if (ambiguity) {
+                /* The alias is the other device's too: which one is attached cannot be told
+                 * from the domain. The admin who knows names the attachment itself. */
+                usbvm_error_set(&err, USBVM_E_REFUSED, ENOTUNIQ,
+                                "cannot detach %s by its port: %s; if you mean the attachment "
+                                "under that alias, name it: usbvm detach %s %s",
+                                d->port, ambiguity, domain ? domain : "--all", d->alias);
+                return usbvm_cli_answer(cli, &a, NULL, &err);
+            }
         }
     } else {
         a.alias = devspec;

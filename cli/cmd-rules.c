@@ -297,10 +297,15 @@ static int cmd_test(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char *
             match = rule;
     }
     json_object_object_add(root, "checked", checked);
-    const char *decision = !match                                            ? "host"
-                           : usbvm_rule_target(match) == USBVM_TARGET_ATTACH ? "attach"
-                                                                             : "ignore";
+    /* An ambiguous identity is never acted on by policy (see lib/device-clone.c). */
+    _cleanup_free_ char *ambiguity = usbvm_device_ambiguity(d);
+    bool attach = match && usbvm_rule_target(match) == USBVM_TARGET_ATTACH;
+    const char *decision = !match      ? "host"
+                           : !attach   ? "ignore"
+                           : ambiguity ? "ambiguous"
+                                       : "attach";
     json_object_object_add(root, "decision", json_object_new_string(decision));
+    usbvm_json_add_str(root, "ambiguity", ambiguity);
     json_object_object_add(root, "rule",
                            match ? json_object_get(json_object_array_get_idx(
                                        checked, json_object_array_length(checked) - 1))
@@ -319,6 +324,11 @@ static int cmd_test(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char *
         else if (usbvm_rule_target(match) == USBVM_TARGET_IGNORE)
             dec = xasprintf("stays on the host: ignored by %s:%u", usbvm_rule_file(match),
                             usbvm_rule_line(match));
+        else if (ambiguity)
+            dec =
+                xasprintf("stays where it is: %s:%u would attach it to %s as %s, but %s",
+                          usbvm_rule_file(match), usbvm_rule_line(match), usbvm_rule_domain(match),
+                          usbvm_mode_to_string(usbvm_rule_spec(match)->mode), ambiguity);
         else
             dec = xasprintf("attach to %s as %s (%s:%u)", usbvm_rule_domain(match),
                             usbvm_mode_to_string(usbvm_rule_spec(match)->mode),

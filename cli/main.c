@@ -38,6 +38,12 @@ const UsbvmVerb usbvm_verbs[] = {
     { "watch", usbvm_cmd_watch, usbvm_watch_options,
       "[--rules PATH] [--once] [--dry-run] [--present apply|keep]",
       "Run the policy daemon: attach and detach devices as they come and go" },
+    { "doctor",
+      usbvm_cmd_doctor,
+      usbvm_doctor_options,
+      "[<domain>] [<device>] [--rules PATH]",
+      "Find out why a device does not reach a domain",
+      { USBVM_ARG_DOMAIN_OR_DEVICE, USBVM_ARG_DEVICE } },
     { "__complete", usbvm_cmd_complete, usbvm_complete_options, "<words...>",
       "Completion helper for the shell", .hidden = true },
     { NULL },
@@ -171,7 +177,10 @@ int usbvm_cli_usage_error(const UsbvmVerb *verb, const char *fmt, ...)
 
 int usbvm_cli_error(UsbvmCli *cli, const UsbvmError *err)
 {
-    fprintf(stderr, "usbvm: %s\n", err->message[0] ? err->message : "unknown error");
+    /* libvirt's messages may quote what a device reported; escape what a terminal obeys. */
+    _cleanup_free_ char *msg =
+        usbvm_escape_controls(err->message[0] ? err->message : "unknown error");
+    fprintf(stderr, "usbvm: %s\n", msg);
     return err->kind ? (int)err->kind : USBVM_E_FAILED;
 }
 
@@ -181,8 +190,9 @@ void usbvm_cli_warning(UsbvmCli *cli, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    _cleanup_free_ char *msg = xvasprintf(fmt, ap);
+    _cleanup_free_ char *raw = xvasprintf(fmt, ap);
     va_end(ap);
+    _cleanup_free_ char *msg = usbvm_escape_controls(raw);
     fprintf(stderr, "usbvm: warning: %s\n", msg);
 }
 

@@ -29,7 +29,6 @@ void usbvm_watch_job_free(WatchJob *j)
     free(j->cache);
     free(j->io);
     usbvm_domdev_list_free(j->known);
-    usbvm_domdev_list_free(j->ctx.reread);
     usbvm_domdev_clear(&j->ctx.added);
     usbvm_snapshot_clear(&j->snapshot);
     usbvm_domdev_list_clear(&j->devs);
@@ -61,7 +60,7 @@ static void run_connect(WatchJob *j)
     virConnectSetKeepAlive(conn, 5, 3);
     usbvm_watch_conn_register(j->watch, j);
     read_generation(&j->generation);
-    j->r = usbvm_virt_read_snapshot(conn, &j->snapshot, &j->err);
+    j->r = usbvm_virt_read_snapshot(conn, NULL, &j->snapshot, &j->err);
 }
 
 static void run_detach(WatchJob *j, virConnectPtr conn)
@@ -103,7 +102,7 @@ void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn)
         break;
     case WATCH_JOB_SNAPSHOT:
         read_generation(&j->generation);
-        j->r = usbvm_virt_read_snapshot(conn, &j->snapshot, &j->err);
+        j->r = usbvm_virt_read_snapshot(conn, NULL, &j->snapshot, &j->err);
         break;
     case WATCH_JOB_DOMAIN: {
         virDomainPtr dom = virDomainLookupByName(conn, j->domain);
