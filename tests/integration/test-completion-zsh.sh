@@ -60,3 +60,39 @@ usbvm_h_assert_match "(^| )$(printf '%s' "$quoted" | sed 's/[]\\$*.^[()|+?{}]/\\
 usbvm_h_assert_eq "$evil " "$(complete_line "usbvm attach 'usbvm-test-\$")" \
     "inside single quotes it is inserted literally"
 usbvm_h_assert_eq "" "$(compgen -G "$work/*pwned*" || true)" "completing it ran nothing"
+
+# ---- hostile serials (tests/hostile): what zsh inserts must read back as the device's own
+# serial and run nothing. Each candidate, as compadd would insert it, is put on a command line
+# that zsh runs in an empty directory with usbvm replaced by a recorder.
+corpus=$USBVM_H_TMP/corpus.umockdev
+python3 "$USBVM_SRCDIR/tests/hostile/mkcorpus.py" fixture >"$corpus"
+hbin=$USBVM_H_TMP/hbin
+mkdir -p "$hbin"
+printf '#!/bin/sh\nexec umockdev-run -d "%s" -- "%s" -c "%s" "$@"\n' \
+    "$corpus" "$USBVM" "$USBVM_H_URI" >"$hbin/usbvm"
+chmod +x "$hbin/usbvm"
+mapfile -t offered < <(cd "$work" && PATH="$hbin:$PATH" timeout "$USBVM_H_TIMEOUT" \
+    zsh -f "$USBVM_SRCDIR/tests/tools/zsh-complete" "usbvm attach $dom " \
+    "$USBVM_SRCDIR/completions" | grep '^serial=')
+[ ! -e "$work/PWNED" ] || usbvm_h_fail "hostile: completing ran a device's serial"
+declare -A serials=()
+while IFS=$'\t' read -r _ _ hex _; do
+    s=$(perl -e 'print pack("H*", $ARGV[0]) =~ s/\0.*//sr' "$hex")
+    serials["serial=$s"]=1
+done < <(python3 "$USBVM_SRCDIR/tests/hostile/mkcorpus.py" list)
+((${#offered[@]} >= 10)) || usbvm_h_fail "hostile: only ${#offered[@]} serials offered"
+n_read=0
+for cand in "${offered[@]}"; do
+    printf 'usbvm() { printf "%%s\\0" "$@" >args; }\nusbvm attach %s %s\n' "$dom" "$cand" \
+        >"$work/line.zsh"
+    rm -f "$work/args"
+    (cd "$work" && zsh -f line.zsh >/dev/null 2>&1) || true
+    [ ! -e "$work/PWNED" ] || usbvm_h_fail "hostile: the completed line '$cand' ran a command"
+    [ -e "$work/args" ] || usbvm_h_fail "hostile: the completed line '$cand' did not run usbvm"
+    mapfile -d '' -t got <"$work/args"
+    [ "${#got[@]}" = 3 ] || usbvm_h_fail "hostile: '$cand' became ${#got[@]} words, not one"
+    [ -n "${serials[${got[2]}]:-}" ] ||
+        usbvm_h_fail "hostile: '$cand' reads back as '${got[2]}', no device's serial"
+    n_read=$((n_read + 1))
+done
+usbvm_h_ok "hostile: $n_read serial candidates each read back as one device's serial, none ran"
