@@ -72,6 +72,8 @@ play() {
 }
 stat() { jq -r ".stats.localhost.$2" "$T/$1.json"; }
 # task NAME TASK FILTER : FILTER on the localhost result of the task named TASK.
+# changed_tasks NAME : the tasks that changed something, with their messages (for failures).
+changed_tasks() { jq -c '[.plays[].tasks[] | select(.hosts.localhost.changed) | [.task.name, .hosts.localhost.msg]]' "$T/$1.json"; }
 task() { jq -r --arg t "$2" '[.plays[].tasks[] | select(.task.name == $t) | .hosts.localhost] | last | '"$3" "$T/$1.json"; }
 owned() { usbvm_h_live_xml "$dom" | grep -c "alias name='ua-usbvm-" || true; }
 installed() { dpkg-query -W -f='${db:Status-Status}' usbvm 2>/dev/null || echo none; }
@@ -113,7 +115,7 @@ usbvm_h_assert_eq 0 "$verify_rc" "systemd-analyze verify of the unit the role in
 # ---- the second run changes nothing ------------------------------------------------------------
 play second
 usbvm_h_assert_eq 0 "$(stat second failures)" "second run: no failure"
-usbvm_h_assert_eq 0 "$(stat second changed)" "second run: changed=0"
+usbvm_h_assert_eq 0 "$(stat second changed)" "second run: changed=0 ($(changed_tasks second))"
 usbvm_h_assert_match "already attached" "$(task second "$HAND" .msg)" "the module says why"
 usbvm_h_assert_eq null "$(task second "usbvm : Reload usbvm" .)" "rules unchanged: no reload"
 
@@ -127,7 +129,7 @@ usbvm_h_assert_eq 1 "$(stat detach changed)" "detach: one change"
 usbvm_h_assert_eq '[]' "$(task detach "$HAND" '.diff.after.attached | tojson')" "detach: --diff after is empty"
 usbvm_h_assert_eq 0 "$(owned)" "detach: the stick is back on the host"
 play detach2 -e usbvm_stick_state=detached
-usbvm_h_assert_eq 0 "$(stat detach2 changed)" "detach again: changed=0"
+usbvm_h_assert_eq 0 "$(stat detach2 changed)" "detach again: changed=0 ($(changed_tasks detach2))"
 
 # ---- broken rules never replace good ones ------------------------------------------------------
 good=$(cat "$rules_dir/50-backup.rules")
