@@ -413,6 +413,7 @@ static void detach_done(Watch *w, WatchJob *j)
         rec.result = "ok";
         rec.has_ms = true;
         rec.ms = MS(j->done_usec - j->started_usec);
+        rec.notes = j->res.notes[0] ? j->res.notes : NULL;
         usbvm_watch_record(USBVM_LOG_NOTICE, &rec);
         return;
     }
@@ -420,6 +421,7 @@ static void detach_done(Watch *w, WatchJob *j)
     if (op)
         op->answered = true;
     rec.result = "requested";
+    rec.notes = j->res.notes[0] ? j->res.notes : NULL;
     usbvm_watch_record(USBVM_LOG_INFO, &rec);
 }
 
@@ -517,6 +519,10 @@ static void act_wait(Watch *w, const UsbvmAction *a)
     char buf[512];
     UsbvmLogLevel level;
     const char *text = wait_text(a, buf, sizeof(buf), &level);
+    _cleanup_free_ char *why =
+        a->wait == USBVM_WAIT_AMBIGUOUS ? usbvm_device_ambiguity(dev->model) : NULL;
+    if (why)
+        text = why;
     if (text)
         note(w, dev, level, "wait", a->domain, text);
 }
@@ -572,19 +578,24 @@ static void act_detach(Watch *w, const UsbvmAction *a)
     submit(w, j);
 }
 
-static bool ambiguous(const Watch *w, size_t i)
+/* Two present devices with one identity (a clone of a stick's vendor, product and serial):
+ * the policy acts on neither, and never detaches one because of the other. A plug, an unplug
+ * or a re-read of either changes both, so the marks are made again over the whole set. */
+static void mark_ambiguous(Watch *w)
 {
-    const WatchDevice *d = w->devs[i];
-    for (size_t k = 0; !d->gone && d->model && k < w->n_devs; k++)
-        if (k != i && !w->devs[k]->gone && w->devs[k]->model && !w->devs[k]->model->is_hub &&
-            streq(w->devs[k]->model->alias, d->model->alias))
-            return true;
-    return false;
+    UsbvmDevice **present = xcalloc(w->n_devs + 1, sizeof(*present));
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_devs; i++)
+        if (!w->devs[i]->gone && w->devs[i]->model)
+            present[n++] = w->devs[i]->model;
+    usbvm_devices_mark_ambiguous(present, n);
+    free(present);
 }
 
 /* Plans once over everything and hands the actions on; returns how many it handed on. */
 static size_t plan_and_act(Watch *w)
 {
+    mark_ambiguous(w);
     UsbvmPlanDevice *devs = xcalloc(w->n_devs + 1, sizeof(*devs));
     for (size_t i = 0; i < w->n_devs; i++) {
         const WatchDevice *d = w->devs[i];
@@ -593,7 +604,8 @@ static size_t plan_and_act(Watch *w)
                                      .keep = d->keep,
                                      .bound = d->bound,
                                      .held_back = d->held_back || d->retry_at,
-                                     .ambiguous = ambiguous(w, i) };
+                                     .ambiguous = !d->gone && d->model &&
+                                                  usbvm_device_is_ambiguous(d->model) };
     }
     UsbvmPlanOp *ops = xcalloc(w->n_ops + 1, sizeof(*ops));
     for (size_t i = 0; i < w->n_ops; i++)
