@@ -174,7 +174,8 @@ typedef struct Watch {
     uint64_t reconnect_at; /* 0: none scheduled */
     uint64_t known_gen;    /* the host lock generation the snapshot is current at */
     UsbvmSnapshot snapshot;
-    bool refetch_all; /* a full re-read is wanted (reload) */
+    bool refetch_all;   /* a full re-read is wanted (reload) */
+    WatchMsg *deferred; /* libvirt events that came while the connection's first read ran */
 
     UsbvmRuleset *rules;
     WatchDevice **devs;

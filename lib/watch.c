@@ -195,6 +195,22 @@ static void log_event(const char *event, const char *domain, const char *what)
     usbvm_logf(USBVM_LOG_INFO, f, "%s%s%s", domain ? "domain " : "", esc ? esc : "", what);
 }
 
+static bool handle(Watch *w, WatchMsg *m);
+
+/* Events of the new connection that came while its first full read ran: the read may or may
+ * not show them, so they are applied on top of it (each is harmless when already shown). */
+static void replay_deferred(Watch *w, bool apply)
+{
+    WatchMsg *m = w->deferred;
+    w->deferred = NULL;
+    while (m) {
+        WatchMsg *next = m->next;
+        if (!apply || !handle(w, m))
+            usbvm_watch_msg_free(m);
+        m = next;
+    }
+}
+
 static void connected(Watch *w, WatchJob *j)
 {
     w->connecting = false;
@@ -213,6 +229,7 @@ static void connected(Watch *w, WatchJob *j)
         usbvm_logf(w->connect_warned ? USBVM_LOG_DEBUG : USBVM_LOG_WARNING, NULL, "%s%s", esc,
                    w->opts->once ? "" : "; retrying");
         w->connect_warned = true;
+        replay_deferred(w, false);
         schedule_reconnect(w);
         return;
     }
@@ -227,6 +244,7 @@ static void connected(Watch *w, WatchJob *j)
     w->known_gen = j->generation;
     usbvm_snapshot_take(&w->snapshot, &j->snapshot);
     log_event("connected", NULL, "connected to libvirtd");
+    replay_deferred(w, true);
     recheck_all(w);
 }
 
@@ -357,7 +375,8 @@ static void attach_done(Watch *w, WatchJob *j)
     } else if (j->r == 0 && j->res.changed) {
         w->known_gen = j->ctx.generation;
     }
-    if (j->r == 0 && j->res.changed && j->ctx.added.alias)
+    if (j->r == 0 && j->ctx.added.alias &&
+        !usbvm_snapshot_has(&w->snapshot, j->domain, j->ctx.added.alias))
         usbvm_snapshot_add(&w->snapshot, &j->ctx.added);
     WatchDevice *dev = usbvm_watch_find_alias(w, j->alias);
     w->dirty = true;
@@ -665,8 +684,19 @@ static void on_signal(Watch *w, int signo)
     recheck_all(w);
 }
 
-static void handle(Watch *w, WatchMsg *m)
+/* Applies a message; true when it was kept for later (the caller must not free it). */
+static bool handle(Watch *w, WatchMsg *m)
 {
+    bool libvirt_event = m->kind == WATCH_MSG_LIFECYCLE || m->kind == WATCH_MSG_DEVICE_ADDED ||
+                         m->kind == WATCH_MSG_DEVICE_REMOVED || m->kind == WATCH_MSG_REMOVAL_FAILED;
+    if (libvirt_event && m->conn_gen == w->conn_gen && w->connecting && !w->conn) {
+        WatchMsg **tail = &w->deferred; /* kept in order of arrival: few, and rare */
+        while (*tail)
+            tail = &(*tail)->next;
+        m->next = NULL;
+        *tail = m;
+        return true;
+    }
     bool current = m->conn_gen == w->conn_gen && w->conn;
     switch (m->kind) {
     case WATCH_MSG_UEVENT:
@@ -702,6 +732,7 @@ static void handle(Watch *w, WatchMsg *m)
         usbvm_watch_resync(w);
         break;
     }
+    return false;
 }
 
 /* Operations the executor has not answered yet; a call libvirt leaves unanswered for long is
@@ -756,8 +787,8 @@ static void turn(Watch *w, uint64_t stop_at)
     WatchMsg *m = usbvm_watch_inbox_take(&w->inbox, next_deadline(w, now, stop_at));
     while (m) {
         WatchMsg *next = m->next;
-        handle(w, m);
-        usbvm_watch_msg_free(m);
+        if (!handle(w, m))
+            usbvm_watch_msg_free(m);
         m = next;
     }
     now = usbvm_now_usec();
@@ -814,6 +845,7 @@ static void watch_free(Watch *w)
                    "a libvirt call is still unanswered; exiting without waiting for it");
         return;
     }
+    replay_deferred(w, false);
     usbvm_executor_free(w->exec);
     usbvm_watch_inbox_destroy(&w->inbox);
     for (size_t i = 0; i < w->n_devs; i++)
