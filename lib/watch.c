@@ -299,7 +299,10 @@ bool usbvm_watch_handle(Watch *w, WatchMsg *m)
             usbvm_watch_connection_lost(w);
         break;
     case WATCH_MSG_JOB_DONE:
-        usbvm_watch_job_done(w, m->job);
+        if (m->job->kind == WATCH_JOB_CONNECT)
+            usbvm_watch_connected(w, m->job);
+        else
+            usbvm_watch_job_done(w, m->job);
         break;
     case WATCH_MSG_RESYNC:
         usbvm_logf(USBVM_LOG_WARNING, json_tokener_parse("{\"event\":\"udev-overflow\"}"),
@@ -357,6 +360,20 @@ static bool settled(Watch *w, uint64_t now, uint64_t stop_at)
     return usbvm_watch_pending_detaches(w) == 0 || (stop_at && now >= stop_at) || !w->conn;
 }
 
+/* Events of the new connection that came while its first full read ran: the read may or may
+ * not show them, so they are applied on top of it (each is harmless when already shown). */
+static void replay_deferred(Watch *w)
+{
+    WatchMsg *m = w->deferred;
+    w->deferred = NULL;
+    while (m) {
+        WatchMsg *next = m->next;
+        if (!usbvm_watch_handle(w, m))
+            usbvm_watch_msg_free(m);
+        m = next;
+    }
+}
+
 static void turn(Watch *w, uint64_t stop_at)
 {
     uint64_t now = usbvm_now_usec();
@@ -366,6 +383,10 @@ static void turn(Watch *w, uint64_t stop_at)
         if (!usbvm_watch_handle(w, m))
             usbvm_watch_msg_free(m);
         m = next;
+    }
+    if (w->replay) {
+        w->replay = false;
+        replay_deferred(w);
     }
     now = usbvm_now_usec();
     if (w->watchdog_usec && now >= w->watchdog_at) {
@@ -421,8 +442,12 @@ static void watch_free(Watch *w)
                    "a libvirt call is still unanswered; exiting without waiting for it");
         return;
     }
-    usbvm_watch_replay_deferred(w, false);
+    usbvm_watch_drop_deferred(w);
     usbvm_executor_free(w->exec);
+    for (WatchMsg *m = usbvm_watch_inbox_take(&w->inbox, 1), *next; m; m = next) {
+        next = m->next;
+        usbvm_watch_msg_free(m);
+    }
     usbvm_watch_inbox_destroy(&w->inbox);
     for (size_t i = 0; i < w->n_devs; i++)
         usbvm_watch_device_free(w->devs[i]);
