@@ -8,9 +8,10 @@
 #include <signal.h>
 #include <string.h>
 
-#define SLOW_CALL_USEC  (30ULL * 1000000)
-#define STOP_GRACE_MS   500
-#define READY_WAIT_USEC (10ULL * 1000000)
+#define SLOW_CALL_USEC    (30ULL * 1000000)
+#define STOP_GRACE_MS     500
+#define READY_WAIT_USEC   (10ULL * 1000000)
+#define CONNECT_WAIT_USEC (10ULL * 1000000)
 
 /* ---- rules ------------------------------------------------------------------------------- */
 
@@ -472,13 +473,23 @@ static int start(Watch *w, UsbvmError *err)
         return usbvm_error_set(err, USBVM_E_FAILED, ENOMEM, "cannot talk to udev");
     if ((r = usbvm_watch_loop_start(w, err)) < 0)
         return r;
+    /* Bounded: a libvirtd that accepts and never answers must not keep the daemon from
+     * watching; the connect goes on on its own thread and its answer comes when it comes. */
     usbvm_watch_connect_start(w);
-    while (w->connecting && !w->quit)
-        turn(w, 0);
+    uint64_t until = usbvm_now_usec() + CONNECT_WAIT_USEC;
+    while (w->connecting && !w->quit && usbvm_now_usec() < until)
+        turn(w, until);
     if (w->opts->once && !w->conn)
-        return usbvm_error_set(err, USBVM_E_LIBVIRT, ECONNREFUSED,
-                               "cannot reach libvirtd; start it ('systemctl start libvirtd') "
-                               "and run 'usbvm watch --once' again");
+        return usbvm_error_set(err, USBVM_E_LIBVIRT, w->connecting ? ETIMEDOUT : ECONNREFUSED,
+                               "%s; start it ('systemctl start libvirtd') and run 'usbvm "
+                               "watch --once' again",
+                               w->connecting ? "libvirtd does not answer"
+                                             : "cannot reach libvirtd");
+    if (w->connecting)
+        usbvm_logf(USBVM_LOG_WARNING, NULL,
+                   "libvirtd has not answered for %llu s; watching devices meanwhile, and "
+                   "attaching once it answers",
+                   (unsigned long long)(CONNECT_WAIT_USEC / 1000000));
     if ((r = usbvm_watch_enumerate(w, err)) < 0)
         return r;
     w->started = true;
