@@ -6,65 +6,6 @@
 #include <errno.h>
 #include <string.h>
 
-static const char *const attr_names[_USBVM_ATTR_MAX] = {
-    [USBVM_ATTR_ID] = "id",
-    [USBVM_ATTR_SERIAL] = "serial",
-    [USBVM_ATTR_NAME] = "name",
-    [USBVM_ATTR_VENDOR_NAME] = "vendor-name",
-    [USBVM_ATTR_VIA_PORT] = "via-port",
-    [USBVM_ATTR_WITH_INTERFACE] = "with-interface",
-    [USBVM_ATTR_WITH_CONNECT_TYPE] = "with-connect-type",
-    [USBVM_ATTR_FS_TYPE] = "fs-type",
-    [USBVM_ATTR_FS_LABEL] = "fs-label",
-    [USBVM_ATTR_FS_UUID] = "fs-uuid",
-    [USBVM_ATTR_SIZE] = "size",
-};
-
-static const char *const setop_names[_USBVM_SETOP_MAX] = {
-    [USBVM_SETOP_ALL_OF] = "all-of",
-    [USBVM_SETOP_ONE_OF] = "one-of",
-    [USBVM_SETOP_NONE_OF] = "none-of",
-    [USBVM_SETOP_EQUALS] = "equals",
-    [USBVM_SETOP_EQUALS_ORDERED] = "equals-ordered",
-    [USBVM_SETOP_MATCH_ALL] = "match-all",
-};
-
-static const char *const cmpop_names[_USBVM_CMP_MAX] = {
-    [USBVM_CMP_LT] = "<",  [USBVM_CMP_LE] = "<=", [USBVM_CMP_GT] = ">",
-    [USBVM_CMP_GE] = ">=", [USBVM_CMP_EQ] = "==", [USBVM_CMP_NE] = "!=",
-};
-
-const char *usbvm_attr_name(UsbvmAttrKind k)
-{
-    return (unsigned)k < _USBVM_ATTR_MAX ? attr_names[k] : "?";
-}
-
-const char *usbvm_setop_name(UsbvmSetOp op)
-{
-    return (unsigned)op < _USBVM_SETOP_MAX ? setop_names[op] : "?";
-}
-
-const char *usbvm_cmpop_name(UsbvmCmpOp op)
-{
-    return (unsigned)op < _USBVM_CMP_MAX ? cmpop_names[op] : "?";
-}
-
-bool usbvm_attr_is_string(UsbvmAttrKind k)
-{
-    return k != USBVM_ATTR_ID && k != USBVM_ATTR_WITH_INTERFACE && k != USBVM_ATTR_SIZE;
-}
-
-bool usbvm_attr_is_storage(UsbvmAttrKind k)
-{
-    return k == USBVM_ATTR_FS_TYPE || k == USBVM_ATTR_FS_LABEL || k == USBVM_ATTR_FS_UUID ||
-           k == USBVM_ATTR_SIZE;
-}
-
-UsbvmSetOp usbvm_attr_default_op(UsbvmAttrKind k)
-{
-    return usbvm_attr_is_storage(k) ? USBVM_SETOP_ONE_OF : USBVM_SETOP_EQUALS;
-}
-
 DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmRule *, usbvm_rule_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmAttr *, usbvm_attr_free)
 
@@ -156,7 +97,7 @@ static bool check_space(Parser *p)
 static int attr_from_token(const UsbvmToken *t)
 {
     for (int k = 0; k < _USBVM_ATTR_MAX; k++)
-        if (usbvm_token_is(t, attr_names[k]))
+        if (usbvm_token_is(t, usbvm_attr_name(k)))
             return k;
     return -1;
 }
@@ -164,7 +105,7 @@ static int attr_from_token(const UsbvmToken *t)
 static int setop_from_token(const UsbvmToken *t)
 {
     for (int k = 0; k < _USBVM_SETOP_MAX; k++)
-        if (usbvm_token_is(t, setop_names[k]))
+        if (usbvm_token_is(t, usbvm_setop_name(k)))
             return k;
     return -1;
 }
@@ -277,7 +218,7 @@ static bool parse_iface(Parser *p, const UsbvmToken *t, UsbvmIfaceValue *ret)
 static bool parse_value(Parser *p, UsbvmAttr *a)
 {
     UsbvmAttrValue v = { 0 };
-    const char *an = attr_names[a->kind];
+    const char *an = usbvm_attr_name(a->kind);
     if (p->tok.type == USBVM_TOK_ERROR) {
         expected(p, "");
         return false;
@@ -358,12 +299,12 @@ static bool parse_attr(Parser *p, UsbvmRule *r, UsbvmAttrKind kind)
             error_at(p, p->tok.line, p->tok.column,
                      "duplicate attribute '%s' (first given at line %u, column %u); join the "
                      "values in a set instead",
-                     attr_names[kind], first->line, first->column);
+                     usbvm_attr_name(kind), first->line, first->column);
         else
             error_at(p, p->tok.line, p->tok.column,
                      "duplicate attribute '%s' (first given at column %u); join the values in "
                      "a set instead",
-                     attr_names[kind], first->column);
+                     usbvm_attr_name(kind), first->column);
         return false;
     }
     next(p);
@@ -382,7 +323,7 @@ static bool parse_attr(Parser *p, UsbvmRule *r, UsbvmAttrKind kind)
         a->op = (UsbvmSetOp)op;
         next(p);
         if (p->tok.type != USBVM_TOK_LBRACE) {
-            _cleanup_free_ char *m = xasprintf("'{' after '%s'", setop_names[op]);
+            _cleanup_free_ char *m = xasprintf("'{' after '%s'", usbvm_setop_name(op));
             expected(p, m);
             return false;
         }
@@ -686,8 +627,6 @@ static UsbvmRule *parse_rule(Parser *p)
 }
 
 /* Parses text into rs (appending). Returns the number of errors found. */
-size_t usbvm_rules_parse_into(const char *name, const char *text, size_t len, UsbvmRuleset *rs,
-                              UsbvmRuleDiags *diags);
 size_t usbvm_rules_parse_into(const char *name, const char *text, size_t len, UsbvmRuleset *rs,
                               UsbvmRuleDiags *diags)
 {
