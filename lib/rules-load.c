@@ -182,7 +182,17 @@ int usbvm_ruleset_load_flags(const char *path, UsbvmRulesLoadFlags flags, UsbvmR
     struct stat st;
     int r;
 
-    if (stat(path, &st) < 0)
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (stat(path, &st) < 0 && errno == ENOENT && is_rules_name(base))
+        r = file_error(diags, path, -ENOENT,
+                       "no such file; write the rules there ('usbvm rules generate' proposes "
+                       "some), or name another file or directory");
+    else if (stat(path, &st) < 0 && errno == ENOENT)
+        r = file_error(diags, path, -ENOENT,
+                       "no such directory; create it ('mkdir -p %s') and put the rules in a "
+                       "*.rules file there ('usbvm rules generate' proposes some)",
+                       path);
+    else if (stat(path, &st) < 0)
         r = file_error(diags, path, -errno, "cannot read rules: %s", strerror(errno));
     else if (S_ISDIR(st.st_mode))
         r = load_dir(path, &st, strict, rs, diags);

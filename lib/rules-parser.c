@@ -421,7 +421,13 @@ static bool domain_char_ok(unsigned char c)
     return c >= 0x20 && c != 0x7f && c != '/';
 }
 
-static bool parse_attach_target(Parser *p, UsbvmRule *r)
+/* Where each option of an attach rule was written, for the semantic checks' messages. */
+typedef struct TargetPos {
+    unsigned mode_line, mode_col, ro_line, ro_col, cache_line, cache_col, io_line, io_col;
+    bool seen_as, seen_persist;
+} TargetPos;
+
+static bool parse_domain(Parser *p, UsbvmRule *r)
 {
     if (!usbvm_token_is(&p->tok, "to")) {
         expected(p, "'to DOMAIN' after the match of an attach rule");
@@ -449,133 +455,171 @@ static bool parse_attach_target(Parser *p, UsbvmRule *r)
             return false;
         }
     next(p);
+    return true;
+}
 
-    bool seen_as = false, seen_ro = false, seen_persist = false;
-    unsigned mode_line = 0, mode_col = 0, ro_line = 0, ro_col = 0, cache_line = 0, cache_col = 0,
-             io_line = 0, io_col = 0;
+/* The word after a keyword (as MODE, cache MODE, io MODE), or NULL. New string. */
+static char *option_value(Parser *p)
+{
+    next(p);
+    if (!check_space(p))
+        return NULL;
+    return p->tok.type == USBVM_TOK_WORD ? xstrndup(p->tok.start, p->tok.len) : NULL;
+}
+
+static bool parse_cache_io(Parser *p, UsbvmRule *r, TargetPos *pos, const char **dup)
+{
+    unsigned line = p->tok.line, col = p->tok.column;
+    bool is_cache = usbvm_token_is(&p->tok, "cache");
+    char **slot = is_cache ? &r->cache : &r->io;
+    if (*slot) {
+        *dup = is_cache ? "cache" : "io";
+        return true;
+    }
+    _cleanup_free_ char *w = option_value(p);
+    if (!w || !(is_cache ? usbvm_cache_valid(w) : usbvm_io_valid(w))) {
+        expected(p, is_cache ? "a cache mode after 'cache': " USBVM_CACHE_CHOICES
+                             : "an io mode after 'io': " USBVM_IO_CHOICES);
+        return false;
+    }
+    *slot = TAKE_PTR(w);
+    *(is_cache ? &pos->cache_line : &pos->io_line) = line;
+    *(is_cache ? &pos->cache_col : &pos->io_col) = col;
+    return true;
+}
+
+static void unknown_option(Parser *p, const UsbvmRule *r)
+{
+    if (attr_from_token(&p->tok) >= 0) {
+        expected(p, "an option (attributes go before 'to')");
+        return;
+    }
+    const char *what = "an option: as MODE, readonly, cache MODE, io MODE, persistent";
+    if (p->tok.type != USBVM_TOK_WORD) {
+        expected(p, what);
+        return;
+    }
+    /* "to my vm": the name went on past its first word. */
+    _cleanup_free_ char *word = xstrndup(p->tok.start, p->tok.len);
+    error_at(p, p->tok.line, p->tok.column,
+             "expected %s, found '%s'; if the domain is called '%s %s', quote its name: to "
+             "\"%s %s\"",
+             what, word, r->domain, word, r->domain, word);
+}
+
+/* One option after the domain; false on an error (reported). */
+static bool parse_target_option(Parser *p, UsbvmRule *r, TargetPos *pos)
+{
+    unsigned line = p->tok.line, col = p->tok.column;
+    const char *dup = NULL;
+    if (usbvm_token_is(&p->tok, "as")) {
+        if (pos->seen_as)
+            dup = "as";
+        else {
+            _cleanup_free_ char *w = option_value(p);
+            if (!w || usbvm_mode_from_string(w, &r->spec.mode) < 0) {
+                expected(p, "a mode after 'as': " USBVM_MODE_CHOICES);
+                return false;
+            }
+            pos->seen_as = true;
+            pos->mode_line = p->tok.line;
+            pos->mode_col = p->tok.column;
+        }
+    } else if (usbvm_token_is(&p->tok, "readonly")) {
+        if (r->spec.readonly)
+            dup = "readonly";
+        r->spec.readonly = true;
+        pos->ro_line = line;
+        pos->ro_col = col;
+    } else if (usbvm_token_is(&p->tok, "persistent")) {
+        if (pos->seen_persist)
+            dup = "persistent";
+        pos->seen_persist = r->spec.persistent = true;
+    } else if (usbvm_token_is(&p->tok, "cache") || usbvm_token_is(&p->tok, "io")) {
+        if (!parse_cache_io(p, r, pos, &dup))
+            return false;
+    } else {
+        unknown_option(p, r);
+        return false;
+    }
+    if (dup) {
+        error_at(p, line, col, "duplicate option '%s'", dup);
+        return false;
+    }
+    next(p);
+    return true;
+}
+
+/* Whether every device the rule can match has a block device (what a disk mode needs). */
+static bool matches_storage_only(const UsbvmRule *r)
+{
+    for (int k = 0; k < _USBVM_ATTR_MAX; k++) {
+        const UsbvmAttr *a = r->attrs[k];
+        if (a && usbvm_attr_is_storage(a->kind) &&
+            (a->kind == USBVM_ATTR_SIZE ||
+             (a->op != USBVM_SETOP_NONE_OF && a->op != USBVM_SETOP_MATCH_ALL)))
+            return true;
+    }
+    const UsbvmAttr *wi = r->attrs[USBVM_ATTR_WITH_INTERFACE];
+    if (wi && wi->op != USBVM_SETOP_NONE_OF && wi->op != USBVM_SETOP_MATCH_ALL) {
+        size_t n08 = 0;
+        for (size_t i = 0; i < wi->n_values; i++)
+            n08 += wi->values[i].iface.cls == 0x08;
+        if (wi->op == USBVM_SETOP_ALL_OF ? n08 > 0 : n08 == wi->n_values)
+            return true;
+    }
+    return false;
+}
+
+/* Semantic checks on the target, once it parsed. */
+static bool check_target(Parser *p, UsbvmRule *r, const TargetPos *pos)
+{
+    if (!usbvm_mode_is_disk(r->spec.mode)) {
+        if (r->spec.readonly) {
+            error_at(p, pos->ro_line, pos->ro_col,
+                     "'readonly' needs a disk mode (as virtio, scsi or usb-disk): with 'as "
+                     "usb' the guest drives the device itself and can write to it");
+            return false;
+        }
+        if (r->cache)
+            warning_at(p, pos->cache_line, pos->cache_col, "'cache' has no effect with 'as usb'");
+        if (r->io)
+            warning_at(p, pos->io_line, pos->io_col, "'io' has no effect with 'as usb'");
+    }
+    if (r->io && streq(r->io, "native") && r->cache && !streq(r->cache, "none") &&
+        !streq(r->cache, "directsync")) {
+        error_at(p, pos->io_line, pos->io_col,
+                 "'io native' needs 'cache none' or 'cache directsync' (QEMU refuses native "
+                 "AIO without O_DIRECT)");
+        return false;
+    }
+    if (usbvm_mode_is_disk(r->spec.mode) && !matches_storage_only(r))
+        warning_at(p, pos->mode_line ? pos->mode_line : r->line,
+                   pos->mode_line ? pos->mode_col : r->column,
+                   "mode '%s' needs a block device, but this rule can also match devices "
+                   "without one; add 'with-interface 08:*:*' or a storage attribute "
+                   "(fs-type, fs-label, fs-uuid, size)",
+                   usbvm_mode_to_string(r->spec.mode));
+    return true;
+}
+
+static bool parse_attach_target(Parser *p, UsbvmRule *r)
+{
+    if (!parse_domain(p, r))
+        return false;
+    TargetPos pos = { 0 };
     r->spec.mode = USBVM_MODE_USB;
     for (;;) {
         if (!check_space(p))
             return false;
         if (p->tok.type == USBVM_TOK_EOL || p->tok.type == USBVM_TOK_EOF)
             break;
-        unsigned line = p->tok.line, col = p->tok.column;
-        const char *dup = NULL;
-        if (usbvm_token_is(&p->tok, "as")) {
-            if (seen_as)
-                dup = "as";
-            else {
-                next(p);
-                if (!check_space(p))
-                    return false;
-                _cleanup_free_ char *w =
-                    p->tok.type == USBVM_TOK_WORD ? xstrndup(p->tok.start, p->tok.len) : NULL;
-                if (!w || usbvm_mode_from_string(w, &r->spec.mode) < 0) {
-                    expected(p, "a mode after 'as': " USBVM_MODE_CHOICES);
-                    return false;
-                }
-                seen_as = true;
-                mode_line = p->tok.line;
-                mode_col = p->tok.column;
-            }
-        } else if (usbvm_token_is(&p->tok, "readonly")) {
-            if (seen_ro)
-                dup = "readonly";
-            seen_ro = r->spec.readonly = true;
-            ro_line = line;
-            ro_col = col;
-        } else if (usbvm_token_is(&p->tok, "persistent")) {
-            if (seen_persist)
-                dup = "persistent";
-            seen_persist = r->spec.persistent = true;
-        } else if (usbvm_token_is(&p->tok, "cache") || usbvm_token_is(&p->tok, "io")) {
-            bool is_cache = usbvm_token_is(&p->tok, "cache");
-            char **slot = is_cache ? &r->cache : &r->io;
-            if (*slot)
-                dup = is_cache ? "cache" : "io";
-            else {
-                next(p);
-                if (!check_space(p))
-                    return false;
-                _cleanup_free_ char *w =
-                    p->tok.type == USBVM_TOK_WORD ? xstrndup(p->tok.start, p->tok.len) : NULL;
-                if (!w || !(is_cache ? usbvm_cache_valid(w) : usbvm_io_valid(w))) {
-                    expected(p, is_cache ? "a cache mode after 'cache': " USBVM_CACHE_CHOICES
-                                         : "an io mode after 'io': " USBVM_IO_CHOICES);
-                    return false;
-                }
-                *slot = TAKE_PTR(w);
-                if (is_cache) {
-                    cache_line = line;
-                    cache_col = col;
-                } else {
-                    io_line = line;
-                    io_col = col;
-                }
-            }
-        } else {
-            const char *what = "an option: as MODE, readonly, cache MODE, io MODE, persistent";
-            if (attr_from_token(&p->tok) >= 0)
-                what = "an option (attributes go before 'to')";
-            expected(p, what);
+        if (!parse_target_option(p, r, &pos))
             return false;
-        }
-        if (dup) {
-            error_at(p, line, col, "duplicate option '%s'", dup);
-            return false;
-        }
-        next(p);
     }
     r->spec.cache = r->cache;
     r->spec.io = r->io;
-
-    /* Semantic checks on the target. */
-    if (!usbvm_mode_is_disk(r->spec.mode)) {
-        if (r->spec.readonly) {
-            error_at(p, ro_line, ro_col,
-                     "'readonly' needs a disk mode (as virtio, scsi or usb-disk): with 'as "
-                     "usb' the guest drives the device itself and can write to it");
-            return false;
-        }
-        if (r->cache)
-            warning_at(p, cache_line, cache_col, "'cache' has no effect with 'as usb'");
-        if (r->io)
-            warning_at(p, io_line, io_col, "'io' has no effect with 'as usb'");
-    }
-    if (r->io && streq(r->io, "native") && r->cache && !streq(r->cache, "none") &&
-        !streq(r->cache, "directsync")) {
-        error_at(p, io_line, io_col,
-                 "'io native' needs 'cache none' or 'cache directsync' (QEMU refuses native "
-                 "AIO without O_DIRECT)");
-        return false;
-    }
-    if (usbvm_mode_is_disk(r->spec.mode)) {
-        /* Which rules are sure to match only devices with a block device? */
-        bool storage_only = false;
-        for (int k = 0; k < _USBVM_ATTR_MAX; k++) {
-            const UsbvmAttr *a = r->attrs[k];
-            if (!a || !usbvm_attr_is_storage(a->kind))
-                continue;
-            if (a->kind == USBVM_ATTR_SIZE ||
-                (a->op != USBVM_SETOP_NONE_OF && a->op != USBVM_SETOP_MATCH_ALL))
-                storage_only = true;
-        }
-        const UsbvmAttr *wi = r->attrs[USBVM_ATTR_WITH_INTERFACE];
-        if (wi && wi->op != USBVM_SETOP_NONE_OF && wi->op != USBVM_SETOP_MATCH_ALL) {
-            size_t n08 = 0;
-            for (size_t i = 0; i < wi->n_values; i++)
-                n08 += wi->values[i].iface.cls == 0x08;
-            if (wi->op == USBVM_SETOP_ALL_OF ? n08 > 0 : n08 == wi->n_values)
-                storage_only = true;
-        }
-        if (!storage_only)
-            warning_at(p, mode_line ? mode_line : r->line, mode_line ? mode_col : r->column,
-                       "mode '%s' needs a block device, but this rule can also match devices "
-                       "without one; add 'with-interface 08:*:*' or a storage attribute "
-                       "(fs-type, fs-label, fs-uuid, size)",
-                       usbvm_mode_to_string(r->spec.mode));
-    }
-    return true;
+    return check_target(p, r, &pos);
 }
 
 static UsbvmRule *parse_rule(Parser *p)

@@ -11,7 +11,7 @@
 
 #define UDEV_RCVBUF (128 * 1024 * 1024)
 
-static void watch_connect(Watch *w);
+static void watch_connect(Watch *w, UsbvmError *ret_err);
 static void schedule_reconnect(Watch *w);
 
 /* ---- devices -------------------------------------------------------------------------- */
@@ -372,7 +372,7 @@ static void reconnect_cb(int timer, void *opaque)
         w->close_pending = false;
         drop_connection(w);
     }
-    watch_connect(w);
+    watch_connect(w, NULL);
     if (!w->conn) {
         w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : 100;
         if (w->backoff_ms > w->opts->max_backoff_ms)
@@ -390,11 +390,16 @@ static void schedule_reconnect(Watch *w)
     virEventUpdateTimeout(w->reconnect_timer, 0);
 }
 
-static void watch_connect(Watch *w)
+/* ret_err: where a failure goes when nothing will retry (--once); NULL to log and retry. */
+static void watch_connect(Watch *w, UsbvmError *ret_err)
 {
     UsbvmError err = { 0 };
     virConnectPtr conn = NULL;
     if (usbvm_virt_open(w->opts->uri, &conn, &err) < 0) {
+        if (ret_err) {
+            *ret_err = err;
+            return;
+        }
         if (!w->connect_warned)
             usbvm_logf(USBVM_LOG_WARNING, NULL, "%s; retrying", err.message);
         else
@@ -527,12 +532,14 @@ int usbvm_watch_run(const UsbvmWatchOptions *opts, UsbvmWatchSummary *summary, U
         goto out;
     }
 
-    watch_connect(&w);
+    UsbvmError connect_err = { 0 };
+    watch_connect(&w, opts->once ? &connect_err : NULL);
     if (!w.conn) {
         if (opts->once) {
-            r = usbvm_error_set(err, USBVM_E_LIBVIRT, ECONNREFUSED,
-                                "cannot reach libvirtd; start it ('systemctl start libvirtd') "
-                                "and run 'usbvm watch --once' again");
+            /* The connection's own words (which URI, why, what to do); nothing retries. */
+            if (err)
+                *err = connect_err;
+            r = -ECONNREFUSED;
             goto out;
         }
         w.backoff_ms = 100;

@@ -94,7 +94,13 @@ static void test_missing(void **state)
     assert_null(rs);
     assert_int_equal(d.n_errors, 1);
     assert_int_equal(d.items[0].line, 0);
-    assert_non_null(strstr(d.items[0].message, "No such file"));
+    assert_non_null(strstr(d.items[0].message, "no such file; write the rules there"));
+    usbvm_rule_diags_clear(&d);
+
+    /* A missing directory: the message says how to create it. */
+    assert_int_equal(usbvm_ruleset_load("/nonexistent/rules.d", &rs, &d), -ENOENT);
+    assert_int_equal(d.n_errors, 1);
+    assert_non_null(strstr(d.items[0].message, "mkdir -p /nonexistent/rules.d"));
     usbvm_rule_diags_clear(&d);
 }
 
