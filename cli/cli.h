@@ -174,6 +174,8 @@ void usbvm_out_json(json_object *obj);
 void usbvm_out_table(json_object *array, const UsbvmColumn *cols, size_t n_cols);
 /* Renders one object as "Label:  value" lines, labels aligned. */
 void usbvm_out_record(json_object *obj, const UsbvmColumn *fields, size_t n_fields, int indent);
+/* Bytes in decimal SI units, as every text view shows sizes: "15.4GB", "466GB", "512B". */
+char *usbvm_out_size(uint64_t bytes);
 /* Formats one value as the text view shows it; returns a new string. */
 char *usbvm_out_format(json_object *value, UsbvmFmt fmt);
 /* Adds a string that may be NULL (-> JSON null) and may hold invalid UTF-8 (-> U+FFFD). */

@@ -174,6 +174,8 @@ static int cmd_check(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
         UsbvmRuleDiags d = { 0 };
         _cleanup_(usbvm_ruleset_freep) UsbvmRuleset *rs = NULL;
         int lr = usbvm_ruleset_load(args[i], &rs, &d);
+        if (lr == 0)
+            usbvm_ruleset_lint(rs, &d);
         size_t warnings = d.n - (d.n_errors < d.n ? d.n_errors : d.n);
         json_object *po = json_object_new_object();
         usbvm_json_add_str(po, "path", args[i]);
@@ -440,8 +442,10 @@ static void describe_storage(UsbvmBuf *b, const UsbvmDevice *d)
 {
     for (size_t i = 0; i < d->n_blocks; i++) {
         const UsbvmBlock *bl = &d->blocks[i];
-        if (bl->type == USBVM_BLOCK_DISK && bl->size > 0)
-            usbvm_buf_printf(b, ", %s %.1fG", strempty(bl->name), (double)bl->size / 1e9);
+        if (bl->type == USBVM_BLOCK_DISK && bl->size > 0) {
+            _cleanup_free_ char *size = usbvm_out_size(bl->size);
+            usbvm_buf_printf(b, ", %s %s", strempty(bl->name), size);
+        }
         if (bl->fs_type) {
             _cleanup_free_ char *t = usbvm_escape(bl->fs_type);
             _cleanup_free_ char *l = bl->fs_label ? usbvm_escape(bl->fs_label) : NULL;

@@ -77,18 +77,20 @@ static json_object *lookup(json_object *obj, const char *key)
     return cur;
 }
 
-static char *format_size(uint64_t bytes)
+char *usbvm_out_size(uint64_t bytes)
 {
-    static const char units[] = "BKMGTPE";
+    /* Decimal SI units, as disk makers, lsblk --bytes users and the rules' size attribute
+     * count: 1 GB = 10^9 bytes (usbvm(1) states it). */
+    static const char *const units[] = { "B", "kB", "MB", "GB", "TB", "PB", "EB" };
     double v = (double)bytes;
     unsigned u = 0;
-    while (v >= 1024.0 && u < sizeof(units) - 2) {
-        v /= 1024.0;
+    while (v >= 1000.0 && u < ELEMENTSOF(units) - 1) {
+        v /= 1000.0;
         u++;
     }
     if (u == 0)
         return xasprintf("%" PRIu64 "B", bytes);
-    return xasprintf(v < 10.0 ? "%.1f%c" : "%.0f%c", v, units[u]);
+    return xasprintf(v < 10.0 ? "%.1f%s" : "%.0f%s", v, units[u]);
 }
 
 static bool ascii_printable(const char *s)
@@ -105,7 +107,7 @@ char *usbvm_out_format(json_object *value, UsbvmFmt fmt)
         return xstrdup("-");
     switch (fmt) {
     case USBVM_FMT_SIZE:
-        return format_size((uint64_t)json_object_get_int64(value));
+        return usbvm_out_size((uint64_t)json_object_get_int64(value));
     case USBVM_FMT_INT:
         return xasprintf("%" PRId64, json_object_get_int64(value));
     case USBVM_FMT_BOOL:

@@ -285,6 +285,70 @@ static bool parse_size_attr(Parser *p, UsbvmAttr *a)
     return true;
 }
 
+/* "{ v1 v2 ... }", the current token being the '{'. */
+static bool parse_set(Parser *p, UsbvmAttr *a)
+{
+    unsigned oline = p->tok.line, ocol = p->tok.column;
+    next(p);
+    while (p->tok.type != USBVM_TOK_RBRACE) {
+        if (p->tok.type == USBVM_TOK_EOL || p->tok.type == USBVM_TOK_EOF) {
+            if (oline != p->tok.line)
+                error_at(p, p->tok.line, p->tok.column,
+                         "expected '}' to close the set opened at line %u, column %u", oline, ocol);
+            else
+                error_at(p, p->tok.line, p->tok.column,
+                         "expected '}' to close the set opened at column %u", ocol);
+            return false;
+        }
+        if (p->tok.type == USBVM_TOK_LBRACE) {
+            error_at(p, p->tok.line, p->tok.column, "sets cannot be nested");
+            return false;
+        }
+        if (a->n_values > 0 && !check_space(p))
+            return false;
+        if (!parse_value(p, a))
+            return false;
+    }
+    if (a->n_values == 0) {
+        error_at(p, p->tok.line, p->tok.column, "empty set: a set needs at least one value");
+        return false;
+    }
+    next(p);
+    return true;
+}
+
+/* A device has one id, serial, name, vendor name, port and connect type: 'equals' with
+ * several values asks that one value to match all of them, which is almost never meant (and
+ * with distinct values never matches). The set without operator is the usual slip. */
+static void check_single_valued_set(Parser *p, const UsbvmAttr *a, bool explicit_op)
+{
+    bool single = a->kind != USBVM_ATTR_WITH_INTERFACE && !usbvm_attr_is_storage(a->kind);
+    if (!single || a->n_values < 2 ||
+        (a->op != USBVM_SETOP_EQUALS && a->op != USBVM_SETOP_EQUALS_ORDERED))
+        return;
+    const char *name = usbvm_attr_name(a->kind);
+    warning_at(p, a->line, a->column,
+               "%sthe device's one %s must match all %zu values, so this matches almost "
+               "nothing; to match any of them, write '%s one-of { ... }'",
+               explicit_op ? "" : "a set without an operator means 'equals': ", name, a->n_values,
+               name);
+}
+
+static bool duplicate_attr(Parser *p, const UsbvmAttr *first, UsbvmAttrKind kind)
+{
+    if (first->line != p->tok.line)
+        error_at(p, p->tok.line, p->tok.column,
+                 "duplicate attribute '%s' (first given at line %u, column %u); join the "
+                 "values in a set instead",
+                 usbvm_attr_name(kind), first->line, first->column);
+    else
+        error_at(p, p->tok.line, p->tok.column,
+                 "duplicate attribute '%s' (first given at column %u); join the values in "
+                 "a set instead",
+                 usbvm_attr_name(kind), first->column);
+    return false;
+}
+
 static bool parse_attr(Parser *p, UsbvmRule *r, UsbvmAttrKind kind)
 {
     _cleanup_(usbvm_attr_freep) UsbvmAttr *a = xcalloc(1, sizeof(UsbvmAttr));
@@ -292,21 +356,8 @@ static bool parse_attr(Parser *p, UsbvmRule *r, UsbvmAttrKind kind)
     a->line = p->tok.line;
     a->column = p->tok.column;
     a->op = usbvm_attr_default_op(kind);
-
-    if (r->attrs[kind]) {
-        const UsbvmAttr *first = r->attrs[kind];
-        if (first->line != p->tok.line)
-            error_at(p, p->tok.line, p->tok.column,
-                     "duplicate attribute '%s' (first given at line %u, column %u); join the "
-                     "values in a set instead",
-                     usbvm_attr_name(kind), first->line, first->column);
-        else
-            error_at(p, p->tok.line, p->tok.column,
-                     "duplicate attribute '%s' (first given at column %u); join the values in "
-                     "a set instead",
-                     usbvm_attr_name(kind), first->column);
-        return false;
-    }
+    if (r->attrs[kind])
+        return duplicate_attr(p, r->attrs[kind], kind);
     next(p);
     if (!check_space(p))
         return false;
@@ -330,39 +381,11 @@ static bool parse_attr(Parser *p, UsbvmRule *r, UsbvmAttrKind kind)
         if (!check_space(p))
             return false;
     }
-    if (p->tok.type == USBVM_TOK_LBRACE) {
-        unsigned oline = p->tok.line, ocol = p->tok.column;
-        next(p);
-        while (p->tok.type != USBVM_TOK_RBRACE) {
-            if (p->tok.type == USBVM_TOK_EOL || p->tok.type == USBVM_TOK_EOF) {
-                if (oline != p->tok.line)
-                    error_at(p, p->tok.line, p->tok.column,
-                             "expected '}' to close the set opened at line %u, column %u", oline,
-                             ocol);
-                else
-                    error_at(p, p->tok.line, p->tok.column,
-                             "expected '}' to close the set opened at column %u", ocol);
-                return false;
-            }
-            if (p->tok.type == USBVM_TOK_LBRACE) {
-                error_at(p, p->tok.line, p->tok.column, "sets cannot be nested");
-                return false;
-            }
-            if (a->n_values > 0 && !check_space(p))
-                return false;
-            if (!parse_value(p, a))
-                return false;
-        }
-        if (a->n_values == 0) {
-            error_at(p, p->tok.line, p->tok.column, "empty set: a set needs at least one value");
-            return false;
-        }
-        next(p);
-    } else if (!parse_value(p, a))
+    if (p->tok.type == USBVM_TOK_LBRACE ? !parse_set(p, a) : !parse_value(p, a))
         return false;
-
     if (!check_space(p))
         return false;
+    check_single_valued_set(p, a, op >= 0);
     r->attrs[kind] = TAKE_PTR(a);
     return true;
 }

@@ -104,6 +104,35 @@ static void test_missing(void **state)
     usbvm_rule_diags_clear(&d);
 }
 
+static size_t lint_warnings(const char *text, const char *want)
+{
+    UsbvmRuleset *rs = NULL;
+    UsbvmRuleDiags d = { 0 };
+    assert_int_equal(usbvm_ruleset_parse("lint.rules", text, &rs, &d), 0);
+    size_t before = d.n;
+    usbvm_ruleset_lint(rs, &d);
+    size_t n = d.n - before;
+    for (size_t i = before; i < d.n; i++) {
+        assert_true(d.items[i].warning);
+        assert_non_null(strstr(d.items[i].message, want));
+    }
+    usbvm_rule_diags_clear(&d);
+    usbvm_ruleset_free(rs);
+    return n;
+}
+
+/* An attach rule keyed only on what the device reports about itself gets advice on pinning;
+ * a rule with via-port, and ignore rules, get none. */
+static void test_lint_self_chosen(void **state)
+{
+    assert_int_equal(lint_warnings("attach id 0781:5567 serial \"X\" to vm\n", "via-port"), 1);
+    assert_int_equal(lint_warnings("attach fs-label \"BACKUP\" to vm as virtio\n", "(fs-label)"),
+                     1);
+    assert_int_equal(lint_warnings("attach id 0781:5567 via-port \"1-2\" to vm\n", ""), 0);
+    assert_int_equal(lint_warnings("ignore id 0781:5567\n", ""), 0);
+    assert_int_equal(lint_warnings("attach to vm\n", ""), 0); /* the parser warns already */
+}
+
 static void test_strict_modes(void **state)
 {
     _cleanup_free_ char *sub = xasprintf("%s/strict", tmpdir);
@@ -170,6 +199,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_directory_order),
         cmocka_unit_test(test_missing),
+        cmocka_unit_test(test_lint_self_chosen),
         cmocka_unit_test(test_strict_modes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
