@@ -110,6 +110,7 @@ static int load_rules(UsbvmCli *cli, const char *path, const char *what, UsbvmRu
     if (r < 0) {
         if (cli->json) {
             json_object *o = json_object_new_object();
+            json_object_object_add(o, "changed", json_object_new_boolean(false));
             json_object_object_add(o, "failed", json_object_new_boolean(true));
             _cleanup_free_ char *m =
                 xasprintf("the rules in '%s' have errors; %s; 'usbvm rules check %s' lists them",
