@@ -47,6 +47,57 @@ void usbvm_device_free(UsbvmDevice *d)
     free(d);
 }
 
+static char *dup0(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+static char **strv_dup(char *const *v)
+{
+    char **r = NULL;
+    for (size_t i = 0; v && v[i]; i++)
+        r = usbvm_strv_push(r, v[i]);
+    return r;
+}
+
+UsbvmDevice *usbvm_device_dup(const UsbvmDevice *d)
+{
+    UsbvmDevice *c = xmalloc(sizeof(*c));
+    *c = *d;
+    c->syspath = dup0(d->syspath);
+    c->port = dup0(d->port);
+    c->devnode = dup0(d->devnode);
+    c->manufacturer = dup0(d->manufacturer);
+    c->product = dup0(d->product);
+    c->serial = dup0(d->serial);
+    c->speed = dup0(d->speed);
+    c->connect_type = dup0(d->connect_type);
+    c->identity = dup0(d->identity);
+    c->alias = dup0(d->alias);
+    c->interfaces = xcalloc(d->n_interfaces + 1, sizeof(*c->interfaces));
+    for (size_t i = 0; i < d->n_interfaces; i++) {
+        c->interfaces[i] = d->interfaces[i];
+        c->interfaces[i].driver = dup0(d->interfaces[i].driver);
+    }
+    c->blocks = xcalloc(d->n_blocks + 1, sizeof(*c->blocks));
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        const UsbvmBlock *b = &d->blocks[i];
+        UsbvmBlock *cb = &c->blocks[i];
+        *cb = *b;
+        cb->name = dup0(b->name);
+        cb->devnode = dup0(b->devnode);
+        cb->by_id = dup0(b->by_id);
+        cb->syspath = dup0(b->syspath);
+        cb->parent = dup0(b->parent);
+        cb->fs_type = dup0(b->fs_type);
+        cb->fs_label = dup0(b->fs_label);
+        cb->fs_uuid = dup0(b->fs_uuid);
+        cb->mountpoint = dup0(b->mountpoint);
+        cb->holders = strv_dup(b->holders);
+    }
+    return c;
+}
+
 void usbvm_device_list_free(UsbvmDeviceList *l)
 {
     if (!l)
@@ -452,6 +503,32 @@ int usbvm_device_check_host_use(const UsbvmDevice *d, UsbvmError *err)
         }
     }
     return 0;
+}
+
+int usbvm_device_check_host_use_now(const UsbvmDevice *d, UsbvmError *err)
+{
+    UsbvmHostUse use = { 0 };
+    int r = usbvm_host_use_load(&usbvm_host_paths_default, &use, err);
+    if (r < 0)
+        return r;
+    /* A view of the device whose blocks carry the host's use as it is now; d is not touched,
+     * so another thread may read it meanwhile. */
+    UsbvmDevice view = *d;
+    view.blocks = xcalloc(d->n_blocks ? d->n_blocks : 1, sizeof(*view.blocks));
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        view.blocks[i] = d->blocks[i];
+        view.blocks[i].mountpoint = NULL;
+        view.blocks[i].holders = NULL;
+        usbvm_block_apply_host_use(&view.blocks[i], &use);
+    }
+    r = usbvm_device_check_host_use(&view, err);
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        free(view.blocks[i].mountpoint);
+        usbvm_strv_free(view.blocks[i].holders);
+    }
+    free(view.blocks);
+    usbvm_host_use_clear(&use);
+    return r;
 }
 
 char *usbvm_device_name(const UsbvmDevice *d)

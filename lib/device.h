@@ -94,6 +94,8 @@ extern const UsbvmHostPaths usbvm_host_paths_default;
 int usbvm_device_new_from_udev(struct udev_device *d, const UsbvmHostPaths *paths,
                                UsbvmDevice **ret, UsbvmError *err);
 void usbvm_device_free(UsbvmDevice *d);
+/* A deep copy (for a thread that works on a device while the model moves on). */
+UsbvmDevice *usbvm_device_dup(const UsbvmDevice *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmDevice *, usbvm_device_free)
 
 /* Every USB device (root hubs included), sorted by bus then port path. */
@@ -122,6 +124,8 @@ size_t usbvm_device_disks(const UsbvmDevice *d, const UsbvmBlock **ret, size_t m
  * mounted, swap, or held on the host, naming it: "/dev/sdb1 is mounted on /media/x; unmount
  * it first". Returns 0 when the host does not use it. */
 int usbvm_device_check_host_use(const UsbvmDevice *d, UsbvmError *err);
+/* The same against the host's mounts, swaps and holders as they are now (d is not changed). */
+int usbvm_device_check_host_use_now(const UsbvmDevice *d, UsbvmError *err);
 
 /* Re-reads mountinfo/swaps/holders for the device's block devices, so that a check right
  * before an attach sees the host as it is now, not as it was at enumeration. */

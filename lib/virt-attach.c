@@ -1,5 +1,6 @@
 /* The libvirt layer, part 4: attach with every safety check, detach by alias, and wait for
  * libvirt to confirm a removal on the default event loop. */
+#include "hostlock.h"
 #include "virt-internal.h"
 
 #include <errno.h>
@@ -43,223 +44,185 @@ static const char *device_name(const UsbvmDevice *d)
     return d->port ? d->port : strempty(d->identity);
 }
 
-/* Is the device in this domain's XML? Sets *ret_dd (a copy of the index) when it is. */
-static int find_in_xml(const char *domname, const char *xml, const UsbvmDevice *d,
-                       UsbvmDomDevList *l, const UsbvmDomDev **ret_dd, UsbvmError *err)
+/* One attach: the target domain's XML, read and parsed once, and what it says. */
+typedef struct Attach {
+    virDomainPtr dom;
+    const char *name, *dev, *mode;
+    const UsbvmDevice *d;
+    UsbvmAttachSpec spec;
+    unsigned flags;
+    UsbvmDomDevList here; /* USB devices of the target, from the reference XML */
+    UsbvmDomInfo info;    /* controllers, targets and SCSI units in use (live and persistent) */
+    UsbvmResult res;
+} Attach;
+
+static void attach_clear(Attach *a)
 {
-    int r = usbvm_domdevs_from_xml(domname, xml, l, err);
-    if (r < 0)
+    usbvm_domdev_list_clear(&a->here);
+    usbvm_dominfo_clear(&a->info);
+}
+
+/* Reads the live XML (and the persistent one for --config) once each; the reference is the
+ * live one when the live domain changes. */
+static int attach_read(Attach *a, UsbvmError *err)
+{
+    _cleanup_free_ char *live = NULL, *config = NULL;
+    _cleanup_(xmlFreeDocp) xmlDocPtr ldoc = NULL, cdoc = NULL;
+    int r;
+    if ((a->flags & USBVM_ATTACH_LIVE) && ((r = domain_xml(a->dom, false, &live, err)) < 0 ||
+                                           (r = usbvm_xml_parse(live, &ldoc, err)) < 0))
         return r;
-    *ret_dd = NULL;
-    for (size_t i = 0; i < l->n; i++)
-        if (usbvm_domdev_matches(&l->items[i], d)) {
-            /* An owned match by alias wins over a match by source. */
-            if (!*ret_dd || (l->items[i].owned && !(*ret_dd)->owned))
-                *ret_dd = &l->items[i];
-        }
-    return 0;
-}
-
-static void list_clear(UsbvmDomDevList *l)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        UsbvmDomDev *dd = &l->items[i];
-        free(dd->domain);
-        free(dd->alias);
-        free(dd->source);
-        free(dd->target);
-        free(dd->target_bus);
-        free(dd->serial);
-    }
-    free(l->items);
-    l->items = NULL;
-    l->n = 0;
-}
-
-int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
-                      const UsbvmAttachSpec *spec_in, unsigned flags, UsbvmResult *ret,
-                      UsbvmError *err)
-{
-    return usbvm_virt_attach_known(conn, dom, d, spec_in, flags, NULL, ret, err);
-}
-
-int usbvm_virt_attach_known(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
-                            const UsbvmAttachSpec *spec_in, unsigned flags,
-                            const UsbvmDomDevList *known, UsbvmResult *ret, UsbvmError *err)
-{
-    if (!(flags & (USBVM_ATTACH_LIVE | USBVM_ATTACH_CONFIG)))
-        flags |= USBVM_ATTACH_LIVE;
-    UsbvmAttachSpec spec = *spec_in;
-    spec.persistent = (flags & USBVM_ATTACH_CONFIG) != 0;
-    const char *name = virDomainGetName(dom);
-    const char *mode = usbvm_mode_to_string(spec.mode);
-    const char *dev = device_name(d);
-
-    UsbvmResult res = { .state = USBVM_STATE_DETACHED };
-    snprintf(res.alias, sizeof(res.alias), "%s", strempty(d->alias));
-
-    int active = virDomainIsActive(dom);
-    if (active < 0)
-        return usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot ask whether domain '%s' runs", name);
-    if ((flags & USBVM_ATTACH_LIVE) && !active)
+    if (ldoc && !usbvm_domain_doc_running(ldoc))
         return usbvm_error_set(err, USBVM_E_FAILED, ESRCH,
                                "cannot attach %s to '%s': the domain is not running; start it, "
                                "or use --config to change only its persistent definition",
-                               dev, name);
-
-    /* The reference XML: live when the live domain changes, else the persistent one. */
-    _cleanup_free_ char *live = NULL, *config = NULL;
-    int r;
-    if (flags & USBVM_ATTACH_LIVE) {
-        r = domain_xml(dom, false, &live, err);
-        if (r < 0)
-            return r;
+                               a->dev, a->name);
+    if ((a->flags & USBVM_ATTACH_CONFIG) && ((r = domain_xml(a->dom, true, &config, err)) < 0 ||
+                                             (r = usbvm_xml_parse(config, &cdoc, err)) < 0))
+        return r;
+    xmlDocPtr ref = ldoc ? ldoc : cdoc;
+    usbvm_domdevs_from_doc(a->name, ref, &a->here);
+    usbvm_dominfo_from_doc(ref, &a->info);
+    if (ldoc && cdoc) {
+        /* Target names and SCSI units must be free in both definitions. */
+        UsbvmDomInfo c = { 0 };
+        usbvm_dominfo_from_doc(cdoc, &c);
+        for (size_t i = 0; c.targets && c.targets[i]; i++)
+            a->info.targets = usbvm_strv_push(a->info.targets, c.targets[i]);
+        if (c.scsi_index == a->info.scsi_index)
+            for (size_t i = 0; c.scsi_units && c.scsi_units[i]; i++)
+                a->info.scsi_units = usbvm_strv_push(a->info.scsi_units, c.scsi_units[i]);
+        usbvm_dominfo_clear(&c);
     }
-    if (flags & USBVM_ATTACH_CONFIG) {
-        r = domain_xml(dom, true, &config, err);
-        if (r < 0)
-            return r;
-    }
-    const char *ref = live ? live : config;
+    return 0;
+}
 
-    /* Idempotence, and a device someone else put into this same domain. */
-    UsbvmDomDevList here = { 0 };
+/* Idempotence, and a device someone else put into this same domain: 1 when it is already
+ * there in this mode (nothing to do), 0 when it is not there, <0 when it is there otherwise. */
+static int attach_present(Attach *a, UsbvmError *err)
+{
     const UsbvmDomDev *dd = NULL;
-    r = find_in_xml(name, ref, d, &here, &dd, err);
-    if (r < 0) {
-        list_clear(&here);
-        return r;
-    }
-    if (dd) {
-        if (dd->owned && dd->mode == spec.mode) {
-            res.state = USBVM_STATE_ATTACHED;
-            res.changed = false;
-            list_clear(&here);
-            *ret = res;
-            return 0;
-        }
-        if (dd->owned)
-            r = usbvm_error_set(err, USBVM_E_REFUSED, EEXIST,
-                                "cannot attach %s to '%s' as %s: it is already attached there "
-                                "as %s; detach it first to change the mode",
-                                dev, name, mode, usbvm_mode_to_string(dd->mode));
-        else
-            r = usbvm_error_set(err, USBVM_E_REFUSED, EEXIST,
-                                "cannot attach %s to '%s': the domain already has it, attached "
-                                "by someone else (alias '%s'); usbvm leaves it alone",
-                                dev, name, dd->alias ? dd->alias : "none");
-        list_clear(&here);
-        return r;
-    }
-    list_clear(&here);
+    for (size_t i = 0; i < a->here.n; i++)
+        if (usbvm_domdev_matches(&a->here.items[i], a->d) &&
+            (!dd || (a->here.items[i].owned && !dd->owned)))
+            dd = &a->here.items[i]; /* an owned match by alias wins over one by source */
+    if (!dd)
+        return 0;
+    if (dd->owned && dd->mode == a->spec.mode)
+        return 1;
+    if (dd->owned)
+        return usbvm_error_set(err, USBVM_E_REFUSED, EEXIST,
+                               "cannot attach %s to '%s' as %s: it is already attached there as "
+                               "%s; detach it first to change the mode",
+                               a->dev, a->name, a->mode, usbvm_mode_to_string(dd->mode));
+    return usbvm_error_set(err, USBVM_E_REFUSED, EEXIST,
+                           "cannot attach %s to '%s': the domain already has it, attached by "
+                           "someone else (alias '%s'); usbvm leaves it alone",
+                           a->dev, a->name, dd->alias ? dd->alias : "none");
+}
 
-    /* Invariant 2: never in two domains at once, whoever attached the first. */
-    _cleanup_(usbvm_domdev_list_freep) UsbvmDomDevList *fetched = NULL;
-    const UsbvmDomDevList *all = known;
-    if (!all) {
-        r = usbvm_virt_list_domdevs(conn, &fetched, err);
-        if (r < 0)
-            return r;
-        all = fetched;
-    }
+/* Invariant 2: never in two domains at once, whoever attached the first. */
+static int attach_check_elsewhere(Attach *a, const UsbvmDomDevList *all, UsbvmError *err)
+{
     for (size_t i = 0; i < all->n; i++) {
         const UsbvmDomDev *o = &all->items[i];
-        if (streq(o->domain, name) || !usbvm_domdev_matches(o, d))
+        if (streq(o->domain, a->name) || !usbvm_domdev_matches(o, a->d))
             continue;
         return usbvm_error_set(
             err, USBVM_E_REFUSED, EBUSY,
-            "cannot attach %s to '%s': it is attached to domain '%s'%s; detach it there first", dev,
-            name, o->domain, o->owned ? "" : " (not by usbvm)");
+            "cannot attach %s to '%s': it is attached to domain '%s'%s; detach it there first",
+            a->dev, a->name, o->domain, o->owned ? "" : " (not by usbvm)");
     }
+    return 0;
+}
 
-    /* Invariant 1: nothing the host uses. */
-    r = usbvm_device_check_host_use(d, err);
+/* The final check, under the host lock: the other domains as they are now, and the host's
+ * use of the disks (invariants 1 and 2). */
+static int attach_final_check(Attach *a, virConnectPtr conn, const UsbvmHostLock *lock,
+                              UsbvmAttachCtx *ctx, UsbvmError *err)
+{
+    const UsbvmDomDevList *all = ctx ? ctx->known : NULL;
+    uint64_t gen = 0;
+    if (lock && usbvm_hostlock_generation(lock, &gen) == 0 && ctx && gen != ctx->known_generation)
+        all = NULL; /* another usbvm process changed a domain since the caller looked */
+    if (!all) {
+        UsbvmDomDevList *fresh = NULL;
+        int r = usbvm_virt_list_domdevs(conn, &fresh, err);
+        if (r < 0)
+            return r;
+        if (ctx) {
+            usbvm_domdev_list_free(ctx->reread);
+            ctx->reread = fresh;
+            ctx->reread_generation = gen;
+        }
+        all = fresh;
+        r = attach_check_elsewhere(a, all, err);
+        if (!ctx)
+            usbvm_domdev_list_free(fresh);
+        if (r < 0)
+            return r;
+    } else {
+        int r = attach_check_elsewhere(a, all, err);
+        if (r < 0)
+            return r;
+    }
+    int r = ctx && ctx->recheck_host_use ? usbvm_device_check_host_use_now(a->d, err)
+                                         : usbvm_device_check_host_use(a->d, err);
     if (r < 0) {
         if (err && !err->kind)
             err->kind = USBVM_E_REFUSED;
-        usbvm_error_prefix(err, "cannot attach %s to '%s': ", dev, name);
-        return r;
+        usbvm_error_prefix(err, "cannot attach %s to '%s': ", a->dev, a->name);
     }
+    return r;
+}
 
-    UsbvmDomInfo info = { 0 };
-    r = usbvm_dominfo_from_xml(ref, &info, err);
-    if (r < 0)
-        return r;
-    bool usb_ctl = info.usb_controller, scsi_ctl = info.virtio_scsi;
-    if (live && config) {
-        /* Target names and SCSI units must be free in both definitions. */
-        UsbvmDomInfo cinfo = { 0 };
-        r = usbvm_dominfo_from_xml(config, &cinfo, err);
-        if (r < 0) {
-            usbvm_dominfo_clear(&info);
-            return r;
-        }
-        for (size_t i = 0; cinfo.targets && cinfo.targets[i]; i++)
-            info.targets = usbvm_strv_push(info.targets, cinfo.targets[i]);
-        if (cinfo.scsi_index == info.scsi_index)
-            for (size_t i = 0; cinfo.scsi_units && cinfo.scsi_units[i]; i++)
-                info.scsi_units = usbvm_strv_push(info.scsi_units, cinfo.scsi_units[i]);
-        usbvm_dominfo_clear(&cinfo);
-    }
-
-    if ((spec.mode == USBVM_MODE_USB || spec.mode == USBVM_MODE_USB_DISK) && !usb_ctl) {
-        usbvm_dominfo_clear(&info);
+/* What the domain must have for this mode, and what a persistent definition may hold. */
+static int attach_check_domain(Attach *a, UsbvmError *err)
+{
+    if ((a->spec.mode == USBVM_MODE_USB || a->spec.mode == USBVM_MODE_USB_DISK) &&
+        !a->info.usb_controller)
         return usbvm_error_set(err, USBVM_E_FAILED, ENODEV,
                                "cannot attach %s to '%s' as %s: the domain has no USB "
                                "controller; add <controller type='usb' model='qemu-xhci'/> "
                                "with 'virsh edit %s' and restart the domain",
-                               dev, name, mode, name);
-    }
-
-    if (usbvm_mode_is_disk(spec.mode) && (flags & USBVM_ATTACH_CONFIG)) {
+                               a->dev, a->name, a->mode, a->name);
+    if (usbvm_mode_is_disk(a->spec.mode) && (a->flags & USBVM_ATTACH_CONFIG)) {
         /* A persistent definition must never pin /dev/sdX: after a reboot it may be another
          * disk. libvirt has no startupPolicy for block disks, so say what happens. */
-        const UsbvmBlock *b = usbvm_virt_pick_disk(d);
-        if (b && !streq(usbvm_virt_disk_source(b), b->by_id)) {
-            usbvm_dominfo_clear(&info);
+        const UsbvmBlock *b = usbvm_virt_pick_disk(a->d);
+        if (b && !streq(usbvm_virt_disk_source(b), b->by_id))
             return usbvm_error_set(err, USBVM_E_REFUSED, EINVAL,
                                    "cannot add %s to the persistent definition of '%s': it has "
                                    "no /dev/disk/by-id link, and %s may name another disk after "
                                    "a replug or reboot; attach it with --live",
-                                   dev, name, strempty(b ? b->devnode : NULL));
-        }
-        note(&res, "the persistent definition now needs the device: libvirt will not start the "
-                   "domain while it is unplugged");
+                                   a->dev, a->name, strempty(b ? b->devnode : NULL));
+        note(&a->res, "the persistent definition now needs the device: libvirt will not start "
+                      "the domain while it is unplugged");
     }
+    return 0;
+}
 
-    _cleanup_free_ char *xml = NULL;
-    r = usbvm_virt_device_xml_info(d, &spec, &info, &xml, err);
-    int scsi_index = info.scsi_index;
-    usbvm_dominfo_clear(&info);
-    if (r < 0) {
-        usbvm_error_prefix(err, "cannot attach %s to '%s': ", dev, name);
-        return r;
+static bool dac_in_use(void)
+{
+    /* libvirt's DAC driver refuses to relabel a node whose remembered owner is in use. */
+    virErrorPtr e = virGetLastError();
+    return e && e->code == VIR_ERR_OPERATION_INVALID && e->domain == VIR_FROM_SECURITY;
+}
+
+/* The calls that change the domain: the virtio-scsi controller when needed, then the device. */
+static int attach_do(Attach *a, const char *xml, UsbvmError *err)
+{
+    unsigned vflags = vir_flags(a->flags);
+    if (a->spec.mode == USBVM_MODE_SCSI && !a->info.virtio_scsi) {
+        _cleanup_free_ char *ctl = usbvm_virt_scsi_controller_xml(a->info.scsi_index);
+        if (virDomainAttachDeviceFlags(a->dom, ctl, vflags) < 0)
+            return usbvm_virt_error(err, USBVM_E_LIBVIRT,
+                                    "cannot add a virtio-scsi controller to '%s' for %s", a->name,
+                                    a->dev);
+        note(&a->res, "added a virtio-scsi controller");
     }
-
-    unsigned vflags = vir_flags(flags);
-    if (spec.mode == USBVM_MODE_SCSI && !scsi_ctl) {
-        if (flags & USBVM_ATTACH_CHECK) {
-            note(&res, "would add a virtio-scsi controller");
-        } else {
-            _cleanup_free_ char *ctl = usbvm_virt_scsi_controller_xml(scsi_index);
-            if (virDomainAttachDeviceFlags(dom, ctl, vflags) < 0)
-                return usbvm_virt_error(err, USBVM_E_LIBVIRT,
-                                        "cannot add a virtio-scsi controller to '%s' for %s", name,
-                                        dev);
-            note(&res, "added a virtio-scsi controller");
-        }
-    }
-
-    if (flags & USBVM_ATTACH_CHECK) {
-        res.changed = true;
-        res.state = USBVM_STATE_ATTACHED;
-        *ret = res;
-        return 0;
-    }
-
-    if (virDomainAttachDeviceFlags(dom, xml, vflags) < 0) {
-        virErrorPtr e = virGetLastError();
-        if (e && e->message && strstr(e->message, "Setting different DAC user or group"))
+    if (virDomainAttachDeviceFlags(a->dom, xml, vflags) < 0) {
+        if (dac_in_use())
             /* The dead copy of an earlier stick's node (see stale_disk_forget) that usbvm did
              * not get to remove: detached by something else, or libvirt on another host. */
             return usbvm_error_set(
@@ -268,14 +231,107 @@ int usbvm_virt_attach_known(virConnectPtr conn, virDomainPtr dom, const UsbvmDev
                 "/dev node as in use by an earlier disk that was pulled while attached and "
                 "detached without usbvm; restart the domain to clear it, and detach pulled "
                 "disks with 'usbvm detach' (or let 'usbvm watch' do it)",
-                dev, name);
+                a->dev, a->name);
         return usbvm_virt_error(err, USBVM_E_LIBVIRT, "libvirt refused to attach %s to '%s' as %s",
-                                dev, name, mode);
+                                a->dev, a->name, a->mode);
     }
-    res.changed = true;
-    res.state = USBVM_STATE_ATTACHED;
-    *ret = res;
+    a->res.changed = true;
+    a->res.state = USBVM_STATE_ATTACHED;
     return 0;
+}
+
+/* What the domain now holds, for a caller that keeps a picture of the domains. */
+static void attach_describe(const Attach *a, UsbvmDomDev *ret)
+{
+    *ret = (UsbvmDomDev){
+        .domain = xstrdup(a->name),
+        .alias = xstrdup(strempty(a->d->alias)),
+        .owned = true,
+        .kind = a->spec.mode == USBVM_MODE_USB ? USBVM_DOMDEV_HOSTDEV : USBVM_DOMDEV_DISK,
+        .mode = a->spec.mode,
+        .vendor_id = a->d->vendor_id,
+        .product_id = a->d->product_id,
+        .bus = a->spec.mode == USBVM_MODE_USB ? a->d->busnum : 0,
+        .device = a->spec.mode == USBVM_MODE_USB ? a->d->devnum : 0,
+        .readonly = a->spec.readonly,
+    };
+    const UsbvmBlock *b = a->spec.mode == USBVM_MODE_USB ? NULL : usbvm_virt_pick_disk(a->d);
+    if (b)
+        ret->source = xstrdup(usbvm_virt_disk_source(b));
+}
+
+/* From the final check to libvirt's answer, under the device's slot of the host lock. */
+static int attach_locked(Attach *a, virConnectPtr conn, UsbvmAttachCtx *ctx, UsbvmError *err)
+{
+    _cleanup_free_ char *xml = NULL;
+    int r = usbvm_virt_device_xml_info(a->d, &a->spec, &a->info, &xml, err);
+    if (r < 0) {
+        usbvm_error_prefix(err, "cannot attach %s to '%s': ", a->dev, a->name);
+        return r;
+    }
+    if (a->flags & USBVM_ATTACH_CHECK) {
+        r = attach_final_check(a, conn, NULL, ctx, err);
+        if (r == 0 && a->spec.mode == USBVM_MODE_SCSI && !a->info.virtio_scsi)
+            note(&a->res, "would add a virtio-scsi controller");
+        a->res.changed = r == 0;
+        a->res.state = USBVM_STATE_ATTACHED;
+        return r;
+    }
+    UsbvmHostLock lock = { .fd = -1 };
+    r = usbvm_hostlock_acquire(ctx ? ctx->lock_path : NULL, a->d->alias,
+                               ctx && ctx->lock_nowait ? 0 : USBVM_HOSTLOCK_WAIT, &lock, err);
+    if (r < 0)
+        return r;
+    r = attach_final_check(a, conn, &lock, ctx, err);
+    if (r == 0)
+        r = attach_do(a, xml, err);
+    if (r == 0 && ctx) {
+        (void)usbvm_hostlock_bump(&lock, &ctx->generation);
+        attach_describe(a, &ctx->added);
+    } else if (r == 0) {
+        uint64_t g;
+        (void)usbvm_hostlock_bump(&lock, &g);
+    }
+    usbvm_hostlock_release(&lock);
+    return r;
+}
+
+int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
+                      const UsbvmAttachSpec *spec, unsigned flags, UsbvmResult *ret,
+                      UsbvmError *err)
+{
+    return usbvm_virt_attach_ctx(conn, dom, d, spec, flags, NULL, ret, err);
+}
+
+int usbvm_virt_attach_ctx(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
+                          const UsbvmAttachSpec *spec, unsigned flags, UsbvmAttachCtx *ctx,
+                          UsbvmResult *ret, UsbvmError *err)
+{
+    if (!(flags & (USBVM_ATTACH_LIVE | USBVM_ATTACH_CONFIG)))
+        flags |= USBVM_ATTACH_LIVE;
+    Attach a = { .dom = dom,
+                 .name = virDomainGetName(dom),
+                 .dev = device_name(d),
+                 .d = d,
+                 .spec = *spec,
+                 .flags = flags,
+                 .res = { .state = USBVM_STATE_DETACHED } };
+    a.spec.persistent = (flags & USBVM_ATTACH_CONFIG) != 0;
+    a.mode = usbvm_mode_to_string(a.spec.mode);
+    snprintf(a.res.alias, sizeof(a.res.alias), "%s", strempty(d->alias));
+    int r = attach_read(&a, err);
+    if (r == 0)
+        r = attach_present(&a, err);
+    if (r == 1) {
+        a.res.state = USBVM_STATE_ATTACHED; /* already there: changed stays false */
+        r = 0;
+    } else if (r == 0 && (r = attach_check_domain(&a, err)) == 0) {
+        r = attach_locked(&a, conn, ctx, err);
+    }
+    attach_clear(&a);
+    if (r == 0)
+        *ret = a.res;
+    return r;
 }
 
 /* ---- Detach ------------------------------------------------------------------------------- */
@@ -527,7 +583,7 @@ int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *al
         stale_disk_collect(dom, alias, &stale);
     Waiter w = { .alias = alias };
     int cb_removed = -1, cb_failed = -1, cb_life = -1;
-    if (in_live) {
+    if (in_live && timeout_ms > 0) {
         /* Subscribe before asking, so a quick removal cannot be missed. */
         cb_removed =
             virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,

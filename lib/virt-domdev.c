@@ -1,5 +1,6 @@
 /* The libvirt layer, part 2: reading what domains hold from their XML. The live domain XML is
  * usbvm's state: a device carrying a "ua-usbvm-" alias is one usbvm attached. */
+#include "snapshot.h"
 #include "virt-internal.h"
 
 #include <errno.h>
@@ -62,7 +63,7 @@ static unsigned prop_uint(xmlNodePtr n, const char *name, int base, unsigned max
     return u;
 }
 
-static void domdev_clear(UsbvmDomDev *dd)
+void usbvm_domdev_clear(UsbvmDomDev *dd)
 {
     free(dd->domain);
     free(dd->alias);
@@ -70,19 +71,38 @@ static void domdev_clear(UsbvmDomDev *dd)
     free(dd->target);
     free(dd->target_bus);
     free(dd->serial);
+    memset(dd, 0, sizeof(*dd));
+}
+
+void usbvm_domdev_copy(UsbvmDomDev *dst, const UsbvmDomDev *src)
+{
+    *dst = *src;
+    dst->domain = src->domain ? xstrdup(src->domain) : NULL;
+    dst->alias = src->alias ? xstrdup(src->alias) : NULL;
+    dst->source = src->source ? xstrdup(src->source) : NULL;
+    dst->target = src->target ? xstrdup(src->target) : NULL;
+    dst->target_bus = src->target_bus ? xstrdup(src->target_bus) : NULL;
+    dst->serial = src->serial ? xstrdup(src->serial) : NULL;
+}
+
+void usbvm_domdev_list_clear(UsbvmDomDevList *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        usbvm_domdev_clear(&l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
 }
 
 void usbvm_domdev_list_free(UsbvmDomDevList *l)
 {
     if (!l)
         return;
-    for (size_t i = 0; i < l->n; i++)
-        domdev_clear(&l->items[i]);
-    free(l->items);
+    usbvm_domdev_list_clear(l);
     free(l);
 }
 
-static UsbvmDomDev *list_add(UsbvmDomDevList *l)
+UsbvmDomDev *usbvm_domdev_list_add(UsbvmDomDevList *l)
 {
     l->items = xrealloc(l->items, (l->n + 1) * sizeof(*l->items));
     UsbvmDomDev *dd = &l->items[l->n++];
@@ -106,20 +126,15 @@ static UsbvmMode mode_for_bus(const char *bus)
     return USBVM_MODE_VIRTIO;
 }
 
-int usbvm_domdevs_from_xml(const char *domain, const char *xml, UsbvmDomDevList *list,
-                           UsbvmError *err)
+void usbvm_domdevs_from_doc(const char *domain, xmlDocPtr doc, UsbvmDomDevList *list)
 {
-    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
-    int r = usbvm_xml_parse(xml, &doc, err);
-    if (r < 0)
-        return r;
     xmlNodePtr devices = child(xmlDocGetRootElement(doc), "devices");
     for (xmlNodePtr n = devices ? devices->children : NULL; n; n = n->next) {
         if (n->type != XML_ELEMENT_NODE)
             continue;
         if (xmlStrEqual(n->name, BAD_CAST "hostdev") && prop_eq(n, "mode", "subsystem") &&
             prop_eq(n, "type", "usb")) {
-            UsbvmDomDev *dd = list_add(list);
+            UsbvmDomDev *dd = usbvm_domdev_list_add(list);
             dd->domain = xstrdup(domain);
             dd->kind = USBVM_DOMDEV_HOSTDEV;
             dd->mode = USBVM_MODE_USB;
@@ -131,7 +146,7 @@ int usbvm_domdevs_from_xml(const char *domain, const char *xml, UsbvmDomDevList 
             dd->bus = prop_uint(child(src, "address"), "bus", 10, UINT_MAX);
             dd->device = prop_uint(child(src, "address"), "device", 10, UINT_MAX);
         } else if (xmlStrEqual(n->name, BAD_CAST "disk") && prop_eq(n, "type", "block")) {
-            UsbvmDomDev *dd = list_add(list);
+            UsbvmDomDev *dd = usbvm_domdev_list_add(list);
             dd->domain = xstrdup(domain);
             dd->kind = USBVM_DOMDEV_DISK;
             set_alias(dd, n);
@@ -148,39 +163,83 @@ int usbvm_domdevs_from_xml(const char *domain, const char *xml, UsbvmDomDevList 
             dd->readonly = child(n, "readonly") != NULL;
         }
     }
+}
+
+int usbvm_domdevs_from_xml(const char *domain, const char *xml, UsbvmDomDevList *list,
+                           UsbvmError *err)
+{
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
+    int r = usbvm_xml_parse(xml, &doc, err);
+    if (r < 0)
+        return r;
+    usbvm_domdevs_from_doc(domain, doc, list);
     return 0;
 }
 
-int usbvm_virt_list_domdevs(virConnectPtr conn, UsbvmDomDevList **ret, UsbvmError *err)
+bool usbvm_domain_doc_running(xmlDocPtr doc)
+{
+    /* libvirt writes id='N' on a running domain's <domain> only. */
+    _cleanup_free_ char *id = prop(xmlDocGetRootElement(doc), "id");
+    return id && !streq(id, "-1");
+}
+
+int usbvm_virt_read_domain(virDomainPtr dom, UsbvmDomDevList *ret, bool *ret_running,
+                           UsbvmError *err)
+{
+    _cleanup_free_ char *xml = virDomainGetXMLDesc(dom, 0);
+    if (!xml) {
+        int code = usbvm_virt_last_code();
+        /* A domain that is gone or stopped holds nothing. */
+        if (code == VIR_ERR_NO_DOMAIN || code == VIR_ERR_OPERATION_INVALID) {
+            *ret_running = false;
+            return 0;
+        }
+        return usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot read the XML of domain '%s'",
+                                virDomainGetName(dom));
+    }
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
+    int r = usbvm_xml_parse(xml, &doc, err);
+    if (r < 0)
+        return r;
+    *ret_running = usbvm_domain_doc_running(doc);
+    if (*ret_running)
+        usbvm_domdevs_from_doc(virDomainGetName(dom), doc, ret);
+    return 0;
+}
+
+int usbvm_virt_read_snapshot(virConnectPtr conn, UsbvmSnapshot *ret, UsbvmError *err)
 {
     virDomainPtr *doms = NULL;
     int n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
     if (n < 0)
         return usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot list the running domains");
-    UsbvmDomDevList *l = xcalloc(1, sizeof(*l));
+    UsbvmSnapshot s = { 0 };
     int r = 0;
     for (int i = 0; i < n; i++) {
-        if (r == 0) {
-            char *xml = virDomainGetXMLDesc(doms[i], 0);
-            if (!xml) {
-                int code = usbvm_virt_last_code();
-                /* A domain that stopped since the listing holds nothing. */
-                if (code != VIR_ERR_NO_DOMAIN && code != VIR_ERR_OPERATION_INVALID)
-                    r = usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot read the XML of domain '%s'",
-                                         virDomainGetName(doms[i]));
-            } else {
-                r = usbvm_domdevs_from_xml(virDomainGetName(doms[i]), xml, l, err);
-                free(xml);
-            }
-        }
+        UsbvmDomDevList devs = { 0 };
+        bool running = false;
+        if (r == 0 && (r = usbvm_virt_read_domain(doms[i], &devs, &running, err)) == 0 && running)
+            usbvm_snapshot_set_domain(&s, virDomainGetName(doms[i]), &devs);
+        usbvm_domdev_list_clear(&devs);
         virDomainFree(doms[i]);
     }
     free(doms);
     if (r < 0) {
-        usbvm_domdev_list_free(l);
+        usbvm_snapshot_clear(&s);
         return r;
     }
-    *ret = l;
+    usbvm_snapshot_take(ret, &s);
+    return 0;
+}
+
+int usbvm_virt_list_domdevs(virConnectPtr conn, UsbvmDomDevList **ret, UsbvmError *err)
+{
+    UsbvmSnapshot s = { 0 };
+    int r = usbvm_virt_read_snapshot(conn, &s, err);
+    if (r < 0)
+        return r;
+    *ret = usbvm_snapshot_flatten(&s);
+    usbvm_snapshot_clear(&s);
     return 0;
 }
 
@@ -241,6 +300,12 @@ int usbvm_dominfo_from_xml(const char *xml, UsbvmDomInfo *ret, UsbvmError *err)
     int r = usbvm_xml_parse(xml, &doc, err);
     if (r < 0)
         return r;
+    usbvm_dominfo_from_doc(doc, ret);
+    return 0;
+}
+
+void usbvm_dominfo_from_doc(xmlDocPtr doc, UsbvmDomInfo *ret)
+{
     UsbvmDomInfo info = { .scsi_index = -1 };
     xmlNodePtr root = xmlDocGetRootElement(doc);
     xmlNodePtr name = child(root, "name");
@@ -289,7 +354,6 @@ int usbvm_dominfo_from_xml(const char *xml, UsbvmDomInfo *ret, UsbvmError *err)
         info.scsi_units = usbvm_strv_push(info.scsi_units, tu);
     }
     *ret = info;
-    return 0;
 }
 
 char *usbvm_virt_next_target(const char *prefix, char *const *used)

@@ -33,6 +33,10 @@ typedef struct UsbvmDomInfo {
     char **scsi_units;   /* "T:U" of the drive addresses on controller scsi_index */
 } UsbvmDomInfo;
 int usbvm_dominfo_from_xml(const char *xml, UsbvmDomInfo *ret, UsbvmError *err);
+void usbvm_dominfo_from_doc(xmlDocPtr doc, UsbvmDomInfo *ret);
+void usbvm_domdevs_from_doc(const char *domain, xmlDocPtr doc, UsbvmDomDevList *list);
+/* Whether a live domain XML document is of a running domain (<domain id='N'>). */
+bool usbvm_domain_doc_running(xmlDocPtr doc);
 void usbvm_dominfo_clear(UsbvmDomInfo *i);
 
 /* The first free disk name with this prefix ("vd", "sd"): vda..vdz, vdaa.. */

@@ -55,8 +55,19 @@ typedef struct UsbvmDomDevList {
     UsbvmDomDev *items;
     size_t n;
 } UsbvmDomDevList;
+void usbvm_domdev_clear(UsbvmDomDev *dd);
+void usbvm_domdev_copy(UsbvmDomDev *dst, const UsbvmDomDev *src);
+UsbvmDomDev *usbvm_domdev_list_add(UsbvmDomDevList *l); /* a zeroed new item */
+void usbvm_domdev_list_clear(UsbvmDomDevList *l);       /* the items; l stays */
 void usbvm_domdev_list_free(UsbvmDomDevList *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmDomDevList *, usbvm_domdev_list_free)
+
+struct UsbvmSnapshot;
+/* The USB devices of every running domain (lib/snapshot.h), one XML read each. */
+int usbvm_virt_read_snapshot(virConnectPtr conn, struct UsbvmSnapshot *ret, UsbvmError *err);
+/* One domain's: *ret_running false (and nothing added) when it does not run (any more). */
+int usbvm_virt_read_domain(virDomainPtr dom, UsbvmDomDevList *ret, bool *ret_running,
+                           UsbvmError *err);
 
 /* Every USB hostdev and block disk in the live XML of every running domain (owned or not). */
 int usbvm_virt_list_domdevs(virConnectPtr conn, UsbvmDomDevList **ret, UsbvmError *err);
@@ -101,11 +112,23 @@ int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d
                       const UsbvmAttachSpec *spec, unsigned flags, UsbvmResult *ret,
                       UsbvmError *err);
 
-/* The same, with the devices of every running domain already read (watch reads them once per
- * reconcile); NULL reads them. */
-int usbvm_virt_attach_known(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
-                            const UsbvmAttachSpec *spec, unsigned flags,
-                            const UsbvmDomDevList *known, UsbvmResult *ret, UsbvmError *err);
+/* What a caller that keeps its own picture of the domains (watch) gives and gets back. The
+ * final check runs under the device's slot of the host lock (lib/hostlock.h). */
+typedef struct UsbvmAttachCtx {
+    const UsbvmDomDevList *known; /* devices of every running domain, NULL: read them */
+    uint64_t known_generation;    /* the host lock's generation that 'known' is current at */
+    bool recheck_host_use;        /* read mountinfo/swaps again for the final check */
+    bool lock_nowait;             /* a held slot gives an error instead of waiting */
+    const char *lock_path;        /* NULL: the default */
+    /* out */
+    uint64_t generation;        /* the generation after this attach */
+    UsbvmDomDevList *reread;    /* when 'known' was stale: every running domain's devices */
+    uint64_t reread_generation; /* ... current at this generation */
+    UsbvmDomDev added;          /* what the domain now holds (when changed) */
+} UsbvmAttachCtx;
+int usbvm_virt_attach_ctx(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
+                          const UsbvmAttachSpec *spec, unsigned flags, UsbvmAttachCtx *ctx,
+                          UsbvmResult *ret, UsbvmError *err);
 
 /* Detach by alias (invariant 3, 4): waits up to timeout_ms for DEVICE_REMOVED or the alias to
  * disappear from the live XML; else state PENDING with err kind USBVM_E_PENDING. */

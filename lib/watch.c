@@ -1,257 +1,40 @@
-/* The watch loop: libvirt's default event loop holds the udev monitor, a signalfd and
- * libvirt's connection. Monitor first, then enumerate, both through one handler, so nothing
- * plugged during start-up is lost. No threads, no polling, no sleeps. */
-#include "log.h"
-#include "watch-internal.h"
+/* usbvm watch: the main thread. It owns the daemon's state (watch-state.h), takes the messages
+ * of the event-loop thread and of the executor, and after each burst plans once and hands the
+ * actions to the executor. It never makes a libvirt call itself, so it always answers. */
+#include "watch-state.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/signalfd.h>
 
-#define UDEV_RCVBUF (128 * 1024 * 1024)
+#define MS(usec)         ((int64_t)((usec) / 1000))
+#define SLOW_CALL_USEC   (30ULL * 1000000)
+#define STOP_GRACE_MS    1500
+#define CONNECT_FIRST_MS 100
 
-static void watch_connect(Watch *w, UsbvmError *ret_err);
-static void schedule_reconnect(Watch *w);
+/* ---- rules ------------------------------------------------------------------------------- */
 
-/* ---- devices -------------------------------------------------------------------------- */
-
-/* The present (not unplugged) device at syspath. */
-static WatchDevice *find_syspath(Watch *w, const char *syspath)
+static void log_rule_diag(const UsbvmRuleDiag *d)
 {
-    for (size_t i = 0; i < w->n_devs; i++)
-        if (!w->devs[i]->gone && streq(w->devs[i]->syspath, syspath))
-            return w->devs[i];
-    return NULL;
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "event", json_object_new_string("rules"));
+    json_object_object_add(f, "level", json_object_new_string(d->warning ? "warning" : "error"));
+    json_object_object_add(f, "file", json_object_new_string(strempty(d->file)));
+    json_object_object_add(f, "line", json_object_new_int((int)d->line));
+    json_object_object_add(f, "column", json_object_new_int((int)d->column));
+    json_object_object_add(f, "msg", json_object_new_string(strempty(d->message)));
+    usbvm_logf(d->warning ? USBVM_LOG_WARNING : USBVM_LOG_ERR, f, "%s:%u:%u: %s: %s",
+               strempty(d->file), d->line, d->column, d->warning ? "warning" : "error",
+               strempty(d->message));
 }
-
-/* The USB device a block device belongs to: the known device whose syspath is the longest
- * prefix of the block device's. Works for "remove" too, when sysfs is already gone. */
-static WatchDevice *find_owner(Watch *w, const char *block_syspath)
-{
-    WatchDevice *best = NULL;
-    size_t best_len = 0;
-    for (size_t i = 0; i < w->n_devs; i++) {
-        WatchDevice *d = w->devs[i];
-        size_t n = strlen(d->syspath);
-        if (!d->gone && n > best_len && strncmp(block_syspath, d->syspath, n) == 0 &&
-            block_syspath[n] == '/') {
-            best = d;
-            best_len = n;
-        }
-    }
-    return best;
-}
-
-/* Re-reads a device's model. While a stick is passed through as usb the host kernel unbinds
- * usb-storage and its block devices vanish: that is not an unplug, and the rules still see
- * the block devices it had. */
-static int refresh(Watch *w, WatchDevice *dev, struct udev_device *ud)
-{
-    _cleanup_(udev_device_unrefp) struct udev_device *own = NULL;
-    if (!ud) {
-        own = udev_device_new_from_syspath(w->udev, dev->syspath);
-        if (!own)
-            return -ENODEV;
-        ud = own;
-    }
-    UsbvmError err = { 0 };
-    UsbvmDevice *model = NULL;
-    if (usbvm_device_new_from_udev(ud, &usbvm_host_paths_default, &model, &err) < 0) {
-        _cleanup_free_ char *esc = usbvm_escape(err.message);
-        usbvm_logf(USBVM_LOG_WARNING, NULL, "cannot read %s: %s", dev->syspath, esc);
-        return -EIO;
-    }
-    UsbvmDevice *old = dev->model;
-    usbvm_logf(USBVM_LOG_DEBUG, NULL, "read %s: %s, %zu block devices%s", dev->syspath,
-               model->identity, model->n_blocks, udev_device_get_driver(ud) ? "" : ", no driver");
-    if (old && !streq(old->alias, model->alias)) {
-        /* Same syspath, same plug, another identity: the kernel is tearing the device down
-         * (a real unplug removes idVendor, serial and friends before the last uevents) and
-         * this read saw the remains. Keep what was known; the alias must outlive the device,
-         * so that its detach can name it. */
-        usbvm_logf(USBVM_LOG_DEBUG, NULL, "%s: ignoring a partial read while it goes away",
-                   dev->syspath);
-        usbvm_device_free(model);
-        return 0;
-    }
-    if (old && model->n_blocks == 0 && old->n_blocks > 0 && dev->attached &&
-        dev->attached_mode == USBVM_MODE_USB) {
-        model->blocks = old->blocks;
-        model->n_blocks = old->n_blocks;
-        old->blocks = NULL;
-        old->n_blocks = 0;
-    }
-    usbvm_device_free(old);
-    dev->model = model;
-    dev->bound = udev_device_get_driver(ud) != NULL;
-    return 0;
-}
-
-static WatchDevice *device_add(Watch *w, struct udev_device *ud)
-{
-    const char *syspath = udev_device_get_syspath(ud);
-    WatchDevice *dev = find_syspath(w, syspath);
-    if (!dev) {
-        /* A removed device whose detach is still pending keeps its entry; a replug at the
-         * same port is a new entry. */
-        dev = xcalloc(1, sizeof(*dev));
-        dev->syspath = xstrdup(syspath);
-        w->devs = xrealloc(w->devs, (w->n_devs + 1) * sizeof(*w->devs));
-        w->devs[w->n_devs++] = dev;
-    }
-    /* Re-read from sysfs and the udev database: a monitor event carries only a few of the
-     * properties (umockdev's, and a kernel event's before udev processed it). */
-    if (refresh(w, dev, NULL) < 0 && refresh(w, dev, ud) < 0 && !dev->model) {
-        w->n_devs--;
-        usbvm_watch_device_free(dev);
-        return NULL;
-    }
-    return dev;
-}
-
-/* The device left the host: detach whatever of it is in a domain, forget it once nothing is. */
-static void device_gone(Watch *w, WatchDevice *dev, uint64_t now)
-{
-    dev->gone = true;
-    dev->event_usec = now;
-    if (dev->model) {
-        _cleanup_free_ char *label = usbvm_watch_label(dev->model);
-        usbvm_logf(USBVM_LOG_INFO, usbvm_watch_fields("unplug", dev), "unplug %s", label);
-    }
-    usbvm_watch_reconcile_one(w, dev);
-    if (dev->attached || usbvm_watch_pending_for(w, dev->model ? dev->model->alias : NULL))
-        return; /* kept until libvirt confirms the removal, which is logged with its name */
-    for (size_t i = 0; i < w->n_devs; i++)
-        if (w->devs[i] == dev) {
-            memmove(&w->devs[i], &w->devs[i + 1], (w->n_devs - i - 1) * sizeof(dev));
-            w->n_devs--;
-            break;
-        }
-    usbvm_watch_device_free(dev);
-}
-
-static void handle_uevent(Watch *w, struct udev_device *ud, const char *action)
-{
-    const char *subsystem = udev_device_get_subsystem(ud);
-    const char *devtype = udev_device_get_devtype(ud);
-    const char *syspath = udev_device_get_syspath(ud);
-    if (!subsystem || !syspath)
-        return;
-    usbvm_logf(USBVM_LOG_DEBUG, NULL, "uevent %s %s %s", action, strempty(subsystem), syspath);
-    uint64_t now = usbvm_now_usec();
-
-    if (streq(subsystem, "usb") && streq(devtype, "usb_device")) {
-        if (streq(action, "remove")) {
-            WatchDevice *dev = find_syspath(w, syspath);
-            if (dev)
-                device_gone(w, dev, now);
-            return;
-        }
-        WatchDevice *prev = find_syspath(w, syspath);
-        if (prev && streq(action, "add") && prev->model) {
-            /* An "add" for a device we know: a replug whose "remove" we never saw (the
-             * device number changes with every plug), or the same plug seen twice at start. */
-            const char *devnum = udev_device_get_sysattr_value(ud, "devnum");
-            unsigned n = 0;
-            if (devnum && usbvm_parse_uint(devnum, 10, 255, &n) >= 0 && n != prev->model->devnum)
-                device_gone(w, prev, now);
-        }
-        bool known = find_syspath(w, syspath) != NULL;
-        if (known && streq(action, "unbind"))
-            return; /* only happens on the way out; "remove" follows */
-        WatchDevice *dev = device_add(w, ud);
-        if (!dev)
-            return;
-        dev->event_usec = now;
-        if (!known && !dev->model->is_hub) {
-            _cleanup_free_ char *label = usbvm_watch_label(dev->model);
-            usbvm_logf(USBVM_LOG_INFO, usbvm_watch_fields("plug", dev), "plug %s", label);
-        }
-        if (!w->started) {
-            if (w->opts->present == USBVM_PRESENT_KEEP)
-                dev->keep = true;
-            return; /* the start-up reconcile_all looks at every device once */
-        }
-        dev->keep = false;
-        usbvm_watch_reconcile_one(w, dev);
-        return;
-    }
-
-    if (streq(subsystem, "block")) {
-        WatchDevice *dev = find_owner(w, syspath);
-        if (!dev)
-            return;
-        if (refresh(w, dev, NULL) < 0)
-            return;
-        /* The kernel removes the node from sysfs before it sends "remove"; a re-read that
-         * raced with that must not bring it back. While the device is passed through as usb,
-         * its block devices are remembered on purpose (see refresh). */
-        if (streq(action, "remove") && !(dev->attached && dev->attached_mode == USBVM_MODE_USB))
-            usbvm_device_drop_blocks(dev->model, syspath);
-        dev->event_usec = now;
-        if (w->started)
-            usbvm_watch_reconcile_one(w, dev);
-    }
-}
-
-static void udev_cb(int watch, int fd, int events, void *opaque)
-{
-    Watch *w = opaque;
-    /* Drain everything that is queued: a burst of 32 sticks is one wakeup, not 32. */
-    for (;;) {
-        _cleanup_(udev_device_unrefp) struct udev_device *ud =
-            udev_monitor_receive_device(w->monitor);
-        if (!ud)
-            break;
-        const char *action = udev_device_get_action(ud);
-        handle_uevent(w, ud, action ? action : "change");
-    }
-}
-
-static int enumerate(Watch *w, UsbvmError *err)
-{
-    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *e = udev_enumerate_new(w->udev);
-    if (!e)
-        return usbvm_error_set(err, USBVM_E_FAILED, ENOMEM, "cannot enumerate USB devices");
-    udev_enumerate_add_match_subsystem(e, "usb");
-    udev_enumerate_add_match_property(e, "DEVTYPE", "usb_device");
-    int r = udev_enumerate_scan_devices(e);
-    if (r < 0)
-        return usbvm_error_set(err, USBVM_E_FAILED, r, "cannot enumerate USB devices: %s",
-                               strerror(-r));
-    struct udev_list_entry *entry;
-    udev_list_entry_foreach(entry, udev_enumerate_get_list_entry(e))
-    {
-        _cleanup_(udev_device_unrefp) struct udev_device *ud =
-            udev_device_new_from_syspath(w->udev, udev_list_entry_get_name(entry));
-        if (ud)
-            handle_uevent(w, ud, "add");
-    }
-    return 0;
-}
-
-/* ---- rules ---------------------------------------------------------------------------- */
 
 static int load_rules(Watch *w, UsbvmError *err)
 {
     UsbvmRuleDiags diags = { 0 };
     UsbvmRuleset *rs = NULL;
     int r = usbvm_ruleset_load(w->opts->rules_path, &rs, &diags);
-    for (size_t i = 0; i < diags.n; i++) {
-        const UsbvmRuleDiag *d = &diags.items[i];
-        json_object *f = json_object_new_object();
-        json_object_object_add(f, "event", json_object_new_string("rules"));
-        json_object_object_add(f, "level",
-                               json_object_new_string(d->warning ? "warning" : "error"));
-        json_object_object_add(f, "file", json_object_new_string(strempty(d->file)));
-        json_object_object_add(f, "line", json_object_new_int((int)d->line));
-        json_object_object_add(f, "column", json_object_new_int((int)d->column));
-        json_object_object_add(f, "msg", json_object_new_string(strempty(d->message)));
-        usbvm_logf(d->warning ? USBVM_LOG_WARNING : USBVM_LOG_ERR, f, "%s:%u:%u: %s: %s",
-                   strempty(d->file), d->line, d->column, d->warning ? "warning" : "error",
-                   strempty(d->message));
-    }
+    for (size_t i = 0; i < diags.n; i++)
+        log_rule_diag(&diags.items[i]);
     size_t n_errors = diags.n_errors;
     usbvm_rule_diags_clear(&diags);
     if (r < 0)
@@ -271,311 +54,773 @@ static int load_rules(Watch *w, UsbvmError *err)
     return 0;
 }
 
-/* ---- signals -------------------------------------------------------------------------- */
-
-static void signal_cb(int watch, int fd, int events, void *opaque)
+/* Everything is looked at again: a reload, a domain start, a reconnect. */
+static void recheck_all(Watch *w)
 {
-    Watch *w = opaque;
-    struct signalfd_siginfo si;
-    while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-        if (si.ssi_signo == SIGHUP) {
-            UsbvmError err = { 0 };
-            /* A rules file that fails to parse changes nothing (invariant 6). */
-            if (load_rules(w, &err) < 0) {
-                usbvm_logf(USBVM_LOG_ERR, NULL, "reload refused, keeping the previous policy: %s",
-                           err.message);
-                continue;
-            }
-            usbvm_watch_reconcile_all(w, "rules reloaded");
-        } else {
-            usbvm_logf(USBVM_LOG_INFO, NULL, "stopping on %s", strsignal((int)si.ssi_signo));
-            w->quit = true;
-        }
+    for (size_t i = 0; i < w->n_devs; i++) {
+        w->devs[i]->held_back = false;
+        free(w->devs[i]->last_note);
+        w->devs[i]->last_note = NULL;
     }
+    w->dirty = true;
 }
 
-/* ---- libvirt -------------------------------------------------------------------------- */
+/* ---- operations in flight ------------------------------------------------------------------ */
 
-static void lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+static WatchOp *op_find(Watch *w, UsbvmOpKind kind, const char *domain, const char *alias)
 {
-    Watch *w = opaque;
-    const char *name = virDomainGetName(dom);
-    if (event == VIR_DOMAIN_EVENT_STARTED) {
-        json_object *f = json_object_new_object();
-        json_object_object_add(f, "event", json_object_new_string("domain-started"));
-        json_object_object_add(f, "domain", json_object_new_string(name));
-        usbvm_logf(USBVM_LOG_INFO, f, "domain %s started", name);
-        usbvm_watch_reconcile_all(w, "domain started");
-    } else if (event == VIR_DOMAIN_EVENT_STOPPED) {
-        json_object *f = json_object_new_object();
-        json_object_object_add(f, "event", json_object_new_string("domain-stopped"));
-        json_object_object_add(f, "domain", json_object_new_string(name));
-        usbvm_logf(USBVM_LOG_INFO, f, "domain %s stopped", name);
-        /* Whatever was pending there left with the domain. */
-        usbvm_watch_pending_drop_domain(w, name);
-        for (size_t i = 0; i < w->n_devs; i++) {
-            free(w->devs[i]->last_note);
-            w->devs[i]->last_note = NULL;
-        }
-        usbvm_watch_reconcile_all(w, "domain stopped");
+    for (size_t i = 0; i < w->n_ops; i++)
+        if (w->ops[i].kind == kind && streq(w->ops[i].alias, alias) &&
+            (!domain || streq(w->ops[i].domain, domain)))
+            return &w->ops[i];
+    return NULL;
+}
+
+static void op_add(Watch *w, UsbvmOpKind kind, const char *domain, const char *alias,
+                   const char *why)
+{
+    w->ops = xrealloc(w->ops, (w->n_ops + 1) * sizeof(*w->ops));
+    w->ops[w->n_ops++] = (WatchOp){ .kind = kind,
+                                    .domain = xstrdup(domain),
+                                    .alias = xstrdup(alias),
+                                    .why = why ? xstrdup(why) : NULL,
+                                    .since_usec = usbvm_now_usec() };
+}
+
+static void op_remove(Watch *w, WatchOp *op)
+{
+    free(op->domain);
+    free(op->alias);
+    free(op->why);
+    size_t i = (size_t)(op - w->ops);
+    memmove(op, op + 1, (w->n_ops - i - 1) * sizeof(*op));
+    w->n_ops--;
+}
+
+static void ops_drop_domain(Watch *w, const char *domain)
+{
+    for (size_t i = 0; i < w->n_ops;)
+        if (w->ops[i].answered && streq(w->ops[i].domain, domain))
+            op_remove(w, &w->ops[i]);
+        else
+            i++;
+}
+
+static size_t pending_detaches(const Watch *w)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_ops; i++)
+        n += w->ops[i].kind == USBVM_OP_DETACH;
+    return n;
+}
+
+/* ---- the connection ------------------------------------------------------------------------ */
+
+static void submit(Watch *w, WatchJob *j)
+{
+    if (w->conn && !j->conn) {
+        j->conn = w->conn;
+        virConnectRef(w->conn);
     }
+    j->conn_gen = w->conn_gen;
+    usbvm_executor_submit(w->exec, j);
 }
 
-static void removed_cb(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque)
+static void connect_start(Watch *w)
 {
-    usbvm_watch_device_removed_event(opaque, virDomainGetName(dom), alias, false);
-}
-
-static void removal_failed_cb(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque)
-{
-    usbvm_watch_device_removed_event(opaque, virDomainGetName(dom), alias, true);
-}
-
-static void close_cb(virConnectPtr conn, int reason, void *opaque)
-{
-    Watch *w = opaque;
-    /* The connection cannot be closed from inside its own close callback; the reconnect
-     * timer does it on the next turn of the loop. */
-    w->close_pending = true;
-    usbvm_logf(USBVM_LOG_WARNING, NULL, "lost the connection to libvirtd; reconnecting");
-    schedule_reconnect(w);
-}
-
-static void drop_connection(Watch *w)
-{
-    if (!w->conn)
+    if (w->connecting || w->conn)
         return;
-    if (w->cb_lifecycle >= 0)
-        virConnectDomainEventDeregisterAny(w->conn, w->cb_lifecycle);
-    if (w->cb_removed >= 0)
-        virConnectDomainEventDeregisterAny(w->conn, w->cb_removed);
-    if (w->cb_failed >= 0)
-        virConnectDomainEventDeregisterAny(w->conn, w->cb_failed);
-    virConnectUnregisterCloseCallback(w->conn, close_cb);
-    w->cb_lifecycle = w->cb_removed = w->cb_failed = -1;
-    virConnectClose(w->conn);
-    w->conn = NULL;
-    /* Pending detaches are re-derived from the live XML after reconnecting. */
-    while (w->n_pending) {
-        free(w->pending[w->n_pending - 1].domain);
-        free(w->pending[w->n_pending - 1].alias);
-        free(w->pending[w->n_pending - 1].reason);
-        w->n_pending--;
-    }
-}
-
-static void reconnect_cb(int timer, void *opaque)
-{
-    Watch *w = opaque;
-    virEventUpdateTimeout(w->reconnect_timer, -1);
-    if (w->close_pending) {
-        w->close_pending = false;
-        drop_connection(w);
-    }
-    watch_connect(w, NULL);
-    if (!w->conn) {
-        w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : 100;
-        if (w->backoff_ms > w->opts->max_backoff_ms)
-            w->backoff_ms = w->opts->max_backoff_ms;
-        virEventUpdateTimeout(w->reconnect_timer, (int)w->backoff_ms);
-        return;
-    }
-    w->backoff_ms = 0;
-    if (w->started)
-        usbvm_watch_reconcile_all(w, "connected to libvirtd");
+    w->connecting = true;
+    w->reconnect_at = 0;
+    w->conn_gen++;
+    WatchJob *j = usbvm_watch_job_new(WATCH_JOB_CONNECT, NULL);
+    j->uri = w->opts->uri;
+    j->watch = w;
+    submit(w, j);
 }
 
 static void schedule_reconnect(Watch *w)
 {
-    virEventUpdateTimeout(w->reconnect_timer, 0);
+    w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : CONNECT_FIRST_MS;
+    if (w->backoff_ms > w->opts->max_backoff_ms)
+        w->backoff_ms = w->opts->max_backoff_ms;
+    w->reconnect_at = usbvm_now_usec() + (uint64_t)w->backoff_ms * 1000;
 }
 
-/* ret_err: where a failure goes when nothing will retry (--once); NULL to log and retry. */
-static void watch_connect(Watch *w, UsbvmError *ret_err)
+/* Deregisters and closes the connection on the general queue (the calls may hang). */
+static void disconnect(Watch *w)
 {
-    UsbvmError err = { 0 };
-    virConnectPtr conn = NULL;
-    if (usbvm_virt_open(w->opts->uri, &conn, &err) < 0) {
-        if (ret_err) {
-            *ret_err = err;
-            return;
-        }
-        if (!w->connect_warned)
-            usbvm_logf(USBVM_LOG_WARNING, NULL, "%s; retrying", err.message);
+    WatchJob *j = usbvm_watch_job_new(WATCH_JOB_DISCONNECT, NULL);
+    j->conn = w->conn; /* the job takes our reference */
+    j->conn_gen = w->conn_gen;
+    j->cb_lifecycle = w->cb[0];
+    j->cb_added = w->cb[1];
+    j->cb_removed = w->cb[2];
+    j->cb_failed = w->cb[3];
+    usbvm_executor_submit(w->exec, j);
+    w->conn = NULL;
+}
+
+/* The connection is gone: forget what it said; the next one reads everything again. */
+static void connection_lost(Watch *w)
+{
+    if (!w->conn)
+        return;
+    disconnect(w);
+    usbvm_snapshot_clear(&w->snapshot);
+    for (size_t i = 0; i < w->n_ops;)
+        if (w->ops[i].answered)
+            op_remove(w, &w->ops[i]); /* pending detaches are re-derived after reconnecting */
         else
-            usbvm_logf(USBVM_LOG_DEBUG, NULL, "%s; retrying", err.message);
+            i++;
+    usbvm_logf(USBVM_LOG_WARNING, NULL, "lost the connection to libvirtd; reconnecting");
+    w->dirty = true;
+    schedule_reconnect(w);
+}
+
+/* "connected", "domain-started", "domain-stopped": "<words> <domain> <what>". */
+static void log_event(const char *event, const char *domain, const char *what)
+{
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "event", json_object_new_string(event));
+    if (domain) {
+        _cleanup_free_ char *clean = usbvm_utf8_sanitize(domain);
+        json_object_object_add(f, "domain", json_object_new_string(clean));
+    }
+    _cleanup_free_ char *esc = domain ? usbvm_escape(domain) : NULL;
+    usbvm_logf(USBVM_LOG_INFO, f, "%s%s%s", domain ? "domain " : "", esc ? esc : "", what);
+}
+
+static void connected(Watch *w, WatchJob *j)
+{
+    w->connecting = false;
+    if (j->r < 0 || j->conn_gen != w->conn_gen) {
+        if (j->conn) {
+            WatchJob *d = usbvm_watch_job_new(WATCH_JOB_DISCONNECT, NULL);
+            d->conn = j->conn;
+            j->conn = NULL;
+            d->cb_lifecycle = j->cb_lifecycle;
+            d->cb_added = j->cb_added;
+            d->cb_removed = j->cb_removed;
+            d->cb_failed = j->cb_failed;
+            usbvm_executor_submit(w->exec, d);
+        }
+        _cleanup_free_ char *esc = usbvm_escape(j->err.message);
+        usbvm_logf(w->connect_warned ? USBVM_LOG_DEBUG : USBVM_LOG_WARNING, NULL, "%s%s", esc,
+                   w->opts->once ? "" : "; retrying");
         w->connect_warned = true;
+        schedule_reconnect(w);
         return;
     }
-    w->conn = conn;
+    w->conn = j->conn;
+    j->conn = NULL;
+    w->cb[0] = j->cb_lifecycle;
+    w->cb[1] = j->cb_added;
+    w->cb[2] = j->cb_removed;
+    w->cb[3] = j->cb_failed;
     w->connect_warned = false;
-    /* A dead libvirtd closes the socket, which the close callback reports at once; the next
-     * keepalive ping (every 5 s) catches what that misses (under load, about half the EOFs of
-     * a SIGKILLed libvirtd went unnoticed until then), and 3 unanswered ones a hung daemon. */
-    virConnectSetKeepAlive(conn, 5, 3);
-    virConnectRegisterCloseCallback(conn, close_cb, w, NULL);
-    w->cb_lifecycle =
-        virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                         VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), w, NULL);
-    w->cb_removed =
-        virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-                                         VIR_DOMAIN_EVENT_CALLBACK(removed_cb), w, NULL);
-    w->cb_failed =
-        virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
-                                         VIR_DOMAIN_EVENT_CALLBACK(removal_failed_cb), w, NULL);
-    json_object *f = json_object_new_object();
-    json_object_object_add(f, "event", json_object_new_string("connected"));
-    usbvm_logf(USBVM_LOG_INFO, f, "connected to libvirtd");
+    w->backoff_ms = 0;
+    w->known_gen = j->generation;
+    usbvm_snapshot_take(&w->snapshot, &j->snapshot);
+    log_event("connected", NULL, "connected to libvirtd");
+    recheck_all(w);
 }
 
-/* ---- run ------------------------------------------------------------------------------ */
+/* ---- libvirt's events ------------------------------------------------------------------------ */
 
+static void refetch_domain(Watch *w, const char *domain)
+{
+    WatchJob *j = usbvm_watch_job_new(WATCH_JOB_DOMAIN, domain);
+    j->domain = xstrdup(domain);
+    submit(w, j);
+}
+
+static void lifecycle(Watch *w, WatchMsg *m)
+{
+    if (m->event == VIR_DOMAIN_EVENT_STARTED) {
+        log_event("domain-started", m->domain, " started");
+        refetch_domain(w, m->domain);
+    } else if (m->event == VIR_DOMAIN_EVENT_STOPPED) {
+        log_event("domain-stopped", m->domain, " stopped");
+        /* Whatever was there, or pending there, left with the domain. */
+        usbvm_snapshot_drop_domain(&w->snapshot, m->domain);
+        ops_drop_domain(w, m->domain);
+        recheck_all(w);
+    }
+}
+
+static void device_removed(Watch *w, WatchMsg *m, bool failed)
+{
+    WatchOp *op = op_find(w, USBVM_OP_DETACH, m->domain, m->alias);
+    WatchDevice *dev = usbvm_watch_find_alias(w, m->alias);
+    const UsbvmDevice *model = dev ? dev->model : NULL;
+    if (!failed)
+        usbvm_snapshot_remove(&w->snapshot, m->domain, m->alias);
+    if (!op && !failed) {
+        /* Not a removal this daemon asked for (an admin's 'usbvm detach', a guest eject):
+         * nothing to report, but the device is looked at again. */
+        usbvm_logf(USBVM_LOG_DEBUG, NULL, "%s left %s", m->alias, m->domain);
+    } else if (failed) {
+        w->summary->failed++;
+        usbvm_watch_record(USBVM_LOG_ERR,
+                           &(WatchRecord){ .event = "detach",
+                                           .device = model,
+                                           .domain = m->domain,
+                                           .alias = m->alias,
+                                           .result = "failed",
+                                           .msg = "the guest refused to release it; it stays "
+                                                  "attached" });
+    } else {
+        w->summary->detached++;
+        usbvm_watch_record(USBVM_LOG_NOTICE,
+                           &(WatchRecord){ .event = "detach",
+                                           .device = model,
+                                           .domain = m->domain,
+                                           .alias = m->alias,
+                                           .result = "ok",
+                                           .msg = op->why,
+                                           .has_ms = true,
+                                           .ms = MS(usbvm_now_usec() - op->since_usec) });
+    }
+    if (op)
+        op_remove(w, op);
+    if (dev)
+        dev->event_usec = usbvm_now_usec();
+    w->dirty = true;
+}
+
+static void device_added(Watch *w, WatchMsg *m)
+{
+    /* Ours are in the snapshot from the attach's own answer; anyone else's is read. */
+    UsbvmSnapDomain *d = usbvm_snapshot_domain(&w->snapshot, m->domain);
+    for (size_t i = 0; d && i < d->devs.n; i++)
+        if (streq(d->devs.items[i].alias, m->alias))
+            return;
+    refetch_domain(w, m->domain);
+}
+
+/* ---- answers from the executor --------------------------------------------------------------- */
+
+static void note(Watch *w, WatchDevice *dev, UsbvmLogLevel level, const char *event,
+                 const char *domain, const char *text)
+{
+    if (streq(dev->last_note, text))
+        return; /* once per distinct reason: an event storm does not repeat the line */
+    free(dev->last_note);
+    dev->last_note = xstrdup(text);
+    usbvm_watch_record(
+        level,
+        &(WatchRecord){ .event = event, .device = dev->model, .domain = domain, .msg = text });
+}
+
+static void attach_done(Watch *w, WatchJob *j)
+{
+    WatchOp *op = op_find(w, USBVM_OP_ATTACH, j->domain, j->alias);
+    if (op)
+        op_remove(w, op);
+    if (j->ctx.reread) {
+        /* Another usbvm process changed a domain: the attach read them all; so do we. */
+        w->refetch_all = true;
+    } else if (j->r == 0 && j->res.changed) {
+        w->known_gen = j->ctx.generation;
+    }
+    if (j->r == 0 && j->res.changed && j->ctx.added.alias)
+        usbvm_snapshot_add(&w->snapshot, &j->ctx.added);
+    WatchDevice *dev = usbvm_watch_find_alias(w, j->alias);
+    w->dirty = true;
+    if (!dev || dev->gone)
+        return; /* the unplug is planned next */
+    const char *mode = usbvm_mode_to_string(j->spec.mode);
+    uint64_t since = j->event_usec ? j->event_usec : j->started_usec;
+    WatchRecord rec = { .event = "attach",
+                        .device = dev->model,
+                        .domain = j->domain,
+                        .mode = mode,
+                        .has_ms = true,
+                        .ms = MS(j->done_usec - since) };
+    if (j->r < 0) {
+        bool busy = j->err.errnum == EAGAIN && j->err.kind == USBVM_E_FAILED;
+        w->summary->failed += !busy;
+        dev->held_back = !busy; /* a held lock is retried at the next turn */
+        rec.result = j->err.kind == USBVM_E_REFUSED ? "refused" : busy ? "busy" : "failed";
+        rec.error = j->err.message;
+        if (!streq(dev->last_note, j->err.message)) {
+            free(dev->last_note);
+            dev->last_note = xstrdup(j->err.message);
+            usbvm_watch_record(busy ? USBVM_LOG_DEBUG : USBVM_LOG_ERR, &rec);
+        }
+        return;
+    }
+    free(dev->last_note);
+    dev->last_note = NULL;
+    if (!j->res.changed) {
+        w->summary->unchanged++;
+        return;
+    }
+    w->summary->attached++;
+    rec.result = "ok";
+    rec.notes = j->res.notes[0] ? j->res.notes : NULL;
+    usbvm_watch_record(USBVM_LOG_NOTICE, &rec);
+}
+
+static void detach_done(Watch *w, WatchJob *j)
+{
+    WatchOp *op = op_find(w, USBVM_OP_DETACH, j->domain, j->alias);
+    WatchDevice *dev = usbvm_watch_find_alias(w, j->alias);
+    WatchRecord rec = { .event = "detach",
+                        .device = dev ? dev->model : NULL,
+                        .domain = j->domain,
+                        .alias = j->alias,
+                        .msg = j->why };
+    w->dirty = true;
+    if (j->r < 0 && j->err.kind != USBVM_E_PENDING) {
+        w->summary->failed++;
+        if (op)
+            op_remove(w, op);
+        rec.result = "failed";
+        rec.error = j->err.message;
+        usbvm_watch_record(USBVM_LOG_ERR, &rec);
+        return;
+    }
+    if (j->res.state == USBVM_STATE_DETACHED) {
+        if (op)
+            op_remove(w, op);
+        usbvm_snapshot_remove(&w->snapshot, j->domain, j->alias);
+        w->summary->detached++;
+        rec.result = "ok";
+        rec.has_ms = true;
+        rec.ms = MS(j->done_usec - j->started_usec);
+        usbvm_watch_record(USBVM_LOG_NOTICE, &rec);
+        return;
+    }
+    /* Asked; libvirt confirms with DEVICE_REMOVED (invariant 4). */
+    if (op)
+        op->answered = true;
+    rec.result = "requested";
+    usbvm_watch_record(USBVM_LOG_INFO, &rec);
+}
+
+static void job_done(Watch *w, WatchJob *j)
+{
+    if (j->kind == WATCH_JOB_CONNECT)
+        return connected(w, j);
+    if (j->conn_gen != w->conn_gen || !w->conn) {
+        /* An answer on a connection that has been replaced: the full read after the
+         * reconnect decides. Only the operation's bookkeeping is cleared. */
+        WatchOp *op =
+            j->alias ? op_find(w, j->kind == WATCH_JOB_ATTACH ? USBVM_OP_ATTACH : USBVM_OP_DETACH,
+                               j->domain, j->alias)
+                     : NULL;
+        if (op)
+            op_remove(w, op);
+        w->dirty = true;
+        return;
+    }
+    switch (j->kind) {
+    case WATCH_JOB_SNAPSHOT:
+        if (j->r == 0) {
+            w->known_gen = j->generation;
+            usbvm_snapshot_take(&w->snapshot, &j->snapshot);
+        }
+        w->dirty = true;
+        break;
+    case WATCH_JOB_DOMAIN:
+        if (j->running)
+            usbvm_snapshot_set_domain(&w->snapshot, j->domain, &j->devs);
+        else
+            usbvm_snapshot_drop_domain(&w->snapshot, j->domain);
+        recheck_all(w);
+        break;
+    case WATCH_JOB_ATTACH:
+        attach_done(w, j);
+        break;
+    case WATCH_JOB_DETACH:
+        detach_done(w, j);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- planning ------------------------------------------------------------------------------- */
+
+static const char *wait_text(const UsbvmAction *a, char *buf, size_t n, UsbvmLogLevel *ret_level)
+{
+    *ret_level = USBVM_LOG_DEBUG;
+    switch (a->wait) {
+    case USBVM_WAIT_DOMAIN:
+        *ret_level = USBVM_LOG_INFO;
+        snprintf(buf, n, "domain '%s' is not running; attaching when it starts", a->domain);
+        return buf;
+    case USBVM_WAIT_LIBVIRT:
+        *ret_level = USBVM_LOG_INFO;
+        return "waiting for libvirtd to come back";
+    case USBVM_WAIT_BLOCK:
+        return "waiting for its block device";
+    case USBVM_WAIT_BIND:
+        return "waiting for the device to bind";
+    case USBVM_WAIT_AMBIGUOUS:
+        *ret_level = USBVM_LOG_WARNING;
+        return "another present device has the same identity (vendor, product and serial); "
+               "the policy acts on neither until one is unplugged; attach one by its port "
+               "with 'usbvm attach DOMAIN PORT'";
+    default:
+        return NULL;
+    }
+}
+
+static void act_wait(Watch *w, const UsbvmAction *a)
+{
+    WatchDevice *dev = w->devs[a->device];
+    w->waiting++;
+    if (a->kind == USBVM_ACTION_REFUSE) {
+        UsbvmError err = { 0 };
+        usbvm_device_check_host_use(dev->model, &err);
+        if (streq(dev->last_note, err.message))
+            return;
+        free(dev->last_note);
+        dev->last_note = xstrdup(err.message);
+        usbvm_watch_record(USBVM_LOG_ERR, &(WatchRecord){ .event = "attach",
+                                                          .device = dev->model,
+                                                          .domain = a->domain,
+                                                          .result = "refused",
+                                                          .error = err.message });
+        return;
+    }
+    char buf[512];
+    UsbvmLogLevel level;
+    const char *text = wait_text(a, buf, sizeof(buf), &level);
+    if (text)
+        note(w, dev, level, "wait", a->domain, text);
+}
+
+static void act_attach(Watch *w, const UsbvmAction *a)
+{
+    WatchDevice *dev = w->devs[a->device];
+    if (w->opts->dry_run) {
+        _cleanup_free_ char *text = xasprintf("dry run: attach to %s as %s", a->domain,
+                                              usbvm_mode_to_string(a->spec->mode));
+        if (!streq(dev->last_note, text))
+            w->summary->attached++;
+        note(w, dev, USBVM_LOG_NOTICE, "attach", a->domain, text);
+        return;
+    }
+    WatchJob *j = usbvm_watch_job_new(WATCH_JOB_ATTACH, a->domain);
+    j->domain = xstrdup(a->domain);
+    j->alias = xstrdup(a->alias);
+    j->model = usbvm_device_dup(dev->model);
+    j->spec = *a->spec;
+    j->cache = a->spec->cache ? xstrdup(a->spec->cache) : NULL;
+    j->io = a->spec->io ? xstrdup(a->spec->io) : NULL;
+    j->known = usbvm_snapshot_flatten(&w->snapshot);
+    j->known_gen = w->known_gen;
+    j->event_usec = dev->event_usec;
+    op_add(w, USBVM_OP_ATTACH, a->domain, a->alias, NULL);
+    submit(w, j);
+}
+
+static void act_detach(Watch *w, const UsbvmAction *a)
+{
+    const UsbvmDevice *model = a->device != USBVM_PLAN_NO_DEVICE ? w->devs[a->device]->model : NULL;
+    if (w->opts->dry_run) {
+        w->summary->detached++;
+        usbvm_watch_record(USBVM_LOG_NOTICE, &(WatchRecord){ .event = "detach",
+                                                             .device = model,
+                                                             .domain = a->domain,
+                                                             .alias = a->alias,
+                                                             .result = "dry-run",
+                                                             .msg = a->why });
+        /* Counted as pending, so a dry run does not plan it again. */
+        op_add(w, USBVM_OP_DETACH, a->domain, a->alias, a->why);
+        w->ops[w->n_ops - 1].answered = true;
+        return;
+    }
+    WatchJob *j = usbvm_watch_job_new(WATCH_JOB_DETACH, a->domain);
+    j->domain = xstrdup(a->domain);
+    j->alias = xstrdup(a->alias);
+    j->why = xstrdup(a->why);
+    op_add(w, USBVM_OP_DETACH, a->domain, a->alias, a->why);
+    submit(w, j);
+}
+
+static bool ambiguous(const Watch *w, size_t i)
+{
+    const WatchDevice *d = w->devs[i];
+    for (size_t k = 0; !d->gone && d->model && k < w->n_devs; k++)
+        if (k != i && !w->devs[k]->gone && w->devs[k]->model && !w->devs[k]->model->is_hub &&
+            streq(w->devs[k]->model->alias, d->model->alias))
+            return true;
+    return false;
+}
+
+/* Plans once over everything and hands the actions on; returns how many it handed on. */
+static size_t plan_and_act(Watch *w)
+{
+    UsbvmPlanDevice *devs = xcalloc(w->n_devs + 1, sizeof(*devs));
+    for (size_t i = 0; i < w->n_devs; i++) {
+        const WatchDevice *d = w->devs[i];
+        devs[i] = (UsbvmPlanDevice){ .model = d->model,
+                                     .gone = d->gone,
+                                     .keep = d->keep,
+                                     .bound = d->bound,
+                                     .held_back = d->held_back,
+                                     .ambiguous = ambiguous(w, i) };
+    }
+    UsbvmPlanOp *ops = xcalloc(w->n_ops + 1, sizeof(*ops));
+    for (size_t i = 0; i < w->n_ops; i++)
+        ops[i] = (UsbvmPlanOp){ .kind = w->ops[i].kind,
+                                .domain = w->ops[i].domain,
+                                .alias = w->ops[i].alias };
+    UsbvmPlanInput in = { .devices = devs,
+                          .n_devices = w->n_devs,
+                          .rules = w->rules,
+                          .snapshot = &w->snapshot,
+                          .ops = ops,
+                          .n_ops = w->n_ops,
+                          .connected = w->conn != NULL,
+                          .stopping = w->stopping };
+    UsbvmPlan plan = { 0 };
+    usbvm_plan(&in, &plan);
+    free(devs);
+    free(ops);
+    size_t acted = 0;
+    w->waiting = 0;
+    for (size_t i = 0; i < plan.n; i++) {
+        const UsbvmAction *a = &plan.actions[i];
+        if (a->kind == USBVM_ACTION_ATTACH)
+            act_attach(w, a);
+        else if (a->kind == USBVM_ACTION_DETACH)
+            act_detach(w, a);
+        else
+            act_wait(w, a);
+        acted += a->kind == USBVM_ACTION_ATTACH || a->kind == USBVM_ACTION_DETACH;
+    }
+    usbvm_plan_clear(&plan);
+    usbvm_watch_forget_gone(w);
+    w->dirty = false;
+    return acted;
+}
+
+/* ---- the main loop -------------------------------------------------------------------------- */
+
+static void on_signal(Watch *w, int signo)
+{
+    if (signo != SIGHUP) {
+        usbvm_logf(USBVM_LOG_INFO, NULL, "stopping on %s", strsignal(signo));
+        w->quit = true;
+        return;
+    }
+    UsbvmError err = { 0 };
+    /* A rules file that fails to parse changes nothing (invariant 6). */
+    if (load_rules(w, &err) < 0) {
+        usbvm_logf(USBVM_LOG_ERR, NULL, "reload refused, keeping the previous policy: %s",
+                   err.message);
+        return;
+    }
+    w->refetch_all = true;
+    recheck_all(w);
+}
+
+static void handle(Watch *w, WatchMsg *m)
+{
+    bool current = m->conn_gen == w->conn_gen && w->conn;
+    switch (m->kind) {
+    case WATCH_MSG_UEVENT:
+        usbvm_watch_handle_uevent(w, m->ud, m->action);
+        break;
+    case WATCH_MSG_SIGNAL:
+        on_signal(w, m->signo);
+        break;
+    case WATCH_MSG_LIFECYCLE:
+        if (current)
+            lifecycle(w, m);
+        break;
+    case WATCH_MSG_DEVICE_ADDED:
+        if (current)
+            device_added(w, m);
+        break;
+    case WATCH_MSG_DEVICE_REMOVED:
+    case WATCH_MSG_REMOVAL_FAILED:
+        if (current)
+            device_removed(w, m, m->kind == WATCH_MSG_REMOVAL_FAILED);
+        break;
+    case WATCH_MSG_CLOSED:
+        if (current)
+            connection_lost(w);
+        break;
+    case WATCH_MSG_JOB_DONE:
+        job_done(w, m->job);
+        break;
+    }
+}
+
+/* Operations the executor has not answered yet; a call libvirt leaves unanswered for long is
+ * reported once (the domain's QEMU may be stopped); the daemon goes on meanwhile. */
+static size_t unanswered(Watch *w, uint64_t now)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_ops; i++) {
+        WatchOp *op = &w->ops[i];
+        if (op->answered)
+            continue;
+        n++;
+        if (!op->slow_warned && now - op->since_usec > SLOW_CALL_USEC) {
+            op->slow_warned = true;
+            usbvm_logf(USBVM_LOG_WARNING, NULL,
+                       "libvirt has not answered the %s of %s in '%s' for %llu s; other domains "
+                       "go on meanwhile; check that the domain's QEMU responds",
+                       op->kind == USBVM_OP_ATTACH ? "attach" : "detach", op->alias, op->domain,
+                       (unsigned long long)((now - op->since_usec) / 1000000));
+        }
+    }
+    return n;
+}
+
+static uint64_t next_deadline(Watch *w, uint64_t now, uint64_t stop_at)
+{
+    uint64_t d = now + SLOW_CALL_USEC;
+    if (w->reconnect_at && w->reconnect_at < d)
+        d = w->reconnect_at;
+    if (stop_at && stop_at < d)
+        d = stop_at;
+    return d;
+}
+
+/* --once, and the end of --detach-on-exit: done when nothing is in flight and no detach is
+ * still waiting for libvirt (or the wait is over). */
+static bool settled(Watch *w, uint64_t now, uint64_t stop_at)
+{
+    if (w->connecting || w->refetch_all || w->dirty || unanswered(w, now))
+        return false;
+    return pending_detaches(w) == 0 || (stop_at && now >= stop_at) || !w->conn;
+}
+
+static void turn(Watch *w, uint64_t stop_at)
+{
+    uint64_t now = usbvm_now_usec();
+    WatchMsg *m = usbvm_watch_inbox_take(&w->inbox, next_deadline(w, now, stop_at));
+    while (m) {
+        WatchMsg *next = m->next;
+        handle(w, m);
+        usbvm_watch_msg_free(m);
+        m = next;
+    }
+    now = usbvm_now_usec();
+    if (w->reconnect_at && now >= w->reconnect_at && !(w->opts->once && w->started))
+        connect_start(w);
+    if (w->refetch_all && w->conn) {
+        w->refetch_all = false;
+        submit(w, usbvm_watch_job_new(WATCH_JOB_SNAPSHOT, NULL));
+    }
+    if (w->started && w->dirty)
+        plan_and_act(w);
+    (void)unanswered(w, now);
+}
+
+/* ---- run ------------------------------------------------------------------------------------- */
+
+static Watch *watch_new(const UsbvmWatchOptions *opts, UsbvmWatchSummary *summary)
+{
+    Watch *w = xcalloc(1, sizeof(*w));
+    *w = (Watch){ .opts = opts,
+                  .summary = summary,
+                  .signal_fd = -1,
+                  .udev_handle = -1,
+                  .signal_handle = -1,
+                  .cb = { -1, -1, -1, -1 } };
+    usbvm_watch_inbox_init(&w->inbox);
+    w->exec = usbvm_executor_new(&w->inbox);
+    return w;
+}
+
+/* Stops the threads and frees the state. A libvirt call that is still stuck keeps its thread,
+ * which still uses the executor and the inbox: then they are left to the process's exit, so
+ * that SIGTERM ends the daemon whatever libvirt is doing. */
 static void watch_free(Watch *w)
 {
-    if (w->udev_handle >= 0)
-        virEventRemoveHandle(w->udev_handle);
-    if (w->signal_handle >= 0)
-        virEventRemoveHandle(w->signal_handle);
-    if (w->reconnect_timer >= 0)
-        virEventRemoveTimeout(w->reconnect_timer);
-    if (w->signal_fd >= 0)
-        close(w->signal_fd);
-    drop_connection(w);
+    usbvm_watch_loop_stop(w);
+    bool idle = usbvm_executor_drain(w->exec, STOP_GRACE_MS);
+    if (idle && w->conn) {
+        disconnect(w);
+        idle = usbvm_executor_drain(w->exec, STOP_GRACE_MS);
+    }
+    if (!idle) {
+        usbvm_logf(USBVM_LOG_WARNING, NULL,
+                   "a libvirt call is still unanswered; exiting without waiting for it");
+        return;
+    }
+    usbvm_executor_free(w->exec);
+    usbvm_watch_inbox_destroy(&w->inbox);
     for (size_t i = 0; i < w->n_devs; i++)
         usbvm_watch_device_free(w->devs[i]);
     free(w->devs);
-    free(w->pending);
+    while (w->n_ops)
+        op_remove(w, &w->ops[w->n_ops - 1]);
+    free(w->ops);
+    usbvm_snapshot_clear(&w->snapshot);
     usbvm_ruleset_free(w->rules);
-    if (w->monitor)
-        udev_monitor_unref(w->monitor);
     if (w->udev)
         udev_unref(w->udev);
+    free(w);
 }
 
-static void noop_timer(int timer, void *opaque)
+static int start(Watch *w, UsbvmError *err)
 {
+    int r = load_rules(w, err);
+    if (r < 0)
+        return r;
+    w->udev = udev_new();
+    if (!w->udev)
+        return usbvm_error_set(err, USBVM_E_FAILED, ENOMEM, "cannot talk to udev");
+    if ((r = usbvm_watch_loop_start(w, err)) < 0)
+        return r;
+    connect_start(w);
+    while (w->connecting && !w->quit)
+        turn(w, 0);
+    if (w->opts->once && !w->conn)
+        return usbvm_error_set(err, USBVM_E_LIBVIRT, ECONNREFUSED,
+                               "cannot reach libvirtd; start it ('systemctl start libvirtd') "
+                               "and run 'usbvm watch --once' again");
+    if ((r = usbvm_watch_enumerate(w, err)) < 0)
+        return r;
+    w->started = true;
+    plan_and_act(w);
+    return 0;
 }
 
-/* Runs the loop until no detach is pending or the deadline passes. */
-static void wait_pending(Watch *w, int timeout_ms)
+static void finish(Watch *w, int timeout_ms)
 {
-    uint64_t deadline = usbvm_now_usec() + (uint64_t)timeout_ms * 1000;
-    while (w->n_pending && w->conn && usbvm_now_usec() < deadline) {
-        int remaining = (int)((deadline - usbvm_now_usec()) / 1000) + 1;
-        /* The timer only bounds this turn of the loop. */
-        int t = virEventAddTimeout(remaining, noop_timer, NULL, NULL);
-        virEventRunDefaultImpl();
-        virEventRemoveTimeout(t);
-    }
+    uint64_t stop_at = usbvm_now_usec() + (uint64_t)timeout_ms * 1000;
+    while (!settled(w, usbvm_now_usec(), stop_at))
+        turn(w, stop_at);
 }
 
 int usbvm_watch_run(const UsbvmWatchOptions *opts, UsbvmWatchSummary *summary, UsbvmError *err)
 {
-    Watch w = { .opts = opts,
-                .summary = summary,
-                .udev_handle = -1,
-                .signal_fd = -1,
-                .signal_handle = -1,
-                .cb_lifecycle = -1,
-                .cb_removed = -1,
-                .cb_failed = -1,
-                .reconnect_timer = -1 };
     *summary = (UsbvmWatchSummary){ 0 };
     usbvm_virt_init(); /* registers libvirt's default event loop */
-    int r;
-
-    if ((r = load_rules(&w, err)) < 0)
+    Watch *w = watch_new(opts, summary);
+    int r = start(w, err);
+    if (r < 0 || w->quit)
         goto out;
-
-    w.udev = udev_new();
-    if (!w.udev) {
-        r = usbvm_error_set(err, USBVM_E_FAILED, ENOMEM, "cannot talk to udev");
-        goto out;
-    }
-    /* Monitor first, then enumerate: a device plugged in between is seen twice, never
-     * missed, and the handler is idempotent. */
-    w.monitor = udev_monitor_new_from_netlink(w.udev, "udev");
-    if (!w.monitor) {
-        r = usbvm_error_set(err, USBVM_E_FAILED, errno ? errno : EIO,
-                            "cannot listen to udev events (is systemd-udevd running?)");
-        goto out;
-    }
-    udev_monitor_filter_add_match_subsystem_devtype(w.monitor, "usb", "usb_device");
-    udev_monitor_filter_add_match_subsystem_devtype(w.monitor, "block", NULL);
-    udev_monitor_set_receive_buffer_size(w.monitor, UDEV_RCVBUF);
-    if ((r = udev_monitor_enable_receiving(w.monitor)) < 0) {
-        r = usbvm_error_set(err, USBVM_E_FAILED, r, "cannot listen to udev events: %s",
-                            strerror(-r));
-        goto out;
-    }
-
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGHUP);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    w.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (w.signal_fd < 0) {
-        r = usbvm_error_set(err, USBVM_E_FAILED, errno, "cannot set up signal handling: %s",
-                            strerror(errno));
-        goto out;
-    }
-
-    w.udev_handle = virEventAddHandle(udev_monitor_get_fd(w.monitor), VIR_EVENT_HANDLE_READABLE,
-                                      udev_cb, &w, NULL);
-    w.signal_handle =
-        virEventAddHandle(w.signal_fd, VIR_EVENT_HANDLE_READABLE, signal_cb, &w, NULL);
-    w.reconnect_timer = virEventAddTimeout(-1, reconnect_cb, &w, NULL);
-    if (w.udev_handle < 0 || w.signal_handle < 0 || w.reconnect_timer < 0) {
-        r = usbvm_error_set(err, USBVM_E_FAILED, EIO, "cannot register with the event loop");
-        goto out;
-    }
-
-    UsbvmError connect_err = { 0 };
-    watch_connect(&w, opts->once ? &connect_err : NULL);
-    if (!w.conn) {
-        if (opts->once) {
-            /* The connection's own words (which URI, why, what to do); nothing retries. */
-            if (err)
-                *err = connect_err;
-            r = -ECONNREFUSED;
-            goto out;
-        }
-        w.backoff_ms = 100;
-        virEventUpdateTimeout(w.reconnect_timer, (int)w.backoff_ms);
-    }
-
-    if ((r = enumerate(&w, err)) < 0)
-        goto out;
-    w.started = true;
-    usbvm_watch_reconcile_all(&w, "start");
-
     if (opts->once) {
-        wait_pending(&w, opts->detach_timeout_ms);
-        summary->pending = (unsigned)w.n_pending;
-        r = 0;
+        finish(w, opts->detach_timeout_ms);
+        summary->waiting = w->waiting;
         goto out;
     }
-
     json_object *f = json_object_new_object();
     json_object_object_add(f, "event", json_object_new_string("ready"));
-    json_object_object_add(f, "devices", json_object_new_int((int)w.n_devs));
-    usbvm_logf(USBVM_LOG_INFO, f, "ready: watching %zu USB devices", w.n_devs);
-
-    while (!w.quit) {
-        if (virEventRunDefaultImpl() < 0) {
-            r = usbvm_error_set(err, USBVM_E_FAILED, EIO, "the event loop failed");
-            goto out;
-        }
-    }
+    json_object_object_add(f, "devices", json_object_new_int((int)w->n_devs));
+    usbvm_logf(USBVM_LOG_INFO, f, "ready: watching %zu USB devices", w->n_devs);
+    while (!w->quit)
+        turn(w, 0);
     if (opts->detach_on_exit) {
-        usbvm_watch_detach_everything(&w);
-        wait_pending(&w, opts->detach_timeout_ms);
+        w->stopping = true;
+        w->dirty = true;
+        finish(w, opts->detach_timeout_ms);
     }
-    summary->pending = (unsigned)w.n_pending;
-    r = 0;
 out:
-    watch_free(&w);
+    summary->pending = (unsigned)pending_detaches(w);
+    watch_free(w);
     return r;
 }

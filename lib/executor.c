@@ -1,0 +1,144 @@
+/* The executor: libvirt calls off the main thread, one queue per domain (and one general queue
+ * for the connection and full reads). A queue has a thread while it has work; a call that
+ * libvirt does not answer (a domain whose QEMU is stopped, a frozen libvirtd) holds up its own
+ * queue only. Answers go back to the main thread's inbox. */
+#include "watch-state.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct ExecQueue {
+    char *key; /* domain name, "" for the general queue */
+    WatchJob *head, **tail;
+    bool running;
+    struct ExecQueue *next;
+} ExecQueue;
+
+struct UsbvmExecutor {
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    ExecQueue *queues;
+    unsigned busy; /* queues with a thread */
+    WatchInbox *inbox;
+};
+
+typedef struct Worker {
+    UsbvmExecutor *ex;
+    ExecQueue *q;
+} Worker;
+
+UsbvmExecutor *usbvm_executor_new(WatchInbox *inbox)
+{
+    UsbvmExecutor *ex = xcalloc(1, sizeof(*ex));
+    pthread_mutex_init(&ex->lock, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&ex->idle, &a);
+    pthread_condattr_destroy(&a);
+    ex->inbox = inbox;
+    return ex;
+}
+
+static void *worker_main(void *opaque)
+{
+    Worker *wk = opaque;
+    UsbvmExecutor *ex = wk->ex;
+    ExecQueue *q = wk->q;
+    free(wk);
+    for (;;) {
+        pthread_mutex_lock(&ex->lock);
+        WatchJob *j = q->head;
+        if (!j) {
+            q->running = false;
+            ex->busy--;
+            pthread_cond_broadcast(&ex->idle);
+            pthread_mutex_unlock(&ex->lock);
+            return NULL;
+        }
+        q->head = j->next;
+        if (!q->head)
+            q->tail = &q->head;
+        pthread_mutex_unlock(&ex->lock);
+
+        j->next = NULL;
+        usbvm_watch_job_run(j);
+        j->done_usec = usbvm_now_usec();
+        WatchMsg *m = xcalloc(1, sizeof(*m));
+        m->kind = WATCH_MSG_JOB_DONE;
+        m->conn_gen = j->conn_gen;
+        m->job = j;
+        usbvm_watch_inbox_post(ex->inbox, m);
+    }
+}
+
+static ExecQueue *queue_get(UsbvmExecutor *ex, const char *key)
+{
+    for (ExecQueue *q = ex->queues; q; q = q->next)
+        if (streq(q->key, key))
+            return q;
+    ExecQueue *q = xcalloc(1, sizeof(*q));
+    q->key = xstrdup(key);
+    q->tail = &q->head;
+    q->next = ex->queues;
+    ex->queues = q;
+    return q;
+}
+
+void usbvm_executor_submit(UsbvmExecutor *ex, WatchJob *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&ex->lock);
+    ExecQueue *q = queue_get(ex, job->queue ? job->queue : "");
+    *q->tail = job;
+    q->tail = &job->next;
+    if (!q->running) {
+        Worker *wk = xcalloc(1, sizeof(*wk));
+        *wk = (Worker){ .ex = ex, .q = q };
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_t t;
+        if (pthread_create(&t, &attr, worker_main, wk) != 0)
+            abort(); /* as with a failed allocation: nothing sensible is left to do */
+        pthread_attr_destroy(&attr);
+        q->running = true;
+        ex->busy++;
+    }
+    pthread_mutex_unlock(&ex->lock);
+}
+
+bool usbvm_executor_drain(UsbvmExecutor *ex, int timeout_ms)
+{
+    uint64_t deadline = usbvm_now_usec() + (uint64_t)timeout_ms * 1000;
+    struct timespec ts = { .tv_sec = (time_t)(deadline / 1000000),
+                           .tv_nsec = (long)(deadline % 1000000) * 1000 };
+    pthread_mutex_lock(&ex->lock);
+    while (ex->busy > 0)
+        if (pthread_cond_timedwait(&ex->idle, &ex->lock, &ts) == ETIMEDOUT)
+            break;
+    bool idle = ex->busy == 0;
+    pthread_mutex_unlock(&ex->lock);
+    return idle;
+}
+
+void usbvm_executor_free(UsbvmExecutor *ex)
+{
+    if (!ex)
+        return;
+    while (ex->queues) {
+        ExecQueue *q = ex->queues;
+        ex->queues = q->next;
+        while (q->head) {
+            WatchJob *j = q->head;
+            q->head = j->next;
+            usbvm_watch_job_free(j);
+        }
+        free(q->key);
+        free(q);
+    }
+    pthread_mutex_destroy(&ex->lock);
+    pthread_cond_destroy(&ex->idle);
+    free(ex);
+}

@@ -1,0 +1,127 @@
+/* The host lock (see hostlock.h). */
+#include "hostlock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* 2^20 slots of 8 bytes: a sparse 8 MiB file. Two identities in one slot only wait for each
+ * other; they never share a decision. */
+#define SLOTS    (1u << 20)
+#define SLOT_LEN 8
+
+static const char *lock_path(const char *path)
+{
+    if (path)
+        return path;
+    const char *env = getenv("USBVM_LOCK_PATH");
+    return env && *env ? env : USBVM_HOSTLOCK_PATH;
+}
+
+static uint64_t slot_for(const char *alias)
+{
+    uint64_t h = usbvm_hash64(alias, strlen(alias));
+    return 1 + h % (SLOTS - 1); /* slot 0 is the generation counter */
+}
+
+static int lock_range(int fd, short type, uint64_t slot, bool wait)
+{
+    struct flock fl = {
+        .l_type = type,
+        .l_whence = SEEK_SET,
+        .l_start = (off_t)(slot * SLOT_LEN),
+        .l_len = SLOT_LEN,
+    };
+    if (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0)
+        return -errno;
+    return 0;
+}
+
+static int open_lock_file(const char *path, UsbvmError *err)
+{
+    /* /run/usbvm is made on first use; a unit's RuntimeDirectory= makes it too. */
+    _cleanup_free_ char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+            return usbvm_error_set(err, USBVM_E_FAILED, errno,
+                                   "cannot create %s for the host lock: %s; run usbvm as root", dir,
+                                   strerror(errno));
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return usbvm_error_set(err, USBVM_E_FAILED, errno,
+                               "cannot open the host lock %s: %s; run usbvm as root", path,
+                               strerror(errno));
+    return fd;
+}
+
+int usbvm_hostlock_acquire(const char *path, const char *alias, unsigned flags, UsbvmHostLock *ret,
+                           UsbvmError *err)
+{
+    path = lock_path(path);
+    int fd = open_lock_file(path, err);
+    if (fd < 0)
+        return fd;
+    uint64_t slot = slot_for(strempty(alias));
+    int r = lock_range(fd, F_WRLCK, slot, flags & USBVM_HOSTLOCK_WAIT);
+    if (r < 0) {
+        close(fd);
+        if (r == -EAGAIN || r == -EACCES)
+            return usbvm_error_set(err, USBVM_E_FAILED, EAGAIN,
+                                   "another usbvm process is attaching this device right now; "
+                                   "try again in a moment");
+        if (r == -EINTR)
+            return usbvm_error_set(err, USBVM_E_FAILED, EINTR,
+                                   "another usbvm process has been attaching this device for too "
+                                   "long; check 'usbvm status' and try again");
+        return usbvm_error_set(err, USBVM_E_FAILED, -r, "cannot lock %s: %s", path, strerror(-r));
+    }
+    *ret = (UsbvmHostLock){ .fd = fd, .slot = slot };
+    return 0;
+}
+
+void usbvm_hostlock_release(UsbvmHostLock *l)
+{
+    if (!l || l->fd < 0)
+        return;
+    /* Closing the last descriptor of the open file description releases its locks. */
+    close(l->fd);
+    l->fd = -1;
+}
+
+static int generation_rw(const UsbvmHostLock *l, bool bump, uint64_t *ret)
+{
+    int r = lock_range(l->fd, F_WRLCK, 0, true);
+    if (r < 0)
+        return r;
+    uint64_t g = 0;
+    ssize_t n = pread(l->fd, &g, sizeof(g), 0);
+    if (n != (ssize_t)sizeof(g))
+        g = 0; /* a new file */
+    if (bump) {
+        g++;
+        if (pwrite(l->fd, &g, sizeof(g), 0) != (ssize_t)sizeof(g))
+            r = -errno;
+    }
+    struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = SLOT_LEN };
+    (void)fcntl(l->fd, F_OFD_SETLK, &fl);
+    if (r < 0)
+        return r;
+    *ret = g;
+    return 0;
+}
+
+int usbvm_hostlock_generation(const UsbvmHostLock *l, uint64_t *ret)
+{
+    return generation_rw(l, false, ret);
+}
+
+int usbvm_hostlock_bump(const UsbvmHostLock *l, uint64_t *ret)
+{
+    return generation_rw(l, true, ret);
+}

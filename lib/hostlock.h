@@ -1,0 +1,34 @@
+/* The host lock: one file under /run/usbvm that every usbvm process (CLI or daemon) locks from
+ * its final check to libvirt's answer, so that no two of them attach one device to two domains.
+ *
+ * The file is a table of byte ranges, one per device identity (hashed from its alias), locked
+ * with open-file-description locks: a call stuck on one device holds up no other device, and
+ * threads of one process exclude each other too (each holder opens the file itself). Slot 0
+ * holds a generation counter that every holder bumps after changing a domain, so a daemon can
+ * tell whether its snapshot of the domains is still current without reading them again. */
+#pragma once
+
+#include "error.h"
+
+#include <stdint.h>
+
+#define USBVM_HOSTLOCK_PATH "/run/usbvm/lock"
+
+typedef struct UsbvmHostLock {
+    int fd;
+    uint64_t slot;
+} UsbvmHostLock;
+
+enum {
+    USBVM_HOSTLOCK_WAIT = 1 << 0, /* block until free (EINTR from a caller's alarm ends it) */
+};
+
+/* Locks the device's slot. Without USBVM_HOSTLOCK_WAIT a slot held by another holder gives
+ * -EAGAIN (err says who to wait for). path NULL: USBVM_HOSTLOCK_PATH (or $USBVM_LOCK_PATH). */
+int usbvm_hostlock_acquire(const char *path, const char *alias, unsigned flags, UsbvmHostLock *ret,
+                           UsbvmError *err);
+void usbvm_hostlock_release(UsbvmHostLock *l);
+
+/* The generation counter, read (and for bump, incremented) under a short lock of slot 0. */
+int usbvm_hostlock_generation(const UsbvmHostLock *l, uint64_t *ret);
+int usbvm_hostlock_bump(const UsbvmHostLock *l, uint64_t *ret);

@@ -1,0 +1,264 @@
+/* The daemon's devices: every USB device on the host, kept current from uevents. A uevent
+ * only updates a device and marks the state dirty; what to do about it is the planner's. */
+#include "watch-state.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* The present (not unplugged) device at syspath. */
+static WatchDevice *find_syspath(Watch *w, const char *syspath)
+{
+    for (size_t i = 0; i < w->n_devs; i++)
+        if (!w->devs[i]->gone && streq(w->devs[i]->syspath, syspath))
+            return w->devs[i];
+    return NULL;
+}
+
+/* The USB device a block device belongs to: the known device whose syspath is the longest
+ * prefix of the block device's. Works for "remove" too, when sysfs is already gone. */
+static WatchDevice *find_owner(Watch *w, const char *block_syspath)
+{
+    WatchDevice *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < w->n_devs; i++) {
+        WatchDevice *d = w->devs[i];
+        size_t n = strlen(d->syspath);
+        if (!d->gone && n > best_len && strncmp(block_syspath, d->syspath, n) == 0 &&
+            block_syspath[n] == '/') {
+            best = d;
+            best_len = n;
+        }
+    }
+    return best;
+}
+
+WatchDevice *usbvm_watch_find_alias(Watch *w, const char *alias)
+{
+    /* Prefer a present device over a removed one with the same identity. */
+    WatchDevice *gone = NULL;
+    for (size_t i = 0; i < w->n_devs; i++) {
+        WatchDevice *d = w->devs[i];
+        if (!d->model || !usbvm_alias_belongs(alias, d->model->alias))
+            continue;
+        if (!d->gone)
+            return d;
+        gone = d;
+    }
+    return gone;
+}
+
+/* Is the device of usbvm's in some domain, by what the snapshot says? */
+static bool in_a_domain(const Watch *w, const char *alias)
+{
+    for (size_t k = 0; k < w->snapshot.n; k++)
+        for (size_t i = 0; i < w->snapshot.domains[k].devs.n; i++) {
+            const UsbvmDomDev *o = &w->snapshot.domains[k].devs.items[i];
+            if (o->owned && usbvm_alias_belongs(o->alias, alias))
+                return true;
+        }
+    return false;
+}
+
+static bool passed_through(const Watch *w, const WatchDevice *dev)
+{
+    for (size_t k = 0; dev->model && k < w->snapshot.n; k++)
+        for (size_t i = 0; i < w->snapshot.domains[k].devs.n; i++) {
+            const UsbvmDomDev *o = &w->snapshot.domains[k].devs.items[i];
+            if (o->owned && o->mode == USBVM_MODE_USB &&
+                usbvm_alias_belongs(o->alias, dev->model->alias))
+                return true;
+        }
+    return false;
+}
+
+/* Re-reads a device's model. While a stick is passed through as usb the host kernel unbinds
+ * usb-storage and its block devices vanish: that is not an unplug, and the rules still see
+ * the block devices it had. */
+static int refresh(Watch *w, WatchDevice *dev, struct udev_device *ud)
+{
+    _cleanup_(udev_device_unrefp) struct udev_device *own = NULL;
+    if (!ud) {
+        own = udev_device_new_from_syspath(w->udev, dev->syspath);
+        if (!own)
+            return -ENODEV;
+        ud = own;
+    }
+    UsbvmError err = { 0 };
+    UsbvmDevice *model = NULL;
+    if (usbvm_device_new_from_udev(ud, &usbvm_host_paths_default, &model, &err) < 0) {
+        _cleanup_free_ char *esc = usbvm_escape(err.message);
+        usbvm_logf(USBVM_LOG_WARNING, NULL, "cannot read %s: %s", dev->syspath, esc);
+        return -EIO;
+    }
+    UsbvmDevice *old = dev->model;
+    usbvm_logf(USBVM_LOG_DEBUG, NULL, "read %s: %s, %zu block devices%s", dev->syspath,
+               model->alias, model->n_blocks, udev_device_get_driver(ud) ? "" : ", no driver");
+    if (old && !streq(old->alias, model->alias)) {
+        /* Same syspath, same plug, another identity: the kernel is tearing the device down
+         * (a real unplug removes idVendor, serial and friends before the last uevents) and
+         * this read saw the remains. Keep what was known; the alias must outlive the device,
+         * so that its detach can name it. */
+        usbvm_logf(USBVM_LOG_DEBUG, NULL, "%s: ignoring a partial read while it goes away",
+                   dev->syspath);
+        usbvm_device_free(model);
+        return 0;
+    }
+    if (old && model->n_blocks == 0 && old->n_blocks > 0 && passed_through(w, dev)) {
+        model->blocks = old->blocks;
+        model->n_blocks = old->n_blocks;
+        old->blocks = NULL;
+        old->n_blocks = 0;
+    }
+    usbvm_device_free(old);
+    dev->model = model;
+    dev->bound = udev_device_get_driver(ud) != NULL;
+    return 0;
+}
+
+static WatchDevice *device_add(Watch *w, struct udev_device *ud)
+{
+    const char *syspath = udev_device_get_syspath(ud);
+    WatchDevice *dev = find_syspath(w, syspath);
+    if (!dev) {
+        /* A removed device whose detach is still pending keeps its entry; a replug at the
+         * same port is a new entry. */
+        dev = xcalloc(1, sizeof(*dev));
+        dev->syspath = xstrdup(syspath);
+        w->devs = xrealloc(w->devs, (w->n_devs + 1) * sizeof(*w->devs));
+        w->devs[w->n_devs++] = dev;
+    }
+    /* Re-read from sysfs and the udev database: a monitor event carries only a few of the
+     * properties (umockdev's, and a kernel event's before udev processed it). */
+    if (refresh(w, dev, NULL) < 0 && refresh(w, dev, ud) < 0 && !dev->model) {
+        w->n_devs--;
+        usbvm_watch_device_free(dev);
+        return NULL;
+    }
+    return dev;
+}
+
+/* Forgets unplugged devices of which nothing is left in a domain and nothing is on its way. */
+void usbvm_watch_forget_gone(Watch *w)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < w->n_devs; i++) {
+        WatchDevice *d = w->devs[i];
+        bool busy = false;
+        for (size_t o = 0; d->gone && d->model && o < w->n_ops; o++)
+            busy |= usbvm_alias_belongs(w->ops[o].alias, d->model->alias);
+        if (d->gone && !busy && (!d->model || !in_a_domain(w, d->model->alias) || !w->conn)) {
+            usbvm_watch_device_free(d);
+            continue;
+        }
+        w->devs[k++] = d;
+    }
+    w->n_devs = k;
+}
+
+static void device_gone(Watch *w, WatchDevice *dev, uint64_t now)
+{
+    dev->gone = true;
+    dev->event_usec = now;
+    if (dev->model)
+        usbvm_watch_record(USBVM_LOG_INFO,
+                           &(WatchRecord){ .event = "unplug", .device = dev->model });
+    w->dirty = true;
+}
+
+static void usb_device_event(Watch *w, struct udev_device *ud, const char *action, uint64_t now)
+{
+    const char *syspath = udev_device_get_syspath(ud);
+    WatchDevice *prev = find_syspath(w, syspath);
+    if (streq(action, "remove")) {
+        if (prev)
+            device_gone(w, prev, now);
+        return;
+    }
+    if (prev && streq(action, "add") && prev->model) {
+        /* An "add" for a device we know: a replug whose "remove" we never saw (the device
+         * number changes with every plug), or the same plug seen twice at start. */
+        const char *devnum = udev_device_get_sysattr_value(ud, "devnum");
+        unsigned n = 0;
+        if (devnum && usbvm_parse_uint(devnum, 10, 255, &n) >= 0 && n != prev->model->devnum) {
+            device_gone(w, prev, now);
+            prev = NULL;
+        }
+    }
+    if (prev && streq(action, "unbind"))
+        return; /* only happens on the way out; "remove" follows */
+    WatchDevice *dev = device_add(w, ud);
+    if (!dev)
+        return;
+    dev->event_usec = now;
+    dev->held_back = false;
+    if (!prev && !dev->model->is_hub)
+        usbvm_watch_record(USBVM_LOG_INFO, &(WatchRecord){ .event = "plug", .device = dev->model });
+    if (!w->started && w->opts->present == USBVM_PRESENT_KEEP)
+        dev->keep = true;
+    else if (w->started)
+        dev->keep = false;
+    w->dirty = true;
+}
+
+static void block_event(Watch *w, struct udev_device *ud, const char *action, uint64_t now)
+{
+    const char *syspath = udev_device_get_syspath(ud);
+    WatchDevice *dev = find_owner(w, syspath);
+    if (!dev || refresh(w, dev, NULL) < 0)
+        return;
+    /* The kernel removes the node from sysfs before it sends "remove"; a re-read that raced
+     * with that must not bring it back. While the device is passed through as usb, its block
+     * devices are remembered on purpose (see refresh). */
+    if (streq(action, "remove") && !passed_through(w, dev))
+        usbvm_device_drop_blocks(dev->model, syspath);
+    dev->event_usec = now;
+    dev->held_back = false;
+    w->dirty = true;
+}
+
+void usbvm_watch_handle_uevent(Watch *w, struct udev_device *ud, const char *action)
+{
+    const char *subsystem = udev_device_get_subsystem(ud);
+    const char *devtype = udev_device_get_devtype(ud);
+    const char *syspath = udev_device_get_syspath(ud);
+    if (!subsystem || !syspath)
+        return;
+    usbvm_logf(USBVM_LOG_DEBUG, NULL, "uevent %s %s %s", action, strempty(subsystem), syspath);
+    uint64_t now = usbvm_now_usec();
+    if (streq(subsystem, "usb") && streq(devtype, "usb_device"))
+        usb_device_event(w, ud, action, now);
+    else if (streq(subsystem, "block"))
+        block_event(w, ud, action, now);
+}
+
+int usbvm_watch_enumerate(Watch *w, UsbvmError *err)
+{
+    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *e = udev_enumerate_new(w->udev);
+    if (!e)
+        return usbvm_error_set(err, USBVM_E_FAILED, ENOMEM, "cannot enumerate USB devices");
+    udev_enumerate_add_match_subsystem(e, "usb");
+    udev_enumerate_add_match_property(e, "DEVTYPE", "usb_device");
+    int r = udev_enumerate_scan_devices(e);
+    if (r < 0)
+        return usbvm_error_set(err, USBVM_E_FAILED, -r, "cannot enumerate USB devices: %s",
+                               strerror(-r));
+    struct udev_list_entry *entry;
+    udev_list_entry_foreach(entry, udev_enumerate_get_list_entry(e))
+    {
+        _cleanup_(udev_device_unrefp) struct udev_device *ud =
+            udev_device_new_from_syspath(w->udev, udev_list_entry_get_name(entry));
+        if (ud)
+            usbvm_watch_handle_uevent(w, ud, "add");
+    }
+    return 0;
+}
+
+void usbvm_watch_device_free(WatchDevice *d)
+{
+    if (!d)
+        return;
+    free(d->syspath);
+    usbvm_device_free(d->model);
+    free(d->last_note);
+    free(d);
+}

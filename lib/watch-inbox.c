@@ -1,0 +1,73 @@
+/* The main thread's inbox: the event-loop thread and the executor's threads post messages, the
+ * main thread takes them all at once, so a burst is planned once. */
+#include "watch-state.h"
+
+#include <errno.h>
+#include <time.h>
+
+void usbvm_watch_inbox_init(WatchInbox *in)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&in->cond, &a);
+    pthread_condattr_destroy(&a);
+    pthread_mutex_init(&in->lock, NULL);
+    in->head = NULL;
+    in->tail = &in->head;
+}
+
+void usbvm_watch_inbox_destroy(WatchInbox *in)
+{
+    WatchMsg *m = usbvm_watch_inbox_take(in, 1);
+    while (m) {
+        WatchMsg *next = m->next;
+        usbvm_watch_msg_free(m);
+        m = next;
+    }
+    pthread_mutex_destroy(&in->lock);
+    pthread_cond_destroy(&in->cond);
+}
+
+void usbvm_watch_inbox_post(WatchInbox *in, WatchMsg *m)
+{
+    m->next = NULL;
+    pthread_mutex_lock(&in->lock);
+    *in->tail = m;
+    in->tail = &m->next;
+    pthread_cond_signal(&in->cond);
+    pthread_mutex_unlock(&in->lock);
+}
+
+WatchMsg *usbvm_watch_inbox_take(WatchInbox *in, uint64_t deadline_usec)
+{
+    pthread_mutex_lock(&in->lock);
+    while (!in->head) {
+        if (deadline_usec == 0) {
+            pthread_cond_wait(&in->cond, &in->lock);
+            continue;
+        }
+        struct timespec ts = { .tv_sec = (time_t)(deadline_usec / 1000000),
+                               .tv_nsec = (long)(deadline_usec % 1000000) * 1000 };
+        if (pthread_cond_timedwait(&in->cond, &in->lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    WatchMsg *m = in->head;
+    in->head = NULL;
+    in->tail = &in->head;
+    pthread_mutex_unlock(&in->lock);
+    return m;
+}
+
+void usbvm_watch_msg_free(WatchMsg *m)
+{
+    if (!m)
+        return;
+    if (m->ud)
+        udev_device_unref(m->ud);
+    free(m->action);
+    free(m->domain);
+    free(m->alias);
+    usbvm_watch_job_free(m->job);
+    free(m);
+}

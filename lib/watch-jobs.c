@@ -1,0 +1,125 @@
+/* What the executor's threads do for the daemon: every libvirt call of usbvm watch is made
+ * here, never on the main or the event-loop thread. A job owns copies of everything it reads,
+ * so the main thread may move on (or exit) while a call is stuck. */
+#include "hostlock.h"
+#include "watch-state.h"
+
+#include <errno.h>
+
+WatchJob *usbvm_watch_job_new(WatchJobKind kind, const char *queue)
+{
+    WatchJob *j = xcalloc(1, sizeof(*j));
+    j->kind = kind;
+    j->queue = queue ? xstrdup(queue) : NULL;
+    j->cb_lifecycle = j->cb_added = j->cb_removed = j->cb_failed = -1;
+    return j;
+}
+
+void usbvm_watch_job_free(WatchJob *j)
+{
+    if (!j)
+        return;
+    free(j->queue);
+    if (j->conn)
+        virConnectClose(j->conn);
+    free(j->domain);
+    free(j->alias);
+    free(j->why);
+    usbvm_device_free(j->model);
+    free(j->cache);
+    free(j->io);
+    usbvm_domdev_list_free(j->known);
+    usbvm_domdev_list_free(j->ctx.reread);
+    usbvm_domdev_clear(&j->ctx.added);
+    usbvm_snapshot_clear(&j->snapshot);
+    usbvm_domdev_list_clear(&j->devs);
+    free(j);
+}
+
+static void read_generation(uint64_t *ret)
+{
+    /* Read before the domains, so a change made meanwhile shows as a newer generation. */
+    UsbvmHostLock l = { .fd = -1 };
+    UsbvmError err = { 0 };
+    *ret = 0;
+    if (usbvm_hostlock_acquire(NULL, "generation", USBVM_HOSTLOCK_WAIT, &l, &err) == 0) {
+        (void)usbvm_hostlock_generation(&l, ret);
+        usbvm_hostlock_release(&l);
+    }
+}
+
+static void run_connect(WatchJob *j)
+{
+    virConnectPtr conn = NULL;
+    j->r = usbvm_virt_open(j->uri, &conn, &j->err);
+    if (j->r < 0)
+        return;
+    j->conn = conn;
+    /* A dead libvirtd closes the socket, which the close callback reports at once; keepalive
+     * (a ping every 5 s, 3 unanswered = dead) catches a frozen one, and because the event loop
+     * runs on a thread of its own it does so even while a call is waiting for an answer. */
+    virConnectSetKeepAlive(conn, 5, 3);
+    usbvm_watch_conn_register(j->watch, j);
+    read_generation(&j->generation);
+    j->r = usbvm_virt_read_snapshot(conn, &j->snapshot, &j->err);
+}
+
+static void run_detach(WatchJob *j)
+{
+    virDomainPtr dom = NULL;
+    j->r = usbvm_virt_lookup(j->conn, j->domain, &dom, &j->err);
+    if (j->r < 0)
+        return;
+    j->r = usbvm_virt_detach_alias(j->conn, dom, j->alias, USBVM_ATTACH_LIVE, 0, &j->res, &j->err);
+    virDomainFree(dom);
+}
+
+static void run_attach(WatchJob *j)
+{
+    virDomainPtr dom = NULL;
+    j->r = usbvm_virt_lookup(j->conn, j->domain, &dom, &j->err);
+    if (j->r < 0)
+        return;
+    j->spec.cache = j->cache;
+    j->spec.io = j->io;
+    unsigned flags = USBVM_ATTACH_LIVE | (j->spec.persistent ? USBVM_ATTACH_CONFIG : 0);
+    j->ctx = (UsbvmAttachCtx){ .known = j->known,
+                               .known_generation = j->known_gen,
+                               .recheck_host_use = true,
+                               .lock_nowait = true };
+    j->r =
+        usbvm_virt_attach_ctx(j->conn, dom, j->model, &j->spec, flags, &j->ctx, &j->res, &j->err);
+    virDomainFree(dom);
+}
+
+void usbvm_watch_job_run(WatchJob *j)
+{
+    j->started_usec = usbvm_now_usec();
+    switch (j->kind) {
+    case WATCH_JOB_CONNECT:
+        run_connect(j);
+        break;
+    case WATCH_JOB_DISCONNECT:
+        usbvm_watch_conn_deregister(j);
+        break;
+    case WATCH_JOB_SNAPSHOT:
+        read_generation(&j->generation);
+        j->r = usbvm_virt_read_snapshot(j->conn, &j->snapshot, &j->err);
+        break;
+    case WATCH_JOB_DOMAIN: {
+        virDomainPtr dom = virDomainLookupByName(j->conn, j->domain);
+        j->running = false;
+        if (dom) {
+            j->r = usbvm_virt_read_domain(dom, &j->devs, &j->running, &j->err);
+            virDomainFree(dom);
+        }
+        break;
+    }
+    case WATCH_JOB_ATTACH:
+        run_attach(j);
+        break;
+    case WATCH_JOB_DETACH:
+        run_detach(j);
+        break;
+    }
+}

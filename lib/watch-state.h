@@ -1,0 +1,220 @@
+/* The daemon's state and the pieces of usbvm watch (lib/watch*.c, lib/executor.c).
+ *
+ * Threads: the event-loop thread (watch-loop.c) runs libvirt's default event loop, which holds
+ * the udev monitor, the signalfd and libvirt's connection (keepalive, close callback, domain
+ * events); it only queues messages. The main thread (watch.c) owns all state below: it takes
+ * every queued message, updates the devices and the snapshot, plans once per burst
+ * (planner.c) and hands the actions to the executor (executor.c), whose threads make the
+ * libvirt calls, one queue per domain, so that a call stuck on one domain holds up no other.
+ * Their answers come back as messages. Nothing here is touched by two threads at once, except
+ * the inbox and the executor's queues, which have their own locks. */
+#pragma once
+
+#include "device.h"
+#include "log.h"
+#include "planner.h"
+#include "rules.h"
+#include "snapshot.h"
+#include "virt.h"
+#include "watch.h"
+
+#include <json-c/json.h>
+#include <libudev.h>
+#include <pthread.h>
+
+/* One USB device the daemon knows: present, or removed but still attached somewhere until its
+ * detach is confirmed. */
+typedef struct WatchDevice {
+    char *syspath;
+    UsbvmDevice *model;  /* latest model; after removal the last one seen */
+    bool gone;           /* removed from the host */
+    bool keep;           /* present at start with --present keep: left alone until replugged */
+    bool bound;          /* the USB device has its driver: ready for passthrough */
+    bool held_back;      /* refused or failed: retried at its next event, not in a loop */
+    uint64_t event_usec; /* when the event that last changed it arrived */
+    char *last_note;     /* last "wait"/"refused" text, so it is not repeated */
+} WatchDevice;
+
+/* An operation in flight, or a detach libvirt has not confirmed yet. */
+typedef struct WatchOp {
+    UsbvmOpKind kind;
+    char *domain;
+    char *alias;
+    char *why;
+    uint64_t since_usec;
+    bool answered; /* the executor answered (a detach now waits for libvirt's event) */
+    bool slow_warned;
+} WatchOp;
+
+/* ---- messages to the main thread ---------------------------------------------------------- */
+
+typedef enum WatchMsgKind {
+    WATCH_MSG_UEVENT,
+    WATCH_MSG_SIGNAL,
+    WATCH_MSG_LIFECYCLE,
+    WATCH_MSG_DEVICE_ADDED,
+    WATCH_MSG_DEVICE_REMOVED,
+    WATCH_MSG_REMOVAL_FAILED,
+    WATCH_MSG_CLOSED,
+    WATCH_MSG_JOB_DONE,
+} WatchMsgKind;
+
+struct WatchJob;
+
+typedef struct WatchMsg {
+    WatchMsgKind kind;
+    struct WatchMsg *next;
+    unsigned conn_gen; /* libvirt messages: which connection said it */
+    struct udev_device *ud;
+    char *action;
+    int signo;
+    int event; /* lifecycle */
+    char *domain;
+    char *alias;
+    struct WatchJob *job;
+} WatchMsg;
+
+typedef struct WatchInbox {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    WatchMsg *head, **tail;
+} WatchInbox;
+
+void usbvm_watch_inbox_init(WatchInbox *in);
+void usbvm_watch_inbox_destroy(WatchInbox *in);
+void usbvm_watch_inbox_post(WatchInbox *in, WatchMsg *m);
+/* Every queued message (oldest first), waiting until one arrives or deadline_usec passes
+ * (0: no deadline). NULL when none came. */
+WatchMsg *usbvm_watch_inbox_take(WatchInbox *in, uint64_t deadline_usec);
+void usbvm_watch_msg_free(WatchMsg *m);
+
+/* ---- jobs for the executor ----------------------------------------------------------------- */
+
+typedef enum WatchJobKind {
+    WATCH_JOB_CONNECT,    /* open, keepalive, callbacks, then the full snapshot */
+    WATCH_JOB_DISCONNECT, /* deregister and close an old connection */
+    WATCH_JOB_SNAPSHOT,   /* every running domain's devices */
+    WATCH_JOB_DOMAIN,     /* one domain's devices */
+    WATCH_JOB_ATTACH,
+    WATCH_JOB_DETACH,
+} WatchJobKind;
+
+struct Watch;
+
+typedef struct WatchJob {
+    WatchJobKind kind;
+    struct WatchJob *next;
+    struct Watch *watch; /* for CONNECT: the callbacks' opaque; never touched by the executor */
+    char *queue;         /* the domain whose queue runs it; NULL: the general queue */
+    const char *uri;
+    virConnectPtr conn; /* a reference of its own */
+    unsigned conn_gen;
+    char *domain, *alias, *why;
+    UsbvmDevice *model; /* attach: a copy of its own */
+    UsbvmAttachSpec spec;
+    char *cache, *io;
+    UsbvmDomDevList *known; /* attach: every running domain's devices, a copy */
+    uint64_t known_gen;
+    uint64_t started_usec, event_usec;
+    /* answers */
+    int r;
+    UsbvmError err;
+    UsbvmResult res;
+    UsbvmAttachCtx ctx;
+    UsbvmSnapshot snapshot;
+    UsbvmDomDevList devs;
+    bool running;
+    uint64_t generation;
+    uint64_t done_usec;
+    int cb_lifecycle, cb_added, cb_removed, cb_failed;
+} WatchJob;
+
+WatchJob *usbvm_watch_job_new(WatchJobKind kind, const char *queue);
+void usbvm_watch_job_free(WatchJob *j);
+
+typedef struct UsbvmExecutor UsbvmExecutor;
+UsbvmExecutor *usbvm_executor_new(WatchInbox *inbox);
+void usbvm_executor_submit(UsbvmExecutor *ex, WatchJob *job);
+/* Waits up to timeout_ms for every queue to drain. Returns false when a call is still stuck:
+ * then the executor must not be freed (its threads still use it) and is left to the exit. */
+bool usbvm_executor_drain(UsbvmExecutor *ex, int timeout_ms);
+void usbvm_executor_free(UsbvmExecutor *ex);
+
+/* ---- the daemon ------------------------------------------------------------------------------ */
+
+typedef struct Watch {
+    const UsbvmWatchOptions *opts;
+    UsbvmWatchSummary *summary;
+    WatchInbox inbox;
+    UsbvmExecutor *exec;
+
+    struct udev *udev; /* the main thread's own context (libudev is not thread-safe) */
+
+    /* event-loop thread (watch-loop.c) */
+    struct udev *loop_udev;
+    struct udev_monitor *monitor;
+    int signal_fd;
+    int udev_handle, signal_handle;
+    pthread_t loop_thread;
+    bool loop_running;
+    volatile int loop_quit;
+
+    /* libvirt */
+    virConnectPtr conn;
+    int cb[4]; /* the connection's domain event callbacks (for the disconnect) */
+    unsigned conn_gen;
+    bool connecting;
+    bool connect_warned;
+    unsigned backoff_ms;
+    uint64_t reconnect_at; /* 0: none scheduled */
+    uint64_t known_gen;    /* the host lock generation the snapshot is current at */
+    UsbvmSnapshot snapshot;
+    bool refetch_all; /* a full re-read is wanted (reload) */
+
+    UsbvmRuleset *rules;
+    WatchDevice **devs;
+    size_t n_devs;
+    WatchOp *ops;
+    size_t n_ops;
+
+    bool dirty;   /* something changed since the last plan */
+    bool started; /* initial enumeration done */
+    bool quit;
+    bool stopping; /* --detach-on-exit: the last plans detach */
+    unsigned waiting;
+} Watch;
+
+/* watch-loop.c */
+int usbvm_watch_loop_start(Watch *w, UsbvmError *err);
+void usbvm_watch_loop_stop(Watch *w);
+/* Registers the domain event and close callbacks on a new connection (executor thread). */
+void usbvm_watch_conn_register(Watch *w, WatchJob *job);
+void usbvm_watch_conn_deregister(WatchJob *job);
+
+/* watch-devices.c */
+void usbvm_watch_handle_uevent(Watch *w, struct udev_device *ud, const char *action);
+int usbvm_watch_enumerate(Watch *w, UsbvmError *err);
+WatchDevice *usbvm_watch_find_alias(Watch *w, const char *alias);
+void usbvm_watch_forget_gone(Watch *w);
+void usbvm_watch_device_free(WatchDevice *d);
+
+/* watch-records.c: one call writes one record, its text line and its JSON fields alike. */
+typedef struct WatchRecord {
+    const char *event;         /* "plug", "attach", "detach", "wait", ... */
+    const UsbvmDevice *device; /* its port, id, name, serial and alias, when known */
+    const char *domain;
+    const char *alias; /* a domain device's alias, when it is not the device's */
+    const char *mode;
+    const char *result; /* "ok", "failed", "refused", "requested", "dry-run" */
+    const char *msg;    /* the reason or the note */
+    const char *error;
+    const char *notes;
+    bool has_ms;
+    int64_t ms;
+} WatchRecord;
+void usbvm_watch_record(UsbvmLogLevel level, const WatchRecord *r);
+/* "1-2 SanDisk Cruzer Blade 0781:5567 sn=4C53..." (escaped). */
+char *usbvm_watch_label(const UsbvmDevice *d);
+
+/* executor jobs' work, run on executor threads (watch-jobs.c) */
+void usbvm_watch_job_run(WatchJob *j);
