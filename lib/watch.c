@@ -205,9 +205,14 @@ static void connected(Watch *w, WatchJob *j)
             d->cb_failed = j->cb_failed;
             usbvm_executor_submit(w->exec, d);
         }
+        if (w->opts->once) {
+            /* Nothing retries: the error is watch's answer (exit record), not a log line. */
+            w->connect_err = j->err;
+            return;
+        }
         _cleanup_free_ char *esc = usbvm_escape(j->err.message);
-        usbvm_logf(w->connect_warned ? USBVM_LOG_DEBUG : USBVM_LOG_WARNING, NULL, "%s%s", esc,
-                   w->opts->once ? "" : "; retrying");
+        usbvm_logf(w->connect_warned ? USBVM_LOG_DEBUG : USBVM_LOG_WARNING, NULL, "%s; retrying",
+                   esc);
         w->connect_warned = true;
         schedule_reconnect(w);
         return;
@@ -777,10 +782,14 @@ static int start(Watch *w, UsbvmError *err)
     connect_start(w);
     while (w->connecting && !w->quit)
         turn(w, 0);
-    if (w->opts->once && !w->conn)
-        return usbvm_error_set(err, USBVM_E_LIBVIRT, ECONNREFUSED,
-                               "cannot reach libvirtd; start it ('systemctl start libvirtd') "
-                               "and run 'usbvm watch --once' again");
+    if (w->opts->once && !w->conn) {
+        /* The connection's own words: which URI, why, and what to do about it. */
+        if (err && w->connect_err.message[0])
+            *err = w->connect_err;
+        else
+            usbvm_error_set(err, USBVM_E_LIBVIRT, ECONNREFUSED, "cannot connect to libvirt");
+        return -ECONNREFUSED;
+    }
     if ((r = usbvm_watch_enumerate(w, err)) < 0)
         return r;
     w->started = true;
