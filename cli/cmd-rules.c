@@ -188,7 +188,8 @@ static int cmd_check(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
         valid = valid && lr == 0;
         /* Move the diagnostics over. */
         all.items = xrealloc(all.items, (all.n + d.n + 1) * sizeof(*all.items));
-        memcpy(all.items + all.n, d.items, d.n * sizeof(*d.items));
+        if (d.n)
+            memcpy(all.items + all.n, d.items, d.n * sizeof(*d.items));
         all.n += d.n;
         all.n_errors += d.n_errors;
         free(d.items);

@@ -17,8 +17,9 @@ D="$USBVM_H_TMP/rules.d"
 mkdir -p "$D"
 # The daemon stand-in: any process that SIGHUP ends, so its exit status says whether the
 # signal came.
-tail -f /dev/null &
+tail -f /dev/null >/dev/null 2>&1 &
 MAINPID=$!
+trap 'kill "$MAINPID" 2>/dev/null; usbvm_h_cleanup' EXIT
 
 # systemd's semantics: each line in order; the first failure fails the reload.
 run_reload() {
