@@ -172,7 +172,13 @@ static int parse_global(UsbvmCli *cli, poptContext ctx, char **connect_uri)
             cli->verbosity = -1;
             break;
         case OPT_VERSION:
-            printf("usbvm %s\n", USBVM_VERSION);
+            if (cli->json) {
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+                usbvm_json_add_str(o, "version", USBVM_VERSION);
+                usbvm_out_json(o);
+            } else {
+                printf("usbvm %s\n", USBVM_VERSION);
+            }
             return usbvm_out_finish();
         case OPT_HELP:
             print_main_help(stdout);

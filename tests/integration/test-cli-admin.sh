@@ -43,6 +43,7 @@ json_fails 2 "no verb" --json
 json_fails 2 "unknown verb" --json frobnicate
 json_fails 2 "rules without a subverb" --json rules
 json_fails 3 "show of a missing device" show 9-9 --json
+usbvm_h_assert_eq string "$(uv --json --version | jq -r '.version | type')" "--version --json is JSON"
 json_fails 6 "status with libvirt down" status --json
 json_fails 6 "attach with libvirt down" attach win10 1-1 --json
 json_fails 6 "detach with libvirt down" detach win10 1-1 --json
