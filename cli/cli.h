@@ -142,6 +142,8 @@ void usbvm_cli_warning(UsbvmCli *cli, const char *fmt, ...) _printf_(2, 3);
 /* Lazily opened handles. */
 struct udev *usbvm_cli_udev(UsbvmCli *cli, UsbvmError *err);
 virConnectPtr usbvm_cli_connect(UsbvmCli *cli, UsbvmError *err);
+/* Connects and looks a domain up by name or UUID; *name becomes its name (new string). */
+int usbvm_cli_domain(UsbvmCli *cli, char **name, virDomainPtr *ret, UsbvmError *err);
 /* The USB devices plugged in now (udev + enumeration), for every verb that looks at them. */
 int usbvm_cli_devices(UsbvmCli *cli, UsbvmDeviceList **ret, UsbvmError *err);
 /* The same, then the one device spec names (ret_dev points into *ret_list). */

@@ -170,18 +170,12 @@ int usbvm_cmd_attach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
         return usbvm_cli_answer(cli, &a, NULL, &err);
     }
 
-    virConnectPtr conn = usbvm_cli_connect(cli, &err);
-    if (!conn)
-        return usbvm_cli_answer(cli, &a, NULL, &err);
     _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
-    if (usbvm_virt_lookup(conn, domain, &dom, &err) < 0)
+    if (usbvm_cli_domain(cli, &domain, &dom, &err) < 0)
         return usbvm_cli_answer(cli, &a, NULL, &err);
-    /* Report the domain by name even when given by UUID. */
-    free(domain);
-    domain = xstrdup(virDomainGetName(dom));
     a.domain = domain;
 
-    if (usbvm_virt_attach(conn, dom, d, &spec, flags, &a.res, &err) < 0)
+    if (usbvm_virt_attach(cli->conn, dom, d, &spec, flags, &a.res, &err) < 0)
         return usbvm_cli_answer(cli, &a, NULL, &err);
     a.have_res = true;
     _cleanup_free_ char *msg = answer_message(d, &a, flags);

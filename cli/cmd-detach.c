@@ -153,22 +153,19 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
         return usbvm_cli_answer(cli, &a, NULL, &err);
     bool is_alias = !d;
 
+    if (domain) {
+        /* Normalise a UUID to the name the domain devices carry. */
+        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
+        if (usbvm_cli_domain(cli, &domain, &dom, &err) < 0)
+            return usbvm_cli_answer(cli, &a, NULL, &err);
+        a.domain = domain;
+    }
     virConnectPtr conn = usbvm_cli_connect(cli, &err);
     if (!conn)
         return usbvm_cli_answer(cli, &a, NULL, &err);
     _cleanup_(usbvm_domdev_list_freep) UsbvmDomDevList *l = NULL;
     if (usbvm_virt_list_domdevs(conn, &l, &err) < 0)
         return usbvm_cli_answer(cli, &a, NULL, &err);
-
-    if (domain) {
-        /* Normalise a UUID to the name the domain devices carry. */
-        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
-        if (usbvm_virt_lookup(conn, domain, &dom, &err) < 0)
-            return usbvm_cli_answer(cli, &a, NULL, &err);
-        free(domain);
-        domain = xstrdup(virDomainGetName(dom));
-        a.domain = domain;
-    }
 
     const UsbvmDomDev *dd = pick(l, domain, d, devspec);
     if (!dd && all) {

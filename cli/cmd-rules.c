@@ -261,6 +261,17 @@ static int on_option(UsbvmCli *cli, const UsbvmVerb *verb, int val, const char *
     return 0;
 }
 
+/* What test and show begin with: their options, then the rules, reported when broken.
+ * Returns -1 to go on, or the exit code. */
+static int rules_prologue(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv,
+                          const char *what, RulesOptions *o, UsbvmCliArgs *p, UsbvmRuleset **rs)
+{
+    if (!usbvm_cli_parse(cli, verb, argc, argv, on_option, o, p))
+        return p->rc;
+    int r = load_rules(cli, o->rules_path ? o->rules_path : USBVM_RULES_DIR, what, rs);
+    return r ? r : -1;
+}
+
 /* The rules in order up to the first that matches, each with why it does not. */
 static json_object *checked_rules(const UsbvmRuleset *rs, const UsbvmDevice *d,
                                   const UsbvmRule **ret_match)
@@ -351,14 +362,12 @@ static int cmd_test(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char *
 {
     _cleanup_(rules_options_clear) RulesOptions o = { 0 };
     _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
-    if (!usbvm_cli_parse(cli, verb, argc, argv, on_option, &o, &p))
-        return p.rc;
-    const char *path = o.rules_path ? o.rules_path : USBVM_RULES_DIR;
-
     _cleanup_(usbvm_ruleset_freep) UsbvmRuleset *rs = NULL;
-    int r = load_rules(cli, path, "fix them before testing a device against them", &rs);
-    if (r)
+    int r = rules_prologue(cli, verb, argc, argv, "fix them before testing a device against them",
+                           &o, &p, &rs);
+    if (r >= 0)
         return r;
+    const char *path = o.rules_path ? o.rules_path : USBVM_RULES_DIR;
 
     UsbvmError err = { 0 };
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
@@ -400,14 +409,11 @@ static int cmd_show(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char *
 {
     _cleanup_(rules_options_clear) RulesOptions o = { 0 };
     _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
-    if (!usbvm_cli_parse(cli, verb, argc, argv, on_option, &o, &p))
-        return p.rc;
-    const char *path = o.rules_path ? o.rules_path : USBVM_RULES_DIR;
-
     _cleanup_(usbvm_ruleset_freep) UsbvmRuleset *rs = NULL;
-    int r = load_rules(cli, path, "fix them before showing them", &rs);
-    if (r)
+    int r = rules_prologue(cli, verb, argc, argv, "fix them before showing them", &o, &p, &rs);
+    if (r >= 0)
         return r;
+    const char *path = o.rules_path ? o.rules_path : USBVM_RULES_DIR;
     json_object *root = json_object_new_object();
     usbvm_json_add_str(root, "rules_path", path);
     json_object *rules = json_object_new_array();

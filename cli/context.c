@@ -41,3 +41,19 @@ int usbvm_cli_resolve(UsbvmCli *cli, const char *spec, UsbvmDeviceList **ret_lis
         return r;
     return usbvm_device_list_resolve(*ret_list, spec, ret_dev, err);
 }
+
+int usbvm_cli_domain(UsbvmCli *cli, char **name, virDomainPtr *ret, UsbvmError *err)
+{
+    virConnectPtr conn = usbvm_cli_connect(cli, err);
+    if (!conn)
+        return -ECONNREFUSED;
+    virDomainPtr dom = NULL;
+    int r = usbvm_virt_lookup(conn, *name, &dom, err);
+    if (r < 0)
+        return r;
+    /* Report the domain by name even when given by UUID. */
+    free(*name);
+    *name = xstrdup(virDomainGetName(dom));
+    *ret = dom;
+    return 0;
+}
