@@ -497,7 +497,9 @@ static void print_generated(json_object *rules, bool all, bool have_domain)
     printf("# usbvm rules for the %s plugged in at %s (usbvm rules generate).\n",
            all ? "USB devices" : "USB storage devices", when);
     printf("# Review them%s, then save as %s/50-local.rules\n"
-           "# and check with 'usbvm rules check'. Syntax: usbvm.rules(5).\n",
+           "# and check with 'usbvm rules check'. Syntax: usbvm.rules(5).\n"
+           "# A device reports its id, serial and name itself: add via-port \"PORT\" to pin a\n"
+           "# rule to the port it must be plugged into (SECURITY in usbvm(1)).\n",
            have_domain ? "" : ", replace DOMAIN with the guest's name", USBVM_RULES_DIR);
     for (size_t i = 0; i < json_object_array_length(rules); i++) {
         json_object *o = json_object_array_get_idx(rules, i), *v;
