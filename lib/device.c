@@ -2,7 +2,9 @@
  * block devices and their host use. Strings are kept as the device reports them (raw bytes);
  * escaping is the printer's job. */
 #include "device-internal.h"
+#include "usbdesc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -292,10 +294,41 @@ static int enumerate(struct udev *udev, const char *subsystem, const char *devty
     return 0;
 }
 
+/* with-interface means what it means in USBGuard: every interface and alternate setting the
+ * device describes, not only the interface nodes sysfs shows now (one alternate setting per
+ * interface, and none at all before the device is configured or while it is not
+ * authorized). The interface nodes only lend their drivers to the settings they show. When
+ * the descriptors cannot be read, the nodes are all there is. */
+static void interfaces_from_descriptors(UsbvmDevice *dev)
+{
+    _cleanup_free_ char *path = xasprintf("%s/descriptors", dev->syspath);
+    _cleanup_free_ char *raw = NULL;
+    size_t len;
+    UsbvmInterface *ifs;
+    size_t n;
+    if (usbvm_read_file(path, &raw, &len) < 0 ||
+        usbvm_usbdesc_parse_interfaces((const uint8_t *)raw, len, &ifs, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < dev->n_interfaces; j++) {
+            UsbvmInterface *node = &dev->interfaces[j];
+            if (node->driver && node->number == ifs[i].number && node->alt == ifs[i].alt) {
+                ifs[i].driver = TAKE_PTR(node->driver);
+                break;
+            }
+        }
+    for (size_t j = 0; j < dev->n_interfaces; j++)
+        free(dev->interfaces[j].driver);
+    free(dev->interfaces);
+    dev->interfaces = ifs;
+    dev->n_interfaces = n;
+}
+
 static void device_finish(UsbvmDevice *dev)
 {
     if (dev->n_interfaces > 1)
         qsort(dev->interfaces, dev->n_interfaces, sizeof(UsbvmInterface), interface_cmp);
+    interfaces_from_descriptors(dev);
     usbvm_blocks_sort(dev->blocks, dev->n_blocks);
 }
 
@@ -505,28 +538,74 @@ int usbvm_device_check_host_use(const UsbvmDevice *d, UsbvmError *err)
     return 0;
 }
 
+/* The partitions the kernel has for a disk now, from its sysfs directory ("sdb1", ...), that
+ * the model does not list yet (udev may not have told us about them). */
+static void add_fresh_partitions(const UsbvmDevice *d, const UsbvmBlock *disk, UsbvmBlock **blocks,
+                                 size_t *n)
+{
+    DIR *dir = disk->syspath ? opendir(disk->syspath) : NULL;
+    if (!dir)
+        return;
+    struct dirent *e;
+    size_t len = strlen(disk->name);
+    while ((e = readdir(dir))) {
+        bool known = false;
+        for (size_t i = 0; i < d->n_blocks; i++)
+            known |= streq(d->blocks[i].name, e->d_name);
+        if (known || strncmp(e->d_name, disk->name, len) != 0 || !e->d_name[len])
+            continue;
+        _cleanup_free_ char *syspath = xasprintf("%s/%s", disk->syspath, e->d_name);
+        _cleanup_free_ char *devpath = xasprintf("%s/dev", syspath), *dev = NULL;
+        size_t dl;
+        unsigned maj, min;
+        if (usbvm_read_file(devpath, &dev, &dl) < 0 || sscanf(dev, "%u:%u", &maj, &min) != 2)
+            continue;
+        *blocks = xrealloc(*blocks, (*n + 1) * sizeof(**blocks));
+        (*blocks)[(*n)++] = (UsbvmBlock){ .type = USBVM_BLOCK_PARTITION,
+                                          .name = xstrdup(e->d_name),
+                                          .devnode = xasprintf("/dev/%s", e->d_name),
+                                          .syspath = xstrdup(syspath),
+                                          .major = maj,
+                                          .minor = min };
+    }
+    closedir(dir);
+}
+
 int usbvm_device_check_host_use_now(const UsbvmDevice *d, UsbvmError *err)
 {
     UsbvmHostUse use = { 0 };
     int r = usbvm_host_use_load(&usbvm_host_paths_default, &use, err);
     if (r < 0)
         return r;
-    /* A view of the device whose blocks carry the host's use as it is now; d is not touched,
-     * so another thread may read it meanwhile. */
+    /* A view of the device whose blocks carry the host's use as it is now, including
+     * partitions the model has not seen yet; d is not touched, so another thread may read it
+     * meanwhile. */
+    UsbvmBlock *blocks = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        blocks = xrealloc(blocks, (n + 1) * sizeof(*blocks));
+        blocks[n] = d->blocks[i];
+        blocks[n].mountpoint = NULL;
+        blocks[n].holders = NULL;
+        blocks[n].name = xstrdup(strempty(d->blocks[i].name));
+        blocks[n].devnode = xstrdup(strempty(d->blocks[i].devnode));
+        blocks[n].syspath = d->blocks[i].syspath ? xstrdup(d->blocks[i].syspath) : NULL;
+        blocks[n].by_id = d->blocks[i].by_id ? xstrdup(d->blocks[i].by_id) : NULL;
+        blocks[n].parent = blocks[n].fs_type = blocks[n].fs_label = blocks[n].fs_uuid = NULL;
+        n++;
+    }
+    for (size_t i = 0; i < d->n_blocks; i++)
+        if (d->blocks[i].type == USBVM_BLOCK_DISK)
+            add_fresh_partitions(d, &d->blocks[i], &blocks, &n);
+    for (size_t i = 0; i < n; i++)
+        usbvm_block_apply_host_use(&blocks[i], &use);
     UsbvmDevice view = *d;
-    view.blocks = xcalloc(d->n_blocks ? d->n_blocks : 1, sizeof(*view.blocks));
-    for (size_t i = 0; i < d->n_blocks; i++) {
-        view.blocks[i] = d->blocks[i];
-        view.blocks[i].mountpoint = NULL;
-        view.blocks[i].holders = NULL;
-        usbvm_block_apply_host_use(&view.blocks[i], &use);
-    }
+    view.blocks = blocks;
+    view.n_blocks = n;
     r = usbvm_device_check_host_use(&view, err);
-    for (size_t i = 0; i < d->n_blocks; i++) {
-        free(view.blocks[i].mountpoint);
-        usbvm_strv_free(view.blocks[i].holders);
-    }
-    free(view.blocks);
+    for (size_t i = 0; i < n; i++)
+        usbvm_block_clear(&blocks[i]);
+    free(blocks);
     usbvm_host_use_clear(&use);
     return r;
 }

@@ -12,6 +12,11 @@ typedef struct ExecQueue {
     char *key; /* domain name, "" for the general queue */
     WatchJob *head, **tail;
     bool running;
+    /* A domain's queue has a connection of its own: one libvirt client connection serialises
+     * its callers behind whichever call waits (seen: another domain's attach took 5-10 s while
+     * one domain's QEMU was stopped, 30-150 ms with a connection of its own). */
+    virConnectPtr conn;
+    unsigned conn_gen;
     struct ExecQueue *next;
 } ExecQueue;
 
@@ -41,6 +46,27 @@ UsbvmExecutor *usbvm_executor_new(WatchInbox *inbox)
     return ex;
 }
 
+/* The connection a job's calls use: its queue's own for a domain's queue, opened on first use
+ * and again after a reconnect; the shared one when that fails and for the general queue. Only
+ * the queue's one thread touches it. */
+static virConnectPtr queue_conn(ExecQueue *q, const WatchJob *j)
+{
+    if (!q->key[0] || !j->conn)
+        return j->conn;
+    if (q->conn && q->conn_gen == j->conn_gen)
+        return q->conn;
+    if (q->conn)
+        virConnectClose(q->conn);
+    q->conn = NULL;
+    UsbvmError err = { 0 };
+    if (usbvm_virt_open(j->uri, &q->conn, &err) < 0)
+        return j->conn;
+    /* Keepalive runs on the event-loop thread: a frozen libvirtd fails these calls too. */
+    virConnectSetKeepAlive(q->conn, 5, 3);
+    q->conn_gen = j->conn_gen;
+    return q->conn;
+}
+
 static void *worker_main(void *opaque)
 {
     Worker *wk = opaque;
@@ -63,7 +89,7 @@ static void *worker_main(void *opaque)
         pthread_mutex_unlock(&ex->lock);
 
         j->next = NULL;
-        usbvm_watch_job_run(j);
+        usbvm_watch_job_run(j, queue_conn(q, j));
         j->done_usec = usbvm_now_usec();
         WatchMsg *m = xcalloc(1, sizeof(*m));
         m->kind = WATCH_MSG_JOB_DONE;
@@ -135,6 +161,8 @@ void usbvm_executor_free(UsbvmExecutor *ex)
             q->head = j->next;
             usbvm_watch_job_free(j);
         }
+        if (q->conn)
+            virConnectClose(q->conn);
         free(q->key);
         free(q);
     }

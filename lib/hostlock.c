@@ -2,6 +2,8 @@
 #include "hostlock.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,78 @@ static int open_lock_file(const char *path, UsbvmError *err)
     return fd;
 }
 
+/* A wait for a slot, bounded: a thread of its own blocks in F_OFD_SETLKW (the lock belongs to
+ * the open file description, so it holds for the caller too); the caller waits for it with a
+ * timeout. A waiter given up on closes its descriptor once it gets the lock, releasing it. */
+typedef struct Waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int fd;
+    uint64_t slot;
+    int r;
+    bool done, abandoned;
+} Waiter;
+
+static void waiter_unref(Waiter *w, bool last)
+{
+    if (!last)
+        return;
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    free(w);
+}
+
+static void *waiter_main(void *opaque)
+{
+    Waiter *w = opaque;
+    int r = lock_range(w->fd, F_WRLCK, w->slot, true);
+    pthread_mutex_lock(&w->lock);
+    w->r = r;
+    w->done = true;
+    bool abandoned = w->abandoned;
+    if (abandoned)
+        close(w->fd);
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    waiter_unref(w, abandoned);
+    return NULL;
+}
+
+static int lock_wait_bounded(int fd, uint64_t slot, int timeout_ms)
+{
+    Waiter *w = xcalloc(1, sizeof(*w));
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &a);
+    pthread_condattr_destroy(&a);
+    w->fd = fd;
+    w->slot = slot;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int pr = pthread_create(&t, &attr, waiter_main, w);
+    pthread_attr_destroy(&attr);
+    if (pr != 0) {
+        waiter_unref(w, true);
+        return lock_range(fd, F_WRLCK, slot, true);
+    }
+    uint64_t deadline = usbvm_now_usec() + (uint64_t)timeout_ms * 1000;
+    struct timespec ts = { .tv_sec = (time_t)(deadline / 1000000),
+                           .tv_nsec = (long)(deadline % 1000000) * 1000 };
+    pthread_mutex_lock(&w->lock);
+    while (!w->done && pthread_cond_timedwait(&w->cond, &w->lock, &ts) != ETIMEDOUT)
+        ;
+    bool done = w->done;
+    int r = done ? w->r : -EINTR;
+    w->abandoned = !done;
+    pthread_mutex_unlock(&w->lock);
+    waiter_unref(w, done);
+    return r;
+}
+
 int usbvm_hostlock_acquire(const char *path, const char *alias, unsigned flags, UsbvmHostLock *ret,
                            UsbvmError *err)
 {
@@ -68,9 +142,12 @@ int usbvm_hostlock_acquire(const char *path, const char *alias, unsigned flags, 
     if (fd < 0)
         return fd;
     uint64_t slot = slot_for(strempty(alias));
-    int r = lock_range(fd, F_WRLCK, slot, flags & USBVM_HOSTLOCK_WAIT);
+    int r = lock_range(fd, F_WRLCK, slot, false);
+    if ((r == -EAGAIN || r == -EACCES) && (flags & USBVM_HOSTLOCK_WAIT))
+        r = lock_wait_bounded(fd, slot, USBVM_HOSTLOCK_TIMEOUT_MS);
     if (r < 0) {
-        close(fd);
+        if (r != -EINTR) /* else the abandoned waiter closes it */
+            close(fd);
         if (r == -EAGAIN || r == -EACCES)
             return usbvm_error_set(err, USBVM_E_FAILED, EAGAIN,
                                    "another usbvm process is attaching this device right now; "

@@ -20,8 +20,9 @@ typedef struct UsbvmHostLock {
 } UsbvmHostLock;
 
 enum {
-    USBVM_HOSTLOCK_WAIT = 1 << 0, /* block until free (EINTR from a caller's alarm ends it) */
+    USBVM_HOSTLOCK_WAIT = 1 << 0, /* wait for the slot, up to USBVM_HOSTLOCK_TIMEOUT_MS */
 };
+#define USBVM_HOSTLOCK_TIMEOUT_MS 30000
 
 /* Locks the device's slot. Without USBVM_HOSTLOCK_WAIT a slot held by another holder gives
  * -EAGAIN (err says who to wait for). path NULL: USBVM_HOSTLOCK_PATH (or $USBVM_LOCK_PATH). */

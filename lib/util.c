@@ -180,19 +180,6 @@ int usbvm_read_file(const char *path, char **ret, size_t *ret_len)
     return 0;
 }
 
-int usbvm_read_line(const char *path, char **ret)
-{
-    char *s;
-    size_t n;
-    int r = usbvm_read_file(path, &s, &n);
-    if (r < 0)
-        return r;
-    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-        s[--n] = '\0';
-    *ret = s;
-    return 0;
-}
-
 int usbvm_parse_u64(const char *s, int base, uint64_t *ret)
 {
     if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')

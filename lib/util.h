@@ -109,8 +109,6 @@ void usbvm_buf_free(UsbvmBuf *b);
 
 /* Read a whole (small) file; returns -errno. Trailing newline kept. */
 int usbvm_read_file(const char *path, char **ret, size_t *ret_len);
-/* Read a sysfs-style one-line attribute with the trailing newline stripped. */
-int usbvm_read_line(const char *path, char **ret);
 
 /* Strict number parsing: the whole string must be a number in range; returns -EINVAL/-ERANGE. */
 int usbvm_parse_u64(const char *s, int base, uint64_t *ret);

@@ -1,6 +1,7 @@
 /* The libvirt layer, part 4: attach with every safety check, detach by alias, and wait for
  * libvirt to confirm a removal on the default event loop. */
 #include "hostlock.h"
+#include "snapshot.h"
 #include "virt-internal.h"
 
 #include <errno.h>
@@ -145,29 +146,24 @@ static int attach_final_check(Attach *a, virConnectPtr conn, const UsbvmHostLock
     uint64_t gen = 0;
     if (lock && usbvm_hostlock_generation(lock, &gen) == 0 && ctx && gen != ctx->known_generation)
         all = NULL; /* another usbvm process changed a domain since the caller looked */
+    _cleanup_(usbvm_domdev_list_freep) UsbvmDomDevList *fresh = NULL;
     if (!all) {
-        UsbvmDomDevList *fresh = NULL;
-        int r = usbvm_virt_list_domdevs(conn, &fresh, err);
+        /* The other domains, as they are now; the target's XML was read already. */
+        UsbvmSnapshot s = { 0 };
+        int r = usbvm_virt_read_snapshot(conn, a->name, &s, err);
         if (r < 0)
             return r;
-        if (ctx) {
-            usbvm_domdev_list_free(ctx->reread);
-            ctx->reread = fresh;
-            ctx->reread_generation = gen;
-        }
+        fresh = usbvm_snapshot_flatten(&s);
+        usbvm_snapshot_clear(&s);
         all = fresh;
-        r = attach_check_elsewhere(a, all, err);
-        if (!ctx)
-            usbvm_domdev_list_free(fresh);
-        if (r < 0)
-            return r;
-    } else {
-        int r = attach_check_elsewhere(a, all, err);
-        if (r < 0)
-            return r;
+        if (ctx)
+            ctx->reread = true;
     }
-    int r = ctx && ctx->recheck_host_use ? usbvm_device_check_host_use_now(a->d, err)
-                                         : usbvm_device_check_host_use(a->d, err);
+    int r = attach_check_elsewhere(a, all, err);
+    if (r < 0)
+        return r;
+    r = ctx && ctx->recheck_host_use ? usbvm_device_check_host_use_now(a->d, err)
+                                     : usbvm_device_check_host_use(a->d, err);
     if (r < 0) {
         if (err && !err->kind)
             err->kind = USBVM_E_REFUSED;
@@ -534,109 +530,94 @@ static void stale_disk_forget(virDomainPtr dom, const StaleDisk *s)
         ;
 }
 
-int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *alias, unsigned flags,
-                            int timeout_ms, UsbvmResult *ret, UsbvmError *err)
+/* Where the alias is: the live domain, the persistent definition, or neither. */
+static int detach_where(virDomainPtr dom, const char *alias, unsigned flags, bool *ret_live,
+                        bool *ret_config, UsbvmError *err)
 {
-    if (!(flags & (USBVM_ATTACH_LIVE | USBVM_ATTACH_CONFIG)))
-        flags |= USBVM_ATTACH_LIVE;
-    const char *name = virDomainGetName(dom);
-    UsbvmResult res = { .state = USBVM_STATE_DETACHED };
-    snprintf(res.alias, sizeof(res.alias), "%s", alias);
-    bool owned = strncmp(alias, USBVM_ALIAS_PREFIX, strlen(USBVM_ALIAS_PREFIX)) == 0;
-
+    *ret_live = *ret_config = false;
     int active = virDomainIsActive(dom);
     if (active < 0)
-        return usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot ask whether domain '%s' runs", name);
-    bool in_live = false, in_config = false;
+        return usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot ask whether domain '%s' runs",
+                                virDomainGetName(dom));
     int r;
-    if ((flags & USBVM_ATTACH_LIVE) && active) {
-        r = alias_in_xml(dom, false, alias, &in_live, NULL, err);
-        if (r < 0)
-            return r;
-    }
-    if ((flags & USBVM_ATTACH_CONFIG) && virDomainIsPersistent(dom) == 1) {
-        r = alias_in_xml(dom, true, alias, &in_config, NULL, err);
-        if (r < 0)
-            return r;
-    }
-    if (!in_live && !in_config) {
-        res.changed = false;
-        *ret = res;
-        return 0;
-    }
-    /* Invariant 3: only what usbvm attached, unless the admin insists. */
-    if (!owned && !(flags & USBVM_ATTACH_FORCE))
-        return usbvm_error_set(err, USBVM_E_REFUSED, EPERM,
-                               "'%s' in domain '%s' was not attached by usbvm (no ua-usbvm- "
-                               "alias); pass --force to detach it anyway",
-                               alias, name);
-    if (flags & USBVM_ATTACH_CHECK) {
-        res.changed = true;
-        *ret = res;
-        return 0;
-    }
-
-    unsigned vflags =
-        (in_live ? VIR_DOMAIN_AFFECT_LIVE : 0) | (in_config ? VIR_DOMAIN_AFFECT_CONFIG : 0);
-    _cleanup_(stale_disk_clear) StaleDisk stale = { 0 };
-    if (in_live)
-        stale_disk_collect(dom, alias, &stale);
-    Waiter w = { .alias = alias };
-    int cb_removed = -1, cb_failed = -1, cb_life = -1;
-    if (in_live && timeout_ms > 0) {
-        /* Subscribe before asking, so a quick removal cannot be missed. */
-        cb_removed =
-            virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-                                             VIR_DOMAIN_EVENT_CALLBACK(on_removed), &w, NULL);
-        cb_failed = virConnectDomainEventRegisterAny(
-            conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
-            VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed), &w, NULL);
-        cb_life =
-            virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                             VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), &w, NULL);
-    }
-
-    r = 0;
-    if (virDomainDetachDeviceAlias(dom, alias, vflags) < 0) {
-        r = usbvm_virt_error(err, USBVM_E_LIBVIRT, "libvirt refused to detach '%s' from '%s'",
-                             alias, name);
-        /* A second request while the guest still holds the device: still pending. */
-        if (err && strstr(err->message, "already in the process of unplug")) {
-            usbvm_error_clear(err);
-            r = 0;
-        }
-    }
-
-    if (r == 0 && in_live && timeout_ms > 0) {
-        int timer = virEventAddTimeout(timeout_ms, on_timeout, &w, NULL);
-        while (!w.removed && !w.failed && !w.stopped && !w.timed_out && timer >= 0)
-            if (virEventRunDefaultImpl() < 0)
-                break;
-        if (timer >= 0)
-            virEventRemoveTimeout(timer);
-    }
-    if (cb_removed >= 0)
-        virConnectDomainEventDeregisterAny(conn, cb_removed);
-    if (cb_failed >= 0)
-        virConnectDomainEventDeregisterAny(conn, cb_failed);
-    if (cb_life >= 0)
-        virConnectDomainEventDeregisterAny(conn, cb_life);
-    if (r < 0)
+    if ((flags & USBVM_ATTACH_LIVE) && active &&
+        (r = alias_in_xml(dom, false, alias, ret_live, NULL, err)) < 0)
         return r;
-    /* Also when the removal is still unconfirmed: QEMU keeps its open descriptor, and a dead
-     * copy gone early cannot be mistaken for the next stick's node by libvirt's late restore. */
-    if (in_live && !w.failed && !w.stopped)
-        stale_disk_forget(dom, &stale);
+    if ((flags & USBVM_ATTACH_CONFIG) && virDomainIsPersistent(dom) == 1 &&
+        (r = alias_in_xml(dom, true, alias, ret_config, NULL, err)) < 0)
+        return r;
+    return 0;
+}
 
-    res.changed = true;
-    if (!in_live || w.removed || w.stopped) {
-        res.state = USBVM_STATE_DETACHED;
-        *ret = res;
+/* The events that confirm a removal, subscribed before asking so a quick one is not missed. */
+typedef struct DetachWait {
+    Waiter w;
+    int cb_removed, cb_failed, cb_life;
+} DetachWait;
+
+static void detach_subscribe(virConnectPtr conn, virDomainPtr dom, DetachWait *dw)
+{
+    dw->cb_removed =
+        virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_removed), &dw->w, NULL);
+    dw->cb_failed = virConnectDomainEventRegisterAny(
+        conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
+        VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed), &dw->w, NULL);
+    dw->cb_life =
+        virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), &dw->w, NULL);
+}
+
+static void detach_unsubscribe(virConnectPtr conn, DetachWait *dw)
+{
+    int ids[] = { dw->cb_removed, dw->cb_failed, dw->cb_life };
+    for (size_t i = 0; i < ELEMENTSOF(ids); i++)
+        if (ids[i] >= 0)
+            virConnectDomainEventDeregisterAny(conn, ids[i]);
+}
+
+/* Runs the default event loop (the CLI's) until libvirt confirms, refuses, or time is up. */
+static void detach_wait(DetachWait *dw, int timeout_ms)
+{
+    int timer = virEventAddTimeout(timeout_ms, on_timeout, &dw->w, NULL);
+    while (!dw->w.removed && !dw->w.failed && !dw->w.stopped && !dw->w.timed_out && timer >= 0)
+        if (virEventRunDefaultImpl() < 0)
+            break;
+    if (timer >= 0)
+        virEventRemoveTimeout(timer);
+}
+
+/* Asks libvirt; a device QEMU is already unplugging counts as asked. */
+static int detach_ask(virDomainPtr dom, const char *alias, unsigned vflags, bool in_live,
+                      UsbvmError *err)
+{
+    if (virDomainDetachDeviceAlias(dom, alias, vflags) == 0)
+        return 0;
+    virErrorPtr e = virGetLastError();
+    bool from_qemu = e && e->domain == VIR_FROM_QEMU && e->code == VIR_ERR_INTERNAL_ERROR;
+    int r = usbvm_virt_error(err, USBVM_E_LIBVIRT, "libvirt refused to detach '%s' from '%s'",
+                             alias, virDomainGetName(dom));
+    /* QEMU refuses a second device_del while the guest still holds the device ("already in
+     * the process of unplug"): still asked, if the alias is still there. */
+    bool still = false;
+    if (from_qemu && in_live && alias_in_xml(dom, false, alias, &still, NULL, NULL) == 0 && still) {
+        usbvm_error_clear(err);
         return 0;
     }
-    if (w.failed) {
-        res.state = USBVM_STATE_ATTACHED;
-        *ret = res;
+    return r;
+}
+
+/* What the answer says once asked: gone, refused by the guest, or pending. */
+static int detach_outcome(virDomainPtr dom, const char *alias, const DetachWait *dw, int timeout_ms,
+                          UsbvmResult *res, UsbvmError *err)
+{
+    const char *name = virDomainGetName(dom);
+    if (dw->w.removed || dw->w.stopped) {
+        res->state = USBVM_STATE_DETACHED;
+        return 0;
+    }
+    if (dw->w.failed) {
+        res->state = USBVM_STATE_ATTACHED;
         return usbvm_error_set(err, USBVM_E_LIBVIRT, EIO,
                                "the guest in '%s' refused to release '%s' (DEVICE_REMOVAL_FAILED); "
                                "it is still attached",
@@ -644,18 +625,12 @@ int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *al
     }
     /* No event (yet): the live XML is the truth. */
     bool still = false;
-    if (virDomainIsActive(dom) == 1) {
-        r = alias_in_xml(dom, false, alias, &still, NULL, err);
-        if (r < 0)
-            return r;
-    }
-    if (!still) {
-        res.state = USBVM_STATE_DETACHED;
-        *ret = res;
+    int r;
+    if (virDomainIsActive(dom) == 1 && (r = alias_in_xml(dom, false, alias, &still, NULL, err)) < 0)
+        return r;
+    res->state = still ? USBVM_STATE_PENDING : USBVM_STATE_DETACHED;
+    if (!still)
         return 0;
-    }
-    res.state = USBVM_STATE_PENDING;
-    *ret = res;
     if (timeout_ms > 0)
         return usbvm_error_set(
             err, USBVM_E_PENDING, EINPROGRESS,
@@ -667,4 +642,53 @@ int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *al
                            "detach of '%s' from '%s' requested and not confirmed yet; libvirt "
                            "removes it as soon as the guest lets go",
                            alias, name);
+}
+
+int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *alias, unsigned flags,
+                            int timeout_ms, UsbvmResult *ret, UsbvmError *err)
+{
+    if (!(flags & (USBVM_ATTACH_LIVE | USBVM_ATTACH_CONFIG)))
+        flags |= USBVM_ATTACH_LIVE;
+    UsbvmResult res = { .state = USBVM_STATE_DETACHED };
+    snprintf(res.alias, sizeof(res.alias), "%s", alias);
+    bool in_live, in_config;
+    int r = detach_where(dom, alias, flags, &in_live, &in_config, err);
+    if (r < 0)
+        return r;
+    res.changed = in_live || in_config;
+    /* Invariant 3: only what usbvm attached, unless the admin insists. */
+    if (res.changed && strncmp(alias, USBVM_ALIAS_PREFIX, strlen(USBVM_ALIAS_PREFIX)) != 0 &&
+        !(flags & USBVM_ATTACH_FORCE))
+        return usbvm_error_set(err, USBVM_E_REFUSED, EPERM,
+                               "'%s' in domain '%s' was not attached by usbvm (no ua-usbvm- "
+                               "alias); pass --force to detach it anyway",
+                               alias, virDomainGetName(dom));
+    if (!res.changed || (flags & USBVM_ATTACH_CHECK)) {
+        *ret = res;
+        return 0;
+    }
+    unsigned vflags =
+        (in_live ? VIR_DOMAIN_AFFECT_LIVE : 0) | (in_config ? VIR_DOMAIN_AFFECT_CONFIG : 0);
+    _cleanup_(stale_disk_clear) StaleDisk stale = { 0 };
+    if (in_live)
+        stale_disk_collect(dom, alias, &stale);
+    DetachWait dw = { .w = { .alias = alias }, .cb_removed = -1, .cb_failed = -1, .cb_life = -1 };
+    bool wait = in_live && timeout_ms > 0;
+    if (wait)
+        detach_subscribe(conn, dom, &dw);
+    r = detach_ask(dom, alias, vflags, in_live, err);
+    if (r == 0 && wait)
+        detach_wait(&dw, timeout_ms);
+    detach_unsubscribe(conn, &dw);
+    if (r < 0)
+        return r;
+    /* Also when the removal is still unconfirmed: QEMU keeps its open descriptor, and a dead
+     * copy gone early cannot be mistaken for the next stick's node by libvirt's late restore. */
+    if (in_live && !dw.w.failed && !dw.w.stopped)
+        stale_disk_forget(dom, &stale);
+    if (!in_live)
+        dw.w.removed = true; /* the persistent definition changes at once */
+    r = detach_outcome(dom, alias, &dw, timeout_ms, &res, err);
+    *ret = res;
+    return r;
 }

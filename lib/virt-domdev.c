@@ -207,7 +207,8 @@ int usbvm_virt_read_domain(virDomainPtr dom, UsbvmDomDevList *ret, bool *ret_run
     return 0;
 }
 
-int usbvm_virt_read_snapshot(virConnectPtr conn, UsbvmSnapshot *ret, UsbvmError *err)
+int usbvm_virt_read_snapshot(virConnectPtr conn, const char *except, UsbvmSnapshot *ret,
+                             UsbvmError *err)
 {
     virDomainPtr *doms = NULL;
     int n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
@@ -218,6 +219,10 @@ int usbvm_virt_read_snapshot(virConnectPtr conn, UsbvmSnapshot *ret, UsbvmError 
     for (int i = 0; i < n; i++) {
         UsbvmDomDevList devs = { 0 };
         bool running = false;
+        if (streq_ptr(virDomainGetName(doms[i]), except)) {
+            virDomainFree(doms[i]);
+            continue;
+        }
         if (r == 0 && (r = usbvm_virt_read_domain(doms[i], &devs, &running, err)) == 0 && running)
             usbvm_snapshot_set_domain(&s, virDomainGetName(doms[i]), &devs);
         usbvm_domdev_list_clear(&devs);
@@ -235,7 +240,7 @@ int usbvm_virt_read_snapshot(virConnectPtr conn, UsbvmSnapshot *ret, UsbvmError 
 int usbvm_virt_list_domdevs(virConnectPtr conn, UsbvmDomDevList **ret, UsbvmError *err)
 {
     UsbvmSnapshot s = { 0 };
-    int r = usbvm_virt_read_snapshot(conn, &s, err);
+    int r = usbvm_virt_read_snapshot(conn, NULL, &s, err);
     if (r < 0)
         return r;
     *ret = usbvm_snapshot_flatten(&s);

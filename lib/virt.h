@@ -63,8 +63,10 @@ void usbvm_domdev_list_free(UsbvmDomDevList *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmDomDevList *, usbvm_domdev_list_free)
 
 struct UsbvmSnapshot;
-/* The USB devices of every running domain (lib/snapshot.h), one XML read each. */
-int usbvm_virt_read_snapshot(virConnectPtr conn, struct UsbvmSnapshot *ret, UsbvmError *err);
+/* The USB devices of every running domain but except (NULL: none left out), one XML read
+ * each (lib/snapshot.h). */
+int usbvm_virt_read_snapshot(virConnectPtr conn, const char *except, struct UsbvmSnapshot *ret,
+                             UsbvmError *err);
 /* One domain's: *ret_running false (and nothing added) when it does not run (any more). */
 int usbvm_virt_read_domain(virDomainPtr dom, UsbvmDomDevList *ret, bool *ret_running,
                            UsbvmError *err);
@@ -121,10 +123,9 @@ typedef struct UsbvmAttachCtx {
     bool lock_nowait;             /* a held slot gives an error instead of waiting */
     const char *lock_path;        /* NULL: the default */
     /* out */
-    uint64_t generation;        /* the generation after this attach */
-    UsbvmDomDevList *reread;    /* when 'known' was stale: every running domain's devices */
-    uint64_t reread_generation; /* ... current at this generation */
-    UsbvmDomDev added;          /* what the domain now holds (when changed) */
+    uint64_t generation; /* the generation after this attach */
+    bool reread;         /* 'known' was stale: the other domains were read again */
+    UsbvmDomDev added;   /* what the domain now holds (when changed) */
 } UsbvmAttachCtx;
 int usbvm_virt_attach_ctx(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
                           const UsbvmAttachSpec *spec, unsigned flags, UsbvmAttachCtx *ctx,

@@ -29,7 +29,6 @@ void usbvm_watch_job_free(WatchJob *j)
     free(j->cache);
     free(j->io);
     usbvm_domdev_list_free(j->known);
-    usbvm_domdev_list_free(j->ctx.reread);
     usbvm_domdev_clear(&j->ctx.added);
     usbvm_snapshot_clear(&j->snapshot);
     usbvm_domdev_list_clear(&j->devs);
@@ -61,23 +60,23 @@ static void run_connect(WatchJob *j)
     virConnectSetKeepAlive(conn, 5, 3);
     usbvm_watch_conn_register(j->watch, j);
     read_generation(&j->generation);
-    j->r = usbvm_virt_read_snapshot(conn, &j->snapshot, &j->err);
+    j->r = usbvm_virt_read_snapshot(conn, NULL, &j->snapshot, &j->err);
 }
 
-static void run_detach(WatchJob *j)
+static void run_detach(WatchJob *j, virConnectPtr conn)
 {
     virDomainPtr dom = NULL;
-    j->r = usbvm_virt_lookup(j->conn, j->domain, &dom, &j->err);
+    j->r = usbvm_virt_lookup(conn, j->domain, &dom, &j->err);
     if (j->r < 0)
         return;
-    j->r = usbvm_virt_detach_alias(j->conn, dom, j->alias, USBVM_ATTACH_LIVE, 0, &j->res, &j->err);
+    j->r = usbvm_virt_detach_alias(conn, dom, j->alias, USBVM_ATTACH_LIVE, 0, &j->res, &j->err);
     virDomainFree(dom);
 }
 
-static void run_attach(WatchJob *j)
+static void run_attach(WatchJob *j, virConnectPtr conn)
 {
     virDomainPtr dom = NULL;
-    j->r = usbvm_virt_lookup(j->conn, j->domain, &dom, &j->err);
+    j->r = usbvm_virt_lookup(conn, j->domain, &dom, &j->err);
     if (j->r < 0)
         return;
     j->spec.cache = j->cache;
@@ -87,12 +86,11 @@ static void run_attach(WatchJob *j)
                                .known_generation = j->known_gen,
                                .recheck_host_use = true,
                                .lock_nowait = true };
-    j->r =
-        usbvm_virt_attach_ctx(j->conn, dom, j->model, &j->spec, flags, &j->ctx, &j->res, &j->err);
+    j->r = usbvm_virt_attach_ctx(conn, dom, j->model, &j->spec, flags, &j->ctx, &j->res, &j->err);
     virDomainFree(dom);
 }
 
-void usbvm_watch_job_run(WatchJob *j)
+void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn)
 {
     j->started_usec = usbvm_now_usec();
     switch (j->kind) {
@@ -104,10 +102,10 @@ void usbvm_watch_job_run(WatchJob *j)
         break;
     case WATCH_JOB_SNAPSHOT:
         read_generation(&j->generation);
-        j->r = usbvm_virt_read_snapshot(j->conn, &j->snapshot, &j->err);
+        j->r = usbvm_virt_read_snapshot(conn, NULL, &j->snapshot, &j->err);
         break;
     case WATCH_JOB_DOMAIN: {
-        virDomainPtr dom = virDomainLookupByName(j->conn, j->domain);
+        virDomainPtr dom = virDomainLookupByName(conn, j->domain);
         j->running = false;
         if (dom) {
             j->r = usbvm_virt_read_domain(dom, &j->devs, &j->running, &j->err);
@@ -116,10 +114,10 @@ void usbvm_watch_job_run(WatchJob *j)
         break;
     }
     case WATCH_JOB_ATTACH:
-        run_attach(j);
+        run_attach(j, conn);
         break;
     case WATCH_JOB_DETACH:
-        run_detach(j);
+        run_detach(j, conn);
         break;
     }
 }

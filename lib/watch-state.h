@@ -30,7 +30,10 @@ typedef struct WatchDevice {
     bool gone;           /* removed from the host */
     bool keep;           /* present at start with --present keep: left alone until replugged */
     bool bound;          /* the USB device has its driver: ready for passthrough */
+    bool seen;           /* found by the last enumeration (resync) */
     bool held_back;      /* refused or failed: retried at its next event, not in a loop */
+    unsigned backoff_ms; /* the next retry's delay after a failed attach */
+    uint64_t retry_at;   /* a retry of the attach is due then (0: none) */
     uint64_t event_usec; /* when the event that last changed it arrived */
     char *last_note;     /* last "wait"/"refused" text, so it is not repeated */
 } WatchDevice;
@@ -44,6 +47,7 @@ typedef struct WatchOp {
     uint64_t since_usec;
     bool answered; /* the executor answered (a detach now waits for libvirt's event) */
     bool slow_warned;
+    bool dry; /* --dry-run: only remembered, so the same detach is not reported again */
 } WatchOp;
 
 /* ---- messages to the main thread ---------------------------------------------------------- */
@@ -57,6 +61,7 @@ typedef enum WatchMsgKind {
     WATCH_MSG_REMOVAL_FAILED,
     WATCH_MSG_CLOSED,
     WATCH_MSG_JOB_DONE,
+    WATCH_MSG_RESYNC, /* uevents were lost: read every device again */
 } WatchMsgKind;
 
 struct WatchJob;
@@ -178,6 +183,8 @@ typedef struct Watch {
     WatchOp *ops;
     size_t n_ops;
 
+    uint64_t watchdog_usec, watchdog_at; /* systemd's WatchdogSec=, fed from the main loop */
+
     bool dirty;   /* something changed since the last plan */
     bool started; /* initial enumeration done */
     bool quit;
@@ -195,6 +202,8 @@ void usbvm_watch_conn_deregister(WatchJob *job);
 /* watch-devices.c */
 void usbvm_watch_handle_uevent(Watch *w, struct udev_device *ud, const char *action);
 int usbvm_watch_enumerate(Watch *w, UsbvmError *err);
+/* After lost uevents: every device read again; known ones not found any more are unplugged. */
+void usbvm_watch_resync(Watch *w);
 WatchDevice *usbvm_watch_find_alias(Watch *w, const char *alias);
 void usbvm_watch_forget_gone(Watch *w);
 void usbvm_watch_device_free(WatchDevice *d);
@@ -218,4 +227,4 @@ void usbvm_watch_record(UsbvmLogLevel level, const WatchRecord *r);
 char *usbvm_watch_label(const UsbvmDevice *d);
 
 /* executor jobs' work, run on executor threads (watch-jobs.c) */
-void usbvm_watch_job_run(WatchJob *j);
+void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn);

@@ -1,6 +1,7 @@
 /* usbvm watch: the main thread. It owns the daemon's state (watch-state.h), takes the messages
  * of the event-loop thread and of the executor, and after each burst plans once and hands the
  * actions to the executor. It never makes a libvirt call itself, so it always answers. */
+#include "notify.h"
 #include "watch-state.h"
 
 #include <errno.h>
@@ -9,8 +10,12 @@
 
 #define MS(usec)         ((int64_t)((usec) / 1000))
 #define SLOW_CALL_USEC   (30ULL * 1000000)
-#define STOP_GRACE_MS    1500
+#define STOP_GRACE_MS    500
 #define CONNECT_FIRST_MS 100
+#define READY_WAIT_USEC  (10ULL * 1000000)
+#define RETRY_FIRST_MS   250
+#define RETRY_MAX_MS     30000
+#define BUSY_RETRY_USEC  (50ULL * 1000)
 
 /* ---- rules ------------------------------------------------------------------------------- */
 
@@ -54,14 +59,12 @@ static int load_rules(Watch *w, UsbvmError *err)
     return 0;
 }
 
-/* Everything is looked at again: a reload, a domain start, a reconnect. */
+/* Everything is looked at again: a reload, a domain start, a reconnect. A refusal for the
+ * same reason is not logged again (the note stays): another domain starting is no news. */
 static void recheck_all(Watch *w)
 {
-    for (size_t i = 0; i < w->n_devs; i++) {
+    for (size_t i = 0; i < w->n_devs; i++)
         w->devs[i]->held_back = false;
-        free(w->devs[i]->last_note);
-        w->devs[i]->last_note = NULL;
-    }
     w->dirty = true;
 }
 
@@ -110,7 +113,7 @@ static size_t pending_detaches(const Watch *w)
 {
     size_t n = 0;
     for (size_t i = 0; i < w->n_ops; i++)
-        n += w->ops[i].kind == USBVM_OP_DETACH;
+        n += w->ops[i].kind == USBVM_OP_DETACH && !w->ops[i].dry;
     return n;
 }
 
@@ -123,6 +126,7 @@ static void submit(Watch *w, WatchJob *j)
         virConnectRef(w->conn);
     }
     j->conn_gen = w->conn_gen;
+    j->uri = w->opts->uri;
     usbvm_executor_submit(w->exec, j);
 }
 
@@ -318,8 +322,37 @@ static void note(Watch *w, WatchDevice *dev, UsbvmLogLevel level, const char *ev
         &(WatchRecord){ .event = event, .device = dev->model, .domain = domain, .msg = text });
 }
 
+/* A refusal (mounted, elsewhere) waits for the device's next event; another usbvm process's
+ * attach of it is looked at again soon; any other failure (libvirtd restarted in the middle of
+ * the call, QEMU refusing a leftover block node) is retried with a backoff, so convergence does
+ * not depend on where a failure landed. Each distinct reason is logged once. */
+static void attach_failed(Watch *w, WatchDevice *dev, const WatchJob *j, WatchRecord *rec)
+{
+    bool busy = j->err.errnum == EAGAIN && j->err.kind == USBVM_E_FAILED;
+    bool refused = j->err.kind == USBVM_E_REFUSED;
+    w->summary->failed += !busy;
+    dev->held_back = refused;
+    if (!refused) {
+        if (!busy)
+            dev->backoff_ms = dev->backoff_ms ? dev->backoff_ms * 2 : RETRY_FIRST_MS;
+        if (dev->backoff_ms > RETRY_MAX_MS)
+            dev->backoff_ms = RETRY_MAX_MS;
+        dev->retry_at =
+            usbvm_now_usec() + (busy ? BUSY_RETRY_USEC : (uint64_t)dev->backoff_ms * 1000);
+    }
+    rec->result = refused ? "refused" : busy ? "busy" : "failed";
+    rec->error = j->err.message;
+    if (streq(dev->last_note, j->err.message))
+        return;
+    free(dev->last_note);
+    dev->last_note = xstrdup(j->err.message);
+    usbvm_watch_record(busy ? USBVM_LOG_DEBUG : USBVM_LOG_ERR, rec);
+}
+
 static void attach_done(Watch *w, WatchJob *j)
 {
+    usbvm_logf(USBVM_LOG_DEBUG, NULL, "attach %s -> %s: libvirt answered after %llu ms", j->alias,
+               j->domain, (unsigned long long)((j->done_usec - j->started_usec) / 1000));
     WatchOp *op = op_find(w, USBVM_OP_ATTACH, j->domain, j->alias);
     if (op)
         op_remove(w, op);
@@ -343,19 +376,9 @@ static void attach_done(Watch *w, WatchJob *j)
                         .mode = mode,
                         .has_ms = true,
                         .ms = MS(j->done_usec - since) };
-    if (j->r < 0) {
-        bool busy = j->err.errnum == EAGAIN && j->err.kind == USBVM_E_FAILED;
-        w->summary->failed += !busy;
-        dev->held_back = !busy; /* a held lock is retried at the next turn */
-        rec.result = j->err.kind == USBVM_E_REFUSED ? "refused" : busy ? "busy" : "failed";
-        rec.error = j->err.message;
-        if (!streq(dev->last_note, j->err.message)) {
-            free(dev->last_note);
-            dev->last_note = xstrdup(j->err.message);
-            usbvm_watch_record(busy ? USBVM_LOG_DEBUG : USBVM_LOG_ERR, &rec);
-        }
-        return;
-    }
+    if (j->r < 0)
+        return attach_failed(w, dev, j, &rec);
+    dev->backoff_ms = 0;
     free(dev->last_note);
     dev->last_note = NULL;
     if (!j->res.changed) {
@@ -479,6 +502,10 @@ static void act_wait(Watch *w, const UsbvmAction *a)
     WatchDevice *dev = w->devs[a->device];
     w->waiting++;
     if (a->kind == USBVM_ACTION_REFUSE) {
+        /* Refused: looked at again at its next event, not by a pending retry. */
+        dev->held_back = true;
+        dev->retry_at = 0;
+        dev->backoff_ms = 0;
         UsbvmError err = { 0 };
         usbvm_device_check_host_use(dev->model, &err);
         if (streq(dev->last_note, err.message))
@@ -521,6 +548,7 @@ static void act_attach(Watch *w, const UsbvmAction *a)
     j->known_gen = w->known_gen;
     j->event_usec = dev->event_usec;
     op_add(w, USBVM_OP_ATTACH, a->domain, a->alias, NULL);
+    usbvm_logf(USBVM_LOG_DEBUG, NULL, "attach %s -> %s: asking libvirt", a->alias, a->domain);
     submit(w, j);
 }
 
@@ -538,6 +566,7 @@ static void act_detach(Watch *w, const UsbvmAction *a)
         /* Counted as pending, so a dry run does not plan it again. */
         op_add(w, USBVM_OP_DETACH, a->domain, a->alias, a->why);
         w->ops[w->n_ops - 1].answered = true;
+        w->ops[w->n_ops - 1].dry = true;
         return;
     }
     WatchJob *j = usbvm_watch_job_new(WATCH_JOB_DETACH, a->domain);
@@ -568,7 +597,7 @@ static size_t plan_and_act(Watch *w)
                                      .gone = d->gone,
                                      .keep = d->keep,
                                      .bound = d->bound,
-                                     .held_back = d->held_back,
+                                     .held_back = d->held_back || d->retry_at,
                                      .ambiguous = ambiguous(w, i) };
     }
     UsbvmPlanOp *ops = xcalloc(w->n_ops + 1, sizeof(*ops));
@@ -616,8 +645,11 @@ static void on_signal(Watch *w, int signo)
         return;
     }
     UsbvmError err = { 0 };
+    usbvm_notify("RELOADING=1");
     /* A rules file that fails to parse changes nothing (invariant 6). */
-    if (load_rules(w, &err) < 0) {
+    int r = load_rules(w, &err);
+    usbvm_notify("READY=1");
+    if (r < 0) {
         usbvm_logf(USBVM_LOG_ERR, NULL, "reload refused, keeping the previous policy: %s",
                    err.message);
         return;
@@ -656,6 +688,12 @@ static void handle(Watch *w, WatchMsg *m)
     case WATCH_MSG_JOB_DONE:
         job_done(w, m->job);
         break;
+    case WATCH_MSG_RESYNC:
+        usbvm_logf(USBVM_LOG_WARNING, json_tokener_parse("{\"event\":\"udev-overflow\"}"),
+                   "udev events were lost (the receive buffer overflowed); reading every "
+                   "device again");
+        usbvm_watch_resync(w);
+        break;
     }
 }
 
@@ -669,7 +707,7 @@ static size_t unanswered(Watch *w, uint64_t now)
         if (op->answered)
             continue;
         n++;
-        if (!op->slow_warned && now - op->since_usec > SLOW_CALL_USEC) {
+        if (!op->slow_warned && now > op->since_usec + SLOW_CALL_USEC) {
             op->slow_warned = true;
             usbvm_logf(USBVM_LOG_WARNING, NULL,
                        "libvirt has not answered the %s of %s in '%s' for %llu s; other domains "
@@ -684,6 +722,11 @@ static size_t unanswered(Watch *w, uint64_t now)
 static uint64_t next_deadline(Watch *w, uint64_t now, uint64_t stop_at)
 {
     uint64_t d = now + SLOW_CALL_USEC;
+    if (w->watchdog_usec && w->watchdog_at < d)
+        d = w->watchdog_at;
+    for (size_t i = 0; i < w->n_devs; i++)
+        if (w->devs[i]->retry_at && w->devs[i]->retry_at < d)
+            d = w->devs[i]->retry_at;
     if (w->reconnect_at && w->reconnect_at < d)
         d = w->reconnect_at;
     if (stop_at && stop_at < d)
@@ -711,6 +754,16 @@ static void turn(Watch *w, uint64_t stop_at)
         m = next;
     }
     now = usbvm_now_usec();
+    if (w->watchdog_usec && now >= w->watchdog_at) {
+        /* From the main loop itself: a main thread that stops turning stops feeding it. */
+        usbvm_notify("WATCHDOG=1");
+        w->watchdog_at = now + w->watchdog_usec;
+    }
+    for (size_t i = 0; i < w->n_devs; i++)
+        if (w->devs[i]->retry_at && now >= w->devs[i]->retry_at) {
+            w->devs[i]->retry_at = 0;
+            w->dirty = true;
+        }
     if (w->reconnect_at && now >= w->reconnect_at && !(w->opts->once && w->started))
         connect_start(w);
     if (w->refetch_all && w->conn) {
@@ -719,7 +772,7 @@ static void turn(Watch *w, uint64_t stop_at)
     }
     if (w->started && w->dirty)
         plan_and_act(w);
-    (void)unanswered(w, now);
+    (void)unanswered(w, usbvm_now_usec());
 }
 
 /* ---- run ------------------------------------------------------------------------------------- */
@@ -817,12 +870,21 @@ int usbvm_watch_run(const UsbvmWatchOptions *opts, UsbvmWatchSummary *summary, U
         summary->waiting = w->waiting;
         goto out;
     }
+    /* Ready once the start-up plan's calls are answered (or after a while: a domain that
+     * hangs must not keep the service from starting). */
+    uint64_t until = usbvm_now_usec() + READY_WAIT_USEC;
+    while (!w->quit && unanswered(w, usbvm_now_usec()) && usbvm_now_usec() < until)
+        turn(w, until);
     json_object *f = json_object_new_object();
     json_object_object_add(f, "event", json_object_new_string("ready"));
     json_object_object_add(f, "devices", json_object_new_int((int)w->n_devs));
     usbvm_logf(USBVM_LOG_INFO, f, "ready: watching %zu USB devices", w->n_devs);
+    usbvm_notify("READY=1");
+    w->watchdog_usec = usbvm_notify_watchdog_usec();
+    w->watchdog_at = usbvm_now_usec();
     while (!w->quit)
         turn(w, 0);
+    usbvm_notify("STOPPING=1");
     if (opts->detach_on_exit) {
         w->stopping = true;
         w->dirty = true;

@@ -7,6 +7,8 @@
  *   bench-attach-raw cycle URI DOMAIN XMLFILE ALIAS N (N x attach+detach on one connection:
  *                                                       prints "attach_us detach_us")
  *   bench-attach-raw wait-gone URI DOMAIN ALIAS       (no timing; exits once the alias is gone)
+ *   bench-attach-raw attach-all URI DOMAIN XMLFILE... (one after the other on one connection:
+ *                                                       prints the total)
  */
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -127,6 +129,16 @@ int main(int argc, char **argv)
         if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
             die("attach");
         printf("%lld\n", now_us() - t0);
+    } else if (strcmp(cmd, "attach-all") == 0) {
+        long long total = 0;
+        for (int i = 4; i < argc; i++) {
+            const char *xml = slurp(argv[i]);
+            long long t0 = now_us();
+            if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
+                die("attach");
+            total += now_us() - t0;
+        }
+        printf("%lld\n", total);
     } else if (strcmp(cmd, "detach") == 0) {
         printf("%lld\n", detach_wait(conn, dom, argv[4], true));
     } else if (strcmp(cmd, "wait-gone") == 0) {

@@ -17,6 +17,8 @@
 set -euo pipefail
 # shellcheck source=../integration/watch-lib.sh
 source "$USBVM_SRCDIR/tests/integration/watch-lib.sh"
+# shellcheck source=bench-lib.sh
+source "$USBVM_SRCDIR/tests/bench/bench-lib.sh"
 wl_init
 usbvm_h_require xmllint
 
@@ -34,20 +36,7 @@ wl_stick a 1-2 BENCH1
 stick=$WL_FILE
 wl_watch_start "$rules"
 
-# One reader follows the log for the whole run: bw_next waits for the next matching line.
-exec {BW_FD}< <(exec tail -n +1 -F "$WL_LOG" 2>/dev/null)
-BW_TAIL=$!
-BW_LINE=
-bw_next() {
-    local re=$1 line
-    while IFS= read -r -t 60 -u "$BW_FD" line; do
-        if [[ $line =~ $re ]]; then
-            BW_LINE=$line
-            return 0
-        fi
-    done
-    usbvm_h_fail "timed out waiting for /$re/"
-}
+bw_open
 attach_re='"event":"attach".*"result":"ok"'
 detach_re='"event":"detach".*"result":"ok"'
 
@@ -122,27 +111,12 @@ echo "== 2. burst of 32 sticks"
 printf 'attach serial "BENCH1" to %s as usb-disk\nattach with-interface 08:06:50 to %s as scsi\n' \
     "$dom" "$dom" >"$rules"
 wl_watch_start "$rules"
-exec {BW_FD}<&-
-kill "$BW_TAIL" 2>/dev/null || true
-exec {BW_FD}< <(exec tail -n +1 -F "$WL_LOG" 2>/dev/null)
-BW_TAIL=$!
-letters=(a b c d e f g h i j k l m n o p q r s t u v w x y z)
-burst=$USBVM_H_TMP/burst.umockdev
-: >"$burst"
-for i in $(seq 1 32); do
-    wl_stick "${letters[$((1 + (i - 1) / 26))]}${letters[$(((i - 1) % 26))]}" "3-$i" "BURST$i"
-    cat "$WL_FILE" >>"$burst"
-done
-wl_cmd "load ${WL_FILE%.umockdev}.full.hub" >/dev/null
-t0=$(wl_cmd "plug $burst")
-last=0
-for _ in $(seq 1 32); do
-    bw_next "$attach_re"
-    last=$(jq -r .mono_usec <<<"$BW_LINE")
-done
+bw_close
+bw_open
+bw_burst
 printf 'burst: 32 sticks attached %.1f ms after the first uevent (%.1f ms per stick)\n' \
-    "$(awk -v d=$((last - t0)) 'BEGIN{print d/1000}')" \
-    "$(awk -v d=$((last - t0)) 'BEGIN{print d/32000}')"
+    "$(awk -v d="$BW_BURST_US" 'BEGIN{print d/1000}')" \
+    "$(awk -v d="$BW_BURST_US" 'BEGIN{print d/32000}')"
 
 echo "== 3. idle cost over ${IDLE}s, $(wl_owned "$dom") devices attached"
 read_stat() {
@@ -172,6 +146,5 @@ rss_end=$(rss_kb)
 printf 'RSS: %s kB after 100 latency plugs; second watch: %s kB at start, %s kB after 100 cycles, %s kB after %d cycles (growth %+d kB)\n' \
     "$rss100" "$rss_start" "${rss_c100:-?}" "$rss_end" "$CYCLES" $((rss_end - ${rss_c100:-$rss_start}))
 
-exec {BW_FD}<&-
-kill "$BW_TAIL" 2>/dev/null || true
+bw_close
 wl_watch_stop

@@ -339,11 +339,12 @@ _usbvm_h_udev_safe() { printf '%s' "$1" | LC_ALL=C tr -c 'A-Za-z0-9#+.:=@_-' '_'
 #   --by-id NAME       also a DEVLINKS entry /dev/disk/by-id/NAME (create it with
 #                      usbvm_h_by_id_link in the test's shell)
 #   --partition /dev/loopNp1           adds sdX1 pointing at that block device
+#   --holder NAME                      the disk is held by NAME (sysfs holders/, as dm or md)
 #   --fs-type vfat --fs-label L --fs-uuid U   udev ID_FS_* properties of the disk
 #   --out FILE
 usbvm_h_fixture_usb_stick() {
     local port=1-2 devnum=4 vid=0781 pid=5567 serial=USBVM0001 manu=SanDisk prod="Cruzer Blade"
-    local loop="" disk=sdx byid="" part="" fstype="" fslabel="" fsuuid="" out=""
+    local loop="" disk=sdx byid="" part="" fstype="" fslabel="" fsuuid="" out="" holder=""
     while [ $# -gt 0 ]; do
         case $1 in
         --port) port=$2 ;;
@@ -357,6 +358,7 @@ usbvm_h_fixture_usb_stick() {
         --disk) disk=$2 ;;
         --by-id) byid=$2 ;;
         --partition) part=$2 ;;
+        --holder) holder=$2 ;;
         --fs-type) fstype=$2 ;;
         --fs-label) fslabel=$2 ;;
         --fs-uuid) fsuuid=$2 ;;
@@ -436,7 +438,9 @@ usbvm_h_fixture_usb_stick() {
         [ -n "$fstype" ] && printf 'E: ID_FS_TYPE=%s\nE: ID_FS_USAGE=filesystem\n' "$fstype"
         [ -n "$fslabel" ] && printf 'E: ID_FS_LABEL=%s\nE: ID_FS_LABEL_ENC=%s\n' "$fslabel" "$fslabel"
         [ -n "$fsuuid" ] && printf 'E: ID_FS_UUID=%s\n' "$fsuuid"
-        printf 'A: dev=%s:%s\nA: size=%s\nA: removable=1\nA: ro=0\nA: range=16\n\n' "$maj" "$min" "$sectors"
+        printf 'A: dev=%s:%s\nA: size=%s\nA: removable=1\nA: ro=0\nA: range=16\n' "$maj" "$min" "$sectors"
+        [ -n "$holder" ] && printf 'L: holders/%s=../../../../../../../../../../virtual/block/%s\n' "$holder" "$holder"
+        printf '\n'
 
         if [ -n "$part" ]; then
             local pmm psz

@@ -18,7 +18,7 @@ usbvm_h_domain_track "$b"
 timeline=$USBVM_H_TMP/events.txt
 virsh -c "$USBVM_H_URI" event --all --loop --timestamp >"$timeline" 2>&1 &
 EV_PID=$!
-trap 'WL_RC=$?; kill $EV_PID 2>/dev/null; wl_cleanup; (exit $WL_RC); usbvm_h_cleanup' EXIT
+trap 'WL_RC=$?; kill $EV_PID 2>/dev/null || true; wl_cleanup; (exit $WL_RC); usbvm_h_cleanup' EXIT
 # The recorder is subscribed once it reports an event: pause and resume A, and wait for it.
 virsh -q -c "$USBVM_H_URI" suspend "$a" >/dev/null
 virsh -q -c "$USBVM_H_URI" resume "$a" >/dev/null
@@ -65,28 +65,34 @@ done
 usbvm_h_ok "two CLIs, $RACES races: A won $wins_a, B won $wins_b, the other refused $refused times"
 wl_unplug 1-3 >/dev/null
 
-# ---- the CLI against watch --------------------------------------------------------------------
+# ---- the CLI against watch: watch starts (and applies the policy to the present stick) while
+# 'usbvm attach' sends the same stick to A; both take about as long to get going.
 rules=$USBVM_H_TMP/race.rules
 echo "attach serial \"RACE2\" to $b as usb-disk" >"$rules"
-wl_watch_start "$rules"
+wl_stick w 1-4 RACE2
+wl_plug "$WL_FILE" >/dev/null
 cli_won=0 watch_won=0
 for ((i = 1; i <= RACES; i++)); do
-    wl_stick "w$i" 1-4 RACE2
-    wl_plug "$WL_FILE" >/dev/null &
-    pp=$!
+    : >"$WL_LOG"
+    LD_PRELOAD=libumockdev-preload.so.0 "$USBVM" -c "$USBVM_H_URI" watch --json --rules "$rules" \
+        >>"$WL_LOG" 2>>"$WL_LOG.err" &
+    WL_WATCH_PID=$!
     rc=0
     cli attach "$a" serial=RACE2 --mode usb-disk >/dev/null 2>&1 || rc=$?
-    wait $pp
     # Whoever won, the policy ends with the stick in B only.
-    wl_wait '"event":"attach".*"serial":"RACE2".*"result":"ok"' "$i" 60
+    wl_wait '"event":"attach".*"serial":"RACE2".*"result":"ok"' 1 60
     wait_owned "$a" 0
     wait_owned "$b" 1
-    if [ $rc = 0 ]; then cli_won=$((cli_won + 1)); else watch_won=$((watch_won + 1)); fi
-    wl_unplug 1-4 >/dev/null
+    case $rc in
+    0) cli_won=$((cli_won + 1)) ;;
+    4) watch_won=$((watch_won + 1)) ;;
+    *) usbvm_h_fail "race $i: usbvm attach exited $rc, expected 0 or 4 (refused)" ;;
+    esac
+    wl_watch_stop >/dev/null
+    cli detach "$b" serial=RACE2 >/dev/null || usbvm_h_fail "race $i: detach from $b failed"
     wait_owned "$b" 0
 done
 usbvm_h_ok "CLI against watch, $RACES races: the CLI won $cli_won (watch moved it), watch won $watch_won"
-wl_watch_stop
 
 # ---- the timeline: never in two domains at once -----------------------------------------------
 kill $EV_PID 2>/dev/null || true

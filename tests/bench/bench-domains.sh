@@ -1,0 +1,103 @@
+#!/bin/bash
+# usbvm watch's cost per plug as the host grows, each number beside the bare libvirt call in
+# the same run and on the same domain. Prints numbers and ratios; asserts nothing about speed.
+#
+#  1. uevent -> attached, usb-disk, USBVM_BENCH_PLUGS plugs (default 50), with 1 running domain,
+#     beside N bare virDomainAttachDeviceFlags calls of the same XML.
+#  2. The same with 17 running domains (16 more started): the ratio 17/1 shows what the other
+#     domains cost per plug (the daemon reads them at start, not per event).
+#  3. A burst of 32 sticks (scsi) with 17 domains running: first uevent -> all 32 attached,
+#     beside the 32 bare attach calls of the same 32 disks one after the other.
+#
+# Run from a build tree: USBVM=... USBVM_SRCDIR=... USBVM_MOCKBED=... USBVM_BUILDDIR=...
+# (tests/bench/run sets them).
+set -euo pipefail
+# shellcheck source=../integration/watch-lib.sh
+source "$USBVM_SRCDIR/tests/integration/watch-lib.sh"
+# shellcheck source=bench-lib.sh
+source "$USBVM_SRCDIR/tests/bench/bench-lib.sh"
+wl_init
+usbvm_h_require xmllint
+PLUGS=${USBVM_BENCH_PLUGS:-50}
+RAW=$USBVM_BUILDDIR/tests/bench/bench-attach-raw
+[ -x "$RAW" ] || usbvm_h_fail "$RAW is not built"
+
+dom=$(usbvm_h_domain_create dombench)
+usbvm_h_domain_track "$dom"
+rules=$USBVM_H_TMP/bench.rules
+printf 'attach serial "DB1" to %s as usb-disk\nattach with-interface 08:06:50 to %s as scsi\n' \
+    "$dom" "$dom" >"$rules"
+wl_stick a 1-2 DB1
+stick=$WL_FILE
+
+bw_open
+attach_re='"event":"attach".*"result":"ok"'
+detach_re='"event":"detach".*"result":"ok"'
+stats() {
+    sort -n "$1" | awk '{v[NR]=$1} END {
+        printf "%.2f %.2f\n", v[int((NR-1)*0.50)+1]/1000, v[int((NR-1)*0.99)+1]/1000 }'
+}
+
+# latency TAG : PLUGS plugs under watch, then the bare call on the same XML; prints a line.
+latency() {
+    local tag=$1 lat=$USBVM_H_TMP/lat-$1 raw=$USBVM_H_TMP/raw-$1 t0 t1 alias
+    : >"$WL_LOG"
+    wl_watch_start "$rules"
+    for _ in $(seq 1 "$PLUGS"); do
+        t0=$(wl_plug "$stick")
+        bw_next "$attach_re"
+        t1=$(jq -r .mono_usec <<<"$BW_LINE")
+        echo $((t1 - t0)) >>"$lat"
+        alias=$(jq -r .alias <<<"$BW_LINE")
+        [ -s "$USBVM_H_TMP/disk.xml" ] ||
+            usbvm_h_live_xml "$dom" | xmllint --xpath "//disk[alias/@name='$alias']" - |
+            sed -e "s/<address [^>]*\/>//" >"$USBVM_H_TMP/disk.xml"
+        wl_unplug 1-2 >/dev/null
+        bw_next "$detach_re"
+    done
+    wl_watch_stop >/dev/null
+    "$RAW" cycle "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" "$alias" "$PLUGS" |
+        awk '{print $1}' >"$raw"
+    read -r u50 u99 < <(stats "$lat")
+    read -r r50 r99 < <(stats "$raw")
+    printf '%-12s usbvm p50 %7s p99 %7s | raw p50 %7s p99 %7s | ratio p50 %.2f p99 %.2f\n' \
+        "$tag" "$u50" "$u99" "$r50" "$r99" "$(awk -v a="$u50" -v b="$r50" 'BEGIN{print a/b}')" \
+        "$(awk -v a="$u99" -v b="$r99" 'BEGIN{print a/b}')"
+    echo "$u50 $u99" >"$USBVM_H_TMP/sum-$tag"
+}
+
+echo "== 1. one running domain, $PLUGS plugs"
+latency 1-domain
+echo "== 2. seventeen running domains, $PLUGS plugs"
+for i in $(seq 1 16); do
+    d=$(usbvm_h_domain_create "extra$i")
+    usbvm_h_domain_track "$d"
+done
+latency 17-domains
+read -r a50 a99 <"$USBVM_H_TMP/sum-1-domain"
+read -r b50 b99 <"$USBVM_H_TMP/sum-17-domains"
+awk -v a="$a50" -v b="$b50" -v c="$a99" -v d="$b99" \
+    'BEGIN{printf "17 domains / 1 domain: p50 %.2f, p99 %.2f\n", b/a, d/c}'
+
+echo "== 3. burst of 32 sticks (scsi), 17 domains running"
+: >"$WL_LOG"
+wl_watch_start "$rules"
+bw_burst
+burst_us=$BW_BURST_US
+# The same 32 disks for the baseline: what usbvm attached, with the drive addresses it chose.
+xml=$(usbvm_h_live_xml "$dom")
+xmls=()
+for alias in $(grep -o "ua-usbvm-[0-9a-f]*" <<<"$xml" | sort -u); do
+    f=$USBVM_H_TMP/b-$alias.xml
+    # Keep the drive address usbvm chose: without it libvirt adds a controller per 7 disks.
+    xmllint --xpath "//disk[alias/@name='$alias']" - <<<"$xml" >"$f"
+    xmls+=("$f")
+done
+for i in $(seq 1 32); do wl_unplug "3-$i" >/dev/null; done
+for _ in $(seq 1 32); do bw_next "$detach_re"; done
+wl_watch_stop >/dev/null
+raw_us=$("$RAW" attach-all "$USBVM_H_URI" "$dom" "${xmls[@]}")
+awk -v u="$burst_us" -v r="$raw_us" 'BEGIN{
+    printf "burst: usbvm %.1f ms for 32 (first uevent -> last attached), raw 32 calls %.1f ms, ratio %.2f\n",
+        u/1000, r/1000, u/r }'
+bw_close

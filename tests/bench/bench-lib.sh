@@ -1,0 +1,45 @@
+# Shared by the watch benchmarks (sourced after tests/integration/watch-lib.sh): one reader
+# that follows watch's log, and a burst of 32 sticks.
+#
+#   bw_open / bw_close        follow (again) the log from its first line
+#   bw_next REGEX             waits for the next matching line; sets BW_LINE
+#   bw_burst                  plugs 32 sticks (ports 3-1..3-32) at once and waits until all
+#                             are attached; sets BW_BURST_US (first uevent -> last attached)
+
+bw_open() {
+    exec {BW_FD}< <(exec tail -n +1 -F "$WL_LOG" 2>/dev/null)
+    BW_TAIL=$!
+}
+
+bw_close() {
+    exec {BW_FD}<&-
+    kill "$BW_TAIL" 2>/dev/null || true
+}
+
+bw_next() {
+    local re=$1 line
+    while IFS= read -r -t 60 -u "$BW_FD" line; do
+        if [[ $line =~ $re ]]; then
+            BW_LINE=$line
+            return 0
+        fi
+    done
+    usbvm_h_fail "timed out waiting for /$re/"
+}
+
+bw_burst() {
+    local letters=(a b c d e f g h i j k l m n o p q r s t u v w x y z) i t0 last=0
+    local burst=$USBVM_H_TMP/burst.umockdev
+    : >"$burst"
+    for i in $(seq 1 32); do
+        wl_stick "${letters[$((1 + (i - 1) / 26))]}${letters[$(((i - 1) % 26))]}" "3-$i" "BURST$i"
+        cat "$WL_FILE" >>"$burst"
+    done
+    wl_cmd "load ${WL_FILE%.umockdev}.full.hub" >/dev/null
+    t0=$(wl_cmd "plug $burst")
+    for _ in $(seq 1 32); do
+        bw_next '"event":"attach".*"result":"ok"'
+        last=$(jq -r .mono_usec <<<"$BW_LINE")
+    done
+    BW_BURST_US=$((last - t0))
+}
