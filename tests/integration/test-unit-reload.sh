@@ -19,7 +19,8 @@ mkdir -p "$D"
 # signal came.
 tail -f /dev/null >/dev/null 2>&1 &
 MAINPID=$!
-trap 'kill "$MAINPID" 2>/dev/null; usbvm_h_cleanup' EXIT
+# The harness's cleanup reads the exit status from $?: keep it across the kill.
+trap 'rc=$?; kill "$MAINPID" 2>/dev/null; (exit $rc); usbvm_h_cleanup' EXIT
 
 # systemd's semantics: each line in order; the first failure fails the reload.
 run_reload() {
