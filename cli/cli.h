@@ -27,10 +27,11 @@ typedef int (*UsbvmVerbFn)(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const
 /* What a positional argument is, for completion. */
 typedef enum UsbvmArgKind {
     USBVM_ARG_NONE = 0,
-    USBVM_ARG_DOMAIN,   /* a running or defined libvirt domain */
-    USBVM_ARG_DEVICE,   /* a device specifier (port paths, /dev/sdX, VID:PID) */
-    USBVM_ARG_ATTACHED, /* a device usbvm attached (alias, port) */
-    USBVM_ARG_FILE,     /* a path */
+    USBVM_ARG_DOMAIN,           /* a running or defined libvirt domain */
+    USBVM_ARG_DEVICE,           /* a device specifier (port paths, /dev/sdX, VID:PID) */
+    USBVM_ARG_ATTACHED,         /* a device usbvm attached (alias, port) */
+    USBVM_ARG_FILE,             /* a path */
+    USBVM_ARG_DOMAIN_OR_DEVICE, /* either (doctor's optional first argument) */
 } UsbvmArgKind;
 
 /* How many positional arguments a verb takes. */
@@ -209,6 +210,7 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
 int usbvm_cmd_status(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv);
 int usbvm_cmd_rules(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv);
 int usbvm_cmd_watch(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv);
+int usbvm_cmd_doctor(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv);
 int usbvm_cmd_complete(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv);
 
 extern const struct poptOption usbvm_list_options[];
@@ -217,5 +219,6 @@ extern const struct poptOption usbvm_attach_options[];
 extern const struct poptOption usbvm_detach_options[];
 extern const struct poptOption usbvm_status_options[];
 extern const struct poptOption usbvm_watch_options[];
+extern const struct poptOption usbvm_doctor_options[];
 extern const struct poptOption usbvm_complete_options[];
 extern const UsbvmVerb usbvm_rules_subverbs[];

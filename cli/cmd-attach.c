@@ -161,6 +161,14 @@ int usbvm_cmd_attach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
 
     if (o.want_xml)
         return print_xml(cli, domain, d, &spec, &a);
+    _cleanup_free_ char *ambiguity = usbvm_device_ambiguity(d);
+    if (ambiguity) {
+        /* Its attachment would carry the other device's alias too: a detach, an unplug or a
+         * policy decision about either would act on both. */
+        usbvm_error_set(&err, USBVM_E_REFUSED, ENOTUNIQ, "cannot attach %s to '%s': %s", d->port,
+                        domain, ambiguity);
+        return usbvm_cli_answer(cli, &a, NULL, &err);
+    }
     /* The host's use of the device refuses the attach whatever libvirt would answer, so it is
      * checked before connecting: --check gives the refusal even while libvirtd is down. */
     if (usbvm_device_check_host_use(d, &err) < 0) {

@@ -2,7 +2,13 @@
  * options and choices come from the same tables that parse them and cannot drift.
  * WORDS are the command-line words after "usbvm", the last one being the word under the
  * cursor (possibly empty). Candidates are printed one per line; the special line
- * "__files__" asks the shell to complete file names. */
+ * "__files__" asks the shell to complete file names.
+ *
+ * Bash inserts a candidate as it is, to be parsed by the shell as the user typed it, so every
+ * candidate is printed in a form that reads back as itself (invariant 7): characters that mean
+ * something to the shell are backslash-escaped; a word with a control character, a non-ASCII
+ * byte or a newline is left out, as no escaping of those survives being typed and edited
+ * safely. Such a device is still reachable by its port path. */
 #include "cli.h"
 #include "virt.h"
 
@@ -13,10 +19,35 @@ const struct poptOption usbvm_complete_options[] = {
     POPT_TABLEEND,
 };
 
+/* The word as the shell must be given it to read it back as the word itself, or NULL when
+ * it cannot be offered safely. */
+static char *shell_escape(const char *word)
+{
+    static const char plain[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                "0123456789_-.,:/=@+%";
+    if (!*word)
+        return NULL;
+    UsbvmBuf b = { 0 };
+    for (const unsigned char *p = (const unsigned char *)word; *p; p++) {
+        if (*p < 0x20 || *p >= 0x7f) {
+            free(usbvm_buf_steal(&b));
+            return NULL;
+        }
+        /* '=' and ':' stay plain: the script completes with -n =: so they break no word. */
+        if (!strchr(plain, *p))
+            usbvm_buf_puts(&b, "\\");
+        usbvm_buf_append(&b, (const char *)p, 1);
+    }
+    return usbvm_buf_steal(&b);
+}
+
 static void candidate(const char *cur, const char *word)
 {
-    if (word && strncmp(word, cur, strlen(cur)) == 0)
-        printf("%s\n", word);
+    if (!word)
+        return;
+    _cleanup_free_ char *esc = shell_escape(word);
+    if (esc && strncmp(esc, cur, strlen(cur)) == 0)
+        printf("%s\n", esc);
 }
 
 static bool takes_arg(const struct poptOption *o)
@@ -84,7 +115,7 @@ static void complete_devices(UsbvmCli *cli, const char *cur, bool storage_first)
         for (size_t b = 0; b < d->n_blocks; b++)
             if (d->blocks[b].type == USBVM_BLOCK_DISK)
                 candidate(cur, d->blocks[b].devnode);
-        if (d->serial && !strpbrk(d->serial, " \t\n'\"\\$`")) {
+        if (d->serial && *d->serial) {
             _cleanup_free_ char *s = xasprintf("serial=%s", d->serial);
             candidate(cur, s);
         }
@@ -118,6 +149,10 @@ static void complete_positional(UsbvmCli *cli, const UsbvmVerb *verb, size_t pos
         break;
     case USBVM_ARG_ATTACHED:
         complete_attached(cli, cur);
+        break;
+    case USBVM_ARG_DOMAIN_OR_DEVICE:
+        complete_domains(cli, cur);
+        complete_devices(cli, cur, true);
         break;
     case USBVM_ARG_FILE:
         printf("__files__\n");

@@ -102,8 +102,8 @@ static int on_option(UsbvmCli *cli, const UsbvmVerb *verb, int val, const char *
 
 /* The host device devspec names, or, for an alias (or with --force an unknown name), none:
  * a vanished device is detached by its alias. */
-static int resolve_device(UsbvmCli *cli, const char *devspec, unsigned flags, bool all,
-                          UsbvmDeviceList **list, UsbvmDevice **ret, UsbvmAnswer *a,
+static int resolve_device(UsbvmCli *cli, const char *devspec, const char *domain, unsigned flags,
+                          bool all, UsbvmDeviceList **list, UsbvmDevice **ret, UsbvmAnswer *a,
                           UsbvmError *err)
 {
     *ret = NULL;
@@ -121,6 +121,16 @@ static int resolve_device(UsbvmCli *cli, const char *devspec, unsigned flags, bo
     }
     a->device = (*ret)->port;
     a->alias = (*ret)->alias;
+    _cleanup_free_ char *ambiguity = usbvm_device_ambiguity(*ret);
+    if (ambiguity) {
+        /* The alias is the other device's too: which one is attached cannot be told from the
+         * domain. The admin who knows names the attachment itself. */
+        usbvm_error_set(err, USBVM_E_REFUSED, ENOTUNIQ,
+                        "cannot detach %s by its port: %s; if you mean the attachment under that "
+                        "alias, name it: usbvm detach %s %s",
+                        (*ret)->port, ambiguity, domain ? domain : "--all", (*ret)->alias);
+        return -ENOTUNIQ;
+    }
     return 0;
 }
 
@@ -149,7 +159,7 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
 
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
     UsbvmDevice *d = NULL;
-    if (resolve_device(cli, devspec, flags, all, &list, &d, &a, &err) < 0)
+    if (resolve_device(cli, devspec, domain, flags, all, &list, &d, &a, &err) < 0)
         return usbvm_cli_answer(cli, &a, NULL, &err);
     bool is_alias = !d;
 

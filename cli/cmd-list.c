@@ -118,6 +118,12 @@ int usbvm_cmd_list(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **
     }
     json_object_object_add(root, "devices", devices);
     json_object_object_add(root, "libvirt", usbvm_cli_domains_json(&domains));
+    if (!cli->json)
+        for (size_t i = 0; i < list->n; i++) {
+            _cleanup_free_ char *why = usbvm_device_ambiguity(list->devices[i]);
+            if (why && (all || usbvm_device_is_storage(list->devices[i])))
+                usbvm_cli_warning(cli, "%s: %s", list->devices[i]->port, why);
+        }
     usbvm_cli_domains_clear(&domains);
 
     if (cli->json) {

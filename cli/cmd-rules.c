@@ -313,7 +313,7 @@ static char *spec_text(const UsbvmAttachSpec *s)
     return usbvm_buf_steal(&b);
 }
 
-static char *decision_text(const UsbvmRule *match, const char *refusal)
+static char *decision_text(const UsbvmRule *match, const char *refusal, const char *ambiguity)
 {
     if (!match)
         return xstrdup("stays on the host: no rule matches");
@@ -321,6 +321,10 @@ static char *decision_text(const UsbvmRule *match, const char *refusal)
         return xasprintf("stays on the host: ignored by %s:%u", usbvm_rule_file(match),
                          usbvm_rule_line(match));
     _cleanup_free_ char *spec = spec_text(usbvm_rule_spec(match));
+    if (ambiguity)
+        return xasprintf("stays where it is: %s:%u would attach it to %s %s, but %s",
+                         usbvm_rule_file(match), usbvm_rule_line(match), usbvm_rule_domain(match),
+                         spec, ambiguity);
     if (refusal)
         return xasprintf("attach to %s %s (%s:%u), but usbvm would refuse it now: %s",
                          usbvm_rule_domain(match), spec, usbvm_rule_file(match),
@@ -330,14 +334,14 @@ static char *decision_text(const UsbvmRule *match, const char *refusal)
 }
 
 static void print_test_text(json_object *root, const UsbvmDevice *d, const UsbvmRule *match,
-                            const char *refusal)
+                            const char *refusal, const char *ambiguity)
 {
     /* Text-only lines derived from the facts in root. The device's name is taken raw: the
      * text view escapes it once. */
     _cleanup_free_ char *name = usbvm_device_name(d);
     _cleanup_free_ char *dev = xasprintf("%s %04x:%04x%s%s", strempty(d->port), d->vendor_id,
                                          d->product_id, name ? " " : "", strempty(name));
-    _cleanup_free_ char *dec = decision_text(match, refusal);
+    _cleanup_free_ char *dec = decision_text(match, refusal, ambiguity);
     json_object *t = json_object_new_object();
     usbvm_json_add_str(t, "device", dev);
     usbvm_json_add_str(t, "decision", dec);
@@ -381,10 +385,15 @@ static int cmd_test(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char *
     const UsbvmRule *match = NULL;
     json_object *checked = checked_rules(rs, d, &match);
     json_object_object_add(root, "checked", checked);
-    const char *decision = !match                                            ? "host"
-                           : usbvm_rule_target(match) == USBVM_TARGET_ATTACH ? "attach"
-                                                                             : "ignore";
+    /* An ambiguous identity is never acted on by policy (see lib/device-clone.c). */
+    _cleanup_free_ char *ambiguity = usbvm_device_ambiguity(d);
+    bool attach = match && usbvm_rule_target(match) == USBVM_TARGET_ATTACH;
+    const char *decision = !match      ? "host"
+                           : !attach   ? "ignore"
+                           : ambiguity ? "ambiguous"
+                                       : "attach";
     json_object_object_add(root, "decision", json_object_new_string(decision));
+    usbvm_json_add_str(root, "ambiguity", ambiguity);
     json_object_object_add(root, "rule",
                            match ? json_object_get(json_object_array_get_idx(
                                        checked, json_object_array_length(checked) - 1))
@@ -398,7 +407,7 @@ static int cmd_test(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char *
     if (cli->json)
         usbvm_out_json(root);
     else
-        print_test_text(root, d, match, refused ? use.message : NULL);
+        print_test_text(root, d, match, refused ? use.message : NULL, ambiguity);
     json_object_put(root);
     return 0;
 }

@@ -225,6 +225,12 @@ static void print_text(json_object *dev)
     _cleanup_free_ char *title = usbvm_out_format(get(dev, "port"), USBVM_FMT_STR);
     printf("Device %s\n", title);
     usbvm_out_record(dev, device_fields, ELEMENTSOF(device_fields), 2);
+    json_object *amb = get(dev, "ambiguity");
+    if (amb) {
+        /* Already escaped by the library; only what a terminal obeys is escaped again. */
+        _cleanup_free_ char *s = usbvm_escape_controls(json_object_get_string(amb));
+        printf("\n  Ambiguous: %s\n", s);
+    }
 
     json_object *ifs = get(dev, "interfaces");
     for (size_t i = 0; i < json_object_array_length(ifs); i++)

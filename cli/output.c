@@ -236,7 +236,7 @@ int usbvm_cli_answer(UsbvmCli *cli, const UsbvmAnswer *a, const char *msg, const
     if (cli->json)
         usbvm_out_json(o);
     else if (err)
-        fprintf(stderr, "usbvm: %s\n", err->message[0] ? err->message : "unknown error");
+        usbvm_cli_error(cli, err);
     else if (cli->verbosity >= 0)
         printf("%s\n", msg);
     return rc;
@@ -269,7 +269,8 @@ int usbvm_cli_usage_error(UsbvmCli *cli, const UsbvmVerb *verb, const char *fmt,
         _cleanup_(json_object_putp) json_object *o = failure_object(line, USBVM_E_USAGE);
         usbvm_out_json(o);
     } else {
-        fprintf(stderr, "%s\n", line);
+        _cleanup_free_ char *esc = usbvm_escape_controls(line);
+        fprintf(stderr, "%s\n", esc);
     }
     return USBVM_E_USAGE;
 }
@@ -282,7 +283,9 @@ int usbvm_cli_error(UsbvmCli *cli, const UsbvmError *err)
         _cleanup_(json_object_putp) json_object *o = failure_object(msg, rc);
         usbvm_out_json(o);
     } else {
-        fprintf(stderr, "usbvm: %s\n", msg);
+        /* libvirt's messages may quote what a device reported; escape what a terminal obeys. */
+        _cleanup_free_ char *esc = usbvm_escape_controls(msg);
+        fprintf(stderr, "usbvm: %s\n", esc);
     }
     return rc;
 }
@@ -293,8 +296,9 @@ void usbvm_cli_warning(UsbvmCli *cli, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    _cleanup_free_ char *msg = xvasprintf(fmt, ap);
+    _cleanup_free_ char *raw = xvasprintf(fmt, ap);
     va_end(ap);
+    _cleanup_free_ char *msg = usbvm_escape_controls(raw);
     fprintf(stderr, "usbvm: warning: %s\n", msg);
 }
 

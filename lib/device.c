@@ -46,6 +46,7 @@ void usbvm_device_free(UsbvmDevice *d)
     free(d->blocks);
     free(d->identity);
     free(d->alias);
+    usbvm_strv_free(d->same_identity);
     free(d);
 }
 
@@ -334,22 +335,89 @@ static void device_finish(UsbvmDevice *dev)
 
 /* Hands each interface and block device below the devices to its owner. The usb scan is the
  * one that found the devices when scan_usb is NULL (interfaces then come from a new scan). */
-static int collect_children(struct udev *udev, struct udev_device *parent,
-                            struct udev_enumerate *usb_scan, UsbvmDevice **devs, size_t n,
-                            const UsbvmHostUse *use, UsbvmError *err)
+/* "/sys/class/block/sdb" -> "/sys/devices/.../block/sdb", by its link alone: the entries of a
+ * class or bus directory are links into /sys/devices. */
+static char *sysfs_resolve(const char *dir, const char *name)
 {
-    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *own_scan = NULL, *eb = NULL;
-    int r;
-    if (!usb_scan) {
-        r = enumerate(udev, "usb", "usb_interface", parent, &own_scan, err);
-        if (r < 0)
-            return r;
-        usb_scan = own_scan;
+    _cleanup_free_ char *link = xasprintf("%s/%s", dir, name);
+    char target[PATH_MAX];
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (n <= 0)
+        return NULL;
+    target[n] = '\0';
+    if (target[0] == '/')
+        return xstrdup(target);
+    /* Join and fold the "..": the link is relative to its directory. */
+    _cleanup_free_ char *joined = xasprintf("%s/%s", dir, target);
+    char **parts = NULL;
+    _cleanup_free_ char *copy = xstrdup(joined);
+    size_t np = 0;
+    for (char *save = NULL, *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        if (streq(t, ".."))
+            np = np ? np - 1 : 0;
+        else if (!streq(t, ".")) {
+            parts = xrealloc(parts, (np + 1) * sizeof(*parts));
+            parts[np++] = t;
+        }
     }
+    UsbvmBuf b = { 0 };
+    for (size_t i = 0; i < np; i++)
+        usbvm_buf_printf(&b, "/%s", parts[i]);
+    free(parts);
+    return usbvm_buf_steal(&b);
+}
+
+/* The syspaths of every entry of a class or bus directory ("/sys/class/block"). libudev's
+ * enumerator reads every entry's uevent file to match on it; the names are all that is
+ * needed to find the ones below a USB device. */
+static char **sysfs_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    char **v = NULL;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *path = sysfs_resolve(dir, e->d_name);
+        if (path)
+            v = usbvm_strv_push(v, path);
+    }
+    closedir(d);
+    return v;
+}
+
+/* The syspaths a scan found, as a list. */
+static char **scan_list(struct udev_enumerate *e)
+{
+    char **v = NULL;
     struct udev_list_entry *le;
-    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(usb_scan))
-    {
-        const char *path = udev_list_entry_get_name(le);
+    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(e)) v =
+        usbvm_strv_push(v, udev_list_entry_get_name(le));
+    return v;
+}
+
+/* Interfaces and block devices below the devices: for one device (parent) a scan below it;
+ * for every device, usb_all (the usb bus's entries) and the block class's links. */
+static int collect_children(struct udev *udev, struct udev_device *parent, char *const *usb_all,
+                            UsbvmDevice **devs, size_t n, const UsbvmHostUse *use, UsbvmError *err)
+{
+    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *eu = NULL, *eb = NULL;
+    char **usb = NULL, **blocks = NULL;
+    int r;
+    if (parent) {
+        if ((r = enumerate(udev, "usb", "usb_interface", parent, &eu, err)) < 0 ||
+            (r = enumerate(udev, "block", NULL, parent, &eb, err)) < 0)
+            return r;
+        usb = scan_list(eu);
+        blocks = scan_list(eb);
+        usb_all = usb;
+    } else {
+        blocks = sysfs_entries("/sys/class/block");
+    }
+    for (size_t i = 0; usb_all && usb_all[i]; i++) {
+        const char *path = usb_all[i];
         /* Interfaces are named "<device>:<config>.<number>"; devices never hold a ':'. */
         const char *base = strrchr(path, '/');
         if (!base || !strchr(base, ':'))
@@ -363,20 +431,17 @@ static int collect_children(struct udev *udev, struct udev_device *parent,
             add_interface(dev, c);
     }
 
-    r = enumerate(udev, "block", NULL, parent, &eb, err);
-    if (r < 0)
-        return r;
-    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(eb))
-    {
-        const char *path = udev_list_entry_get_name(le);
-        UsbvmDevice *dev = owner_of(devs, n, path); /* loop, nvme, dm: none, and skipped */
+    for (size_t i = 0; blocks && blocks[i]; i++) {
+        UsbvmDevice *dev = owner_of(devs, n, blocks[i]); /* loop, nvme, dm: none, skipped */
         if (!dev)
             continue;
         _cleanup_(udev_device_unrefp) struct udev_device *c =
-            udev_device_new_from_syspath(udev, path);
+            udev_device_new_from_syspath(udev, blocks[i]);
         if (c) /* else unplugged while we looked */
             add_block(dev, c, use);
     }
+    usbvm_strv_free(blocks);
+    usbvm_strv_free(usb);
     for (size_t i = 0; i < n; i++)
         device_finish(devs[i]);
     return 0;
@@ -441,15 +506,11 @@ int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
                                 UsbvmDeviceList **ret, UsbvmError *err)
 {
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *l = xcalloc(1, sizeof(UsbvmDeviceList));
-    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *e = NULL;
-    /* One scan of the usb subsystem finds devices and interfaces. */
-    int r = enumerate(udev, "usb", NULL, NULL, &e, err);
-    if (r < 0)
-        return r;
-    struct udev_list_entry *le;
-    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(e))
-    {
-        const char *path = udev_list_entry_get_name(le);
+    /* One listing of the usb bus finds devices and interfaces. */
+    _cleanup_(usbvm_strv_freep) char **usb = sysfs_entries("/sys/bus/usb/devices");
+    int r;
+    for (size_t i = 0; usb && usb[i]; i++) {
+        const char *path = usb[i];
         const char *base = strrchr(path, '/');
         if (!base || strchr(base, ':'))
             continue; /* an interface */
@@ -470,10 +531,11 @@ int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
     r = usbvm_host_use_load(paths, &use, err);
     if (r < 0)
         return r;
-    r = collect_children(udev, NULL, e, l->devices, l->n, &use, err);
+    r = collect_children(udev, NULL, usb, l->devices, l->n, &use, err);
     usbvm_host_use_clear(&use);
     if (r < 0)
         return r;
+    usbvm_devices_mark_ambiguous(l->devices, l->n);
     *ret = TAKE_PTR(l);
     return 0;
 }
