@@ -77,6 +77,7 @@ UsbvmDevice *usbvm_device_dup(const UsbvmDevice *d)
     c->connect_type = dup0(d->connect_type);
     c->identity = dup0(d->identity);
     c->alias = dup0(d->alias);
+    c->same_identity = strv_dup(d->same_identity);
     c->interfaces = xcalloc(d->n_interfaces + 1, sizeof(*c->interfaces));
     for (size_t i = 0; i < d->n_interfaces; i++) {
         c->interfaces[i] = d->interfaces[i];

@@ -317,6 +317,8 @@ int usbvm_virt_attach_ctx(virConnectPtr conn, virDomainPtr dom, const UsbvmDevic
         r = attach_present(&a, err);
     if (r == 1) {
         a.res.state = USBVM_STATE_ATTACHED; /* already there: changed stays false */
+        if (ctx && !(flags & USBVM_ATTACH_CHECK))
+            attach_describe(&a, &ctx->added); /* a caller's picture that missed it learns it */
         r = 0;
     } else if (r == 0 && (r = attach_check_domain(&a, err)) == 0) {
         r = attach_locked(&a, conn, ctx, err);

@@ -175,7 +175,8 @@ typedef struct Watch {
     uint64_t reconnect_at; /* 0: none scheduled */
     uint64_t known_gen;    /* the host lock generation the snapshot is current at */
     UsbvmSnapshot snapshot;
-    bool refetch_all; /* a full re-read is wanted (reload) */
+    bool refetch_all;   /* a full re-read is wanted (reload) */
+    WatchMsg *deferred; /* libvirt events that came while the connection's first read ran */
 
     UsbvmRuleset *rules;
     WatchDevice **devs;
@@ -191,6 +192,43 @@ typedef struct Watch {
     bool stopping; /* --detach-on-exit: the last plans detach */
     unsigned waiting;
 } Watch;
+
+#define WATCH_MS(usec) ((int64_t)((usec) / 1000))
+
+/* watch-ops.c: bookkeeping of the main thread */
+void usbvm_watch_recheck_all(Watch *w);
+WatchOp *usbvm_watch_op_find(Watch *w, UsbvmOpKind kind, const char *domain, const char *alias);
+void usbvm_watch_op_add(Watch *w, UsbvmOpKind kind, const char *domain, const char *alias,
+                        const char *why);
+void usbvm_watch_op_remove(Watch *w, WatchOp *op);
+void usbvm_watch_ops_drop_domain(Watch *w, const char *domain);
+size_t usbvm_watch_pending_detaches(const Watch *w);
+/* Hands a job to the executor, with a reference to the current connection. */
+void usbvm_watch_submit(Watch *w, WatchJob *j);
+/* Logs a "wait"/"refused" note once per distinct text for the device. */
+void usbvm_watch_note(Watch *w, WatchDevice *dev, UsbvmLogLevel level, const char *event,
+                      const char *domain, const char *text);
+/* "connected", "domain-started", "domain-stopped": "<domain NAME><what>". */
+void usbvm_watch_log_event(const char *event, const char *domain, const char *what);
+
+/* watch-conn.c: the connection and libvirt's events */
+void usbvm_watch_connect_start(Watch *w);
+void usbvm_watch_schedule_reconnect(Watch *w);
+void usbvm_watch_disconnect(Watch *w);
+void usbvm_watch_connection_lost(Watch *w);
+void usbvm_watch_connected(Watch *w, WatchJob *j);
+void usbvm_watch_replay_deferred(Watch *w, bool apply);
+void usbvm_watch_refetch_domain(Watch *w, const char *domain);
+void usbvm_watch_lifecycle(Watch *w, WatchMsg *m);
+void usbvm_watch_device_removed(Watch *w, WatchMsg *m, bool failed);
+void usbvm_watch_device_added(Watch *w, WatchMsg *m);
+
+/* watch-answers.c: the executor's answers */
+void usbvm_watch_job_done(Watch *w, WatchJob *j);
+
+/* watch.c */
+/* Applies a message; true when it was kept for later (the caller must not free it). */
+bool usbvm_watch_handle(Watch *w, WatchMsg *m);
 
 /* watch-loop.c */
 int usbvm_watch_loop_start(Watch *w, UsbvmError *err);
