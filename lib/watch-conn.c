@@ -83,9 +83,14 @@ void usbvm_watch_connected(Watch *w, WatchJob *j)
             d->cb_failed = j->cb_failed;
             usbvm_executor_submit(w->exec, d);
         }
-        _cleanup_free_ char *esc = usbvm_escape(j->err.message);
-        usbvm_logf(w->connect_warned ? USBVM_LOG_DEBUG : USBVM_LOG_WARNING, NULL, "%s%s", esc,
-                   w->opts->once ? "" : "; retrying");
+        if (w->opts->once) {
+            /* Nothing retries: the error is watch's answer (its exit record), not a log line. */
+            w->connect_err = j->err;
+        } else {
+            _cleanup_free_ char *esc = usbvm_escape(j->err.message);
+            usbvm_logf(w->connect_warned ? USBVM_LOG_DEBUG : USBVM_LOG_WARNING, NULL,
+                       "%s; retrying", esc);
+        }
         w->connect_warned = true;
         usbvm_watch_drop_deferred(w);
         usbvm_watch_schedule_reconnect(w);

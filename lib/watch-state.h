@@ -170,6 +170,7 @@ typedef struct Watch {
     unsigned conn_gen;
     bool connecting;
     bool connect_warned;
+    UsbvmError connect_err; /* --once: why the one connection attempt failed */
     unsigned backoff_ms;
     uint64_t reconnect_at; /* 0: none scheduled */
     uint64_t known_gen;    /* the host lock generation the snapshot is current at */

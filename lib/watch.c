@@ -479,12 +479,19 @@ static int start(Watch *w, UsbvmError *err)
     uint64_t until = usbvm_now_usec() + CONNECT_WAIT_USEC;
     while (w->connecting && !w->quit && usbvm_now_usec() < until)
         turn(w, until);
-    if (w->opts->once && !w->conn)
-        return usbvm_error_set(err, USBVM_E_LIBVIRT, w->connecting ? ETIMEDOUT : ECONNREFUSED,
-                               "%s; start it ('systemctl start libvirtd') and run 'usbvm "
-                               "watch --once' again",
-                               w->connecting ? "libvirtd does not answer"
-                                             : "cannot reach libvirtd");
+    if (w->opts->once && !w->conn) {
+        /* The connection's own words: which URI, why, and what to do about it. */
+        if (w->connecting)
+            return usbvm_error_set(err, USBVM_E_LIBVIRT, ETIMEDOUT,
+                                   "libvirtd does not answer; check that it runs "
+                                   "('systemctl status libvirtd') and run 'usbvm watch --once' "
+                                   "again");
+        if (err && w->connect_err.message[0])
+            *err = w->connect_err;
+        else
+            usbvm_error_set(err, USBVM_E_LIBVIRT, ECONNREFUSED, "cannot connect to libvirt");
+        return -ECONNREFUSED;
+    }
     if (w->connecting)
         usbvm_logf(USBVM_LOG_WARNING, NULL,
                    "libvirtd has not answered for %llu s; watching devices meanwhile, and "
