@@ -96,7 +96,9 @@ static int print_summary(UsbvmCli *cli, const UsbvmWatchOptions *opts, const Usb
         printf("summary: %s\n", msg);
         return rc;
     }
-    bool changed = !opts->dry_run && (sum->attached + sum->detached) > 0;
+    /* Under --dry-run the counts are the prediction: changed says what a real run would do
+     * (Ansible's check mode). */
+    bool changed = (sum->attached + sum->detached) > 0;
     _cleanup_(json_object_putp) json_object *o = final_record("summary", changed, msg, rc);
     json_object_object_add(o, "attached", json_object_new_int((int)sum->attached));
     json_object_object_add(o, "detached", json_object_new_int((int)sum->detached));

@@ -127,11 +127,19 @@ static void act_attach(Watch *w, const UsbvmAction *a)
 {
     WatchDevice *dev = w->devs[a->device];
     if (w->opts->dry_run) {
-        _cleanup_free_ char *text = xasprintf("dry run: attach to %s as %s", a->domain,
-                                              usbvm_mode_to_string(a->spec->mode));
-        if (!streq(dev->last_note, text))
-            w->summary->attached++;
-        usbvm_watch_note(w, dev, USBVM_LOG_NOTICE, "attach", a->domain, text);
+        /* The prediction: one record per device and place, counted as an attach. */
+        const char *mode = usbvm_mode_to_string(a->spec->mode);
+        _cleanup_free_ char *key = xasprintf("dry run: attach to %s as %s", a->domain, mode);
+        if (streq(dev->last_note, key))
+            return;
+        free(dev->last_note);
+        dev->last_note = xstrdup(key);
+        w->summary->attached++;
+        usbvm_watch_record(USBVM_LOG_NOTICE, &(WatchRecord){ .event = "attach",
+                                                             .device = dev->model,
+                                                             .domain = a->domain,
+                                                             .mode = mode,
+                                                             .result = "dry-run" });
         return;
     }
     WatchJob *j = usbvm_watch_job_new(WATCH_JOB_ATTACH, a->domain);
