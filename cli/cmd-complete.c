@@ -136,96 +136,9 @@ static void complete_attached(UsbvmCli *cli, const char *cur)
     complete_devices(cli, cur, false);
 }
 
-int usbvm_cmd_complete(UsbvmCli *cli, const UsbvmVerb *self, int argc, const char **argv)
+static void complete_positional(UsbvmCli *cli, const UsbvmVerb *verb, size_t positional,
+                                const char *cur)
 {
-    /* argv[0] is "__complete"; an optional "--" follows. */
-    int i = 1;
-    if (i < argc && streq(argv[i], "--"))
-        i++;
-    if (i >= argc)
-        return 0;
-    const char *cur = argv[argc - 1];
-    int last = argc - 1; /* index of the word under the cursor */
-
-    /* Global options before the verb. */
-    static const char *const global_long[] = { "--connect", "--json",    "--verbose",
-                                               "--quiet",   "--version", "--help" };
-    while (i < last && argv[i][0] == '-') {
-        if (streq(argv[i], "-c") || streq(argv[i], "--connect"))
-            i++;
-        i++;
-    }
-    if (i == last) {
-        if (cur[0] == '-') {
-            for (size_t k = 0; k < ELEMENTSOF(global_long); k++)
-                candidate(cur, global_long[k]);
-            return 0;
-        }
-        if (i > 0 && (streq(argv[i - 1], "-c") || streq(argv[i - 1], "--connect")))
-            return 0;
-        for (const UsbvmVerb *v = usbvm_verbs; v->name; v++)
-            if (!v->hidden)
-                candidate(cur, v->name);
-        return 0;
-    }
-
-    const UsbvmVerb *verb = NULL;
-    for (const UsbvmVerb *v = usbvm_verbs; v->name; v++)
-        if (streq(v->name, argv[i]))
-            verb = v;
-    if (!verb || verb->hidden)
-        return 0;
-    i++;
-    if (verb->subverbs) {
-        if (i == last) {
-            for (const UsbvmVerb *v = verb->subverbs; v->name; v++)
-                candidate(cur, v->name);
-            return 0;
-        }
-        const UsbvmVerb *sub = NULL;
-        for (const UsbvmVerb *v = verb->subverbs; v->name; v++)
-            if (streq(v->name, argv[i]))
-                sub = v;
-        if (!sub)
-            return 0;
-        verb = sub;
-        i++;
-    }
-
-    /* Walk the verb's words: count positionals, notice an option waiting for its value. */
-    size_t positional = 0;
-    const struct poptOption *pending = NULL;
-    bool dashdash = false;
-    for (; i < last; i++) {
-        if (pending) {
-            pending = NULL;
-            continue;
-        }
-        if (!dashdash && streq(argv[i], "--")) {
-            dashdash = true;
-            continue;
-        }
-        if (!dashdash && argv[i][0] == '-' && argv[i][1]) {
-            const struct poptOption *o = find_option(verb->options, argv[i]);
-            if (o && takes_arg(o) && !strchr(argv[i], '='))
-                pending = o;
-            continue;
-        }
-        positional++;
-    }
-    if (pending) {
-        complete_choices(cur, pending->argDescrip);
-        return 0;
-    }
-    if (!dashdash && cur[0] == '-') {
-        for (const struct poptOption *o = verb->options; o && (o->longName || o->shortName); o++) {
-            if (!o->longName)
-                continue;
-            _cleanup_free_ char *s = xasprintf("--%s", o->longName);
-            candidate(cur, s);
-        }
-        return 0;
-    }
     UsbvmArgKind kind = positional < ELEMENTSOF(verb->args) ? verb->args[positional] : 0;
     switch (kind) {
     case USBVM_ARG_DOMAIN:
@@ -247,5 +160,104 @@ int usbvm_cmd_complete(UsbvmCli *cli, const UsbvmVerb *self, int argc, const cha
     case USBVM_ARG_NONE:
         break;
     }
+}
+
+/* The words after the verb up to the cursor: count positionals, notice an option waiting
+ * for its value, then complete that value, an option or a positional argument. */
+static void complete_verb_words(UsbvmCli *cli, const UsbvmVerb *verb, int i, int argc,
+                                const char **argv)
+{
+    const char *cur = argv[argc - 1];
+    size_t positional = 0;
+    const struct poptOption *pending = NULL;
+    bool dashdash = false;
+    for (; i < argc - 1; i++) {
+        if (pending) {
+            pending = NULL;
+            continue;
+        }
+        if (!dashdash && streq(argv[i], "--")) {
+            dashdash = true;
+            continue;
+        }
+        if (!dashdash && argv[i][0] == '-' && argv[i][1]) {
+            const struct poptOption *o = find_option(verb->options, argv[i]);
+            if (o && takes_arg(o) && !strchr(argv[i], '='))
+                pending = o;
+            continue;
+        }
+        positional++;
+    }
+    if (pending) {
+        complete_choices(cur, pending->argDescrip);
+    } else if (!dashdash && cur[0] == '-') {
+        for (const struct poptOption *o = verb->options; o && (o->longName || o->shortName); o++)
+            if (o->longName) {
+                _cleanup_free_ char *s = xasprintf("--%s", o->longName);
+                candidate(cur, s);
+            }
+    } else {
+        complete_positional(cli, verb, positional, cur);
+    }
+}
+
+static const UsbvmVerb *find_verb(const UsbvmVerb *verbs, const char *name)
+{
+    for (const UsbvmVerb *v = verbs; v && v->name; v++)
+        if (streq(v->name, name))
+            return v;
+    return NULL;
+}
+
+/* Global options before the verb, or the verb itself, under the cursor. */
+static void complete_global(const char *cur, const char *prev)
+{
+    static const char *const global_long[] = { "--connect", "--json",    "--verbose",
+                                               "--quiet",   "--version", "--help" };
+    if (cur[0] == '-') {
+        for (size_t k = 0; k < ELEMENTSOF(global_long); k++)
+            candidate(cur, global_long[k]);
+        return;
+    }
+    if (prev && (streq(prev, "-c") || streq(prev, "--connect")))
+        return;
+    for (const UsbvmVerb *v = usbvm_verbs; v->name; v++)
+        if (!v->hidden)
+            candidate(cur, v->name);
+}
+
+int usbvm_cmd_complete(UsbvmCli *cli, const UsbvmVerb *self, int argc, const char **argv)
+{
+    /* argv[0] is "__complete"; an optional "--" follows. */
+    int i = 1;
+    if (i < argc && streq(argv[i], "--"))
+        i++;
+    if (i >= argc)
+        return 0;
+    const char *cur = argv[argc - 1];
+    int last = argc - 1; /* index of the word under the cursor */
+    while (i < last && argv[i][0] == '-') {
+        if (streq(argv[i], "-c") || streq(argv[i], "--connect"))
+            i++;
+        i++;
+    }
+    if (i == last) {
+        complete_global(cur, i > 0 ? argv[i - 1] : NULL);
+        return 0;
+    }
+    const UsbvmVerb *verb = find_verb(usbvm_verbs, argv[i++]);
+    if (!verb || verb->hidden)
+        return 0;
+    if (verb->subverbs) {
+        if (i == last) {
+            for (const UsbvmVerb *v = verb->subverbs; v->name; v++)
+                candidate(cur, v->name);
+            return 0;
+        }
+        verb = find_verb(verb->subverbs, argv[i++]);
+        if (!verb)
+            return 0;
+    }
+    complete_verb_words(cli, verb, i, argc, argv);
     return 0;
 }

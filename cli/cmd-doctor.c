@@ -166,35 +166,30 @@ static int report(UsbvmCli *cli, const DoctorArgs *a, const UsbvmChecks *c)
     return rc;
 }
 
+static int on_option(UsbvmCli *cli, const UsbvmVerb *verb, int val, const char *arg, void *ud)
+{
+    char **rules_path = ud; /* --rules, the only one */
+    free(*rules_path);
+    *rules_path = xstrdup(arg);
+    return 0;
+}
+
 int usbvm_cmd_doctor(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
     _cleanup_free_ char *rules_path = NULL;
-    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
-    int r;
-    while ((r = usbvm_cli_next_option(cli, verb, ctx)) > 0)
-        if (r == OPT_RULES) {
-            free(rules_path);
-            rules_path = poptGetOptArg(ctx);
-        }
-    const char **args = NULL;
-    size_t n = 0;
-    if (r == 0)
-        r = usbvm_cli_args(verb, ctx, 0, 2, &args, &n);
-    _cleanup_strv_free_ char **argcopy = NULL;
-    for (size_t i = 0; r == 0 && i < n; i++)
-        argcopy = usbvm_strv_push(argcopy, args[i]);
-    poptFreeContext(ctx);
-    if (r < 0)
-        return usbvm_cli_exit_from_parse(r);
+    _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
+    if (!usbvm_cli_parse(cli, verb, argc, argv, on_option, &rules_path, &p))
+        return p.rc;
+    size_t n = p.n;
 
     UsbvmError err = { 0 };
     struct udev *udev = usbvm_cli_udev(cli, &err);
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
     if (udev)
-        usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err);
+        usbvm_cli_devices(cli, &list, &err);
 
     DoctorArgs a;
-    sort_args((const char **)argcopy, n, list, &a);
+    sort_args((const char **)p.args, n, list, &a);
     UsbvmChecks checks = { 0 };
     UsbvmDoctorQuery q = {
         .domain = a.domain,
@@ -203,7 +198,7 @@ int usbvm_cmd_doctor(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
     };
     resolve_device(cli, &a, list, &err, &q, &checks);
     usbvm_doctor_run(udev, &usbvm_doctor_paths_default, &q, &checks);
-    r = report(cli, &a, &checks);
+    int r = report(cli, &a, &checks);
     usbvm_checks_clear(&checks);
     return r;
 }

@@ -144,37 +144,8 @@ static void add_class_text(json_object *o)
     json_object_object_add(t, "class", json_object_new_string(s));
 }
 
-static void print_text(json_object *dev)
+static void print_blocks(json_object *blocks)
 {
-    /* Text-only renderings, derived from the object's own facts. */
-    json_object *t = json_object_new_object();
-    json_object_object_add(dev, "text", t);
-    _cleanup_free_ char *id = xasprintf("%s:%s", json_object_get_string(get(dev, "vendor_id")),
-                                        json_object_get_string(get(dev, "product_id")));
-    json_object_object_add(t, "id", json_object_new_string(id));
-    add_class_text(dev);
-    json_object *doms = get(dev, "domains");
-    _cleanup_free_ char *domtext =
-        doms ? usbvm_out_format(doms, USBVM_FMT_LIST) : xstrdup("unknown");
-    json_object_object_add(t, "domain", json_object_new_string(domtext));
-
-    _cleanup_free_ char *title = usbvm_out_format(get(dev, "port"), USBVM_FMT_STR);
-    printf("Device %s\n", title);
-    usbvm_out_record(dev, device_fields, ELEMENTSOF(device_fields), 2);
-    json_object *amb = get(dev, "ambiguity");
-    if (amb) {
-        /* Already escaped by the library; only what a terminal obeys is escaped again. */
-        _cleanup_free_ char *s = usbvm_escape_controls(json_object_get_string(amb));
-        printf("\n  Ambiguous: %s\n", s);
-    }
-
-    json_object *ifs = get(dev, "interfaces");
-    for (size_t i = 0; i < json_object_array_length(ifs); i++)
-        add_class_text(json_object_array_get_idx(ifs, i));
-    printf("\nInterfaces\n");
-    usbvm_out_table(ifs, interface_columns, ELEMENTSOF(interface_columns));
-
-    json_object *blocks = get(dev, "blocks");
     if (json_object_array_length(blocks) > 0) {
         for (size_t i = 0; i < json_object_array_length(blocks); i++) {
             json_object *b = json_object_array_get_idx(blocks, i);
@@ -196,7 +167,10 @@ static void print_text(json_object *dev)
         printf("\nBlock devices\n");
         usbvm_out_table(blocks, block_columns, ELEMENTSOF(block_columns));
     }
+}
 
+static void print_descriptors(json_object *dev)
+{
     json_object *desc = get(dev, "descriptors");
     printf("\nDescriptors\n");
     if (!desc) {
@@ -234,37 +208,51 @@ static void print_text(json_object *dev)
     json_object_put(rows);
 }
 
+static void print_text(json_object *dev)
+{
+    /* Text-only renderings, derived from the object's own facts. */
+    json_object *t = json_object_new_object();
+    json_object_object_add(dev, "text", t);
+    _cleanup_free_ char *id = xasprintf("%s:%s", json_object_get_string(get(dev, "vendor_id")),
+                                        json_object_get_string(get(dev, "product_id")));
+    json_object_object_add(t, "id", json_object_new_string(id));
+    add_class_text(dev);
+    json_object *doms = get(dev, "domains");
+    _cleanup_free_ char *domtext =
+        doms ? usbvm_out_format(doms, USBVM_FMT_LIST) : xstrdup("unknown");
+    json_object_object_add(t, "domain", json_object_new_string(domtext));
+
+    _cleanup_free_ char *title = usbvm_out_format(get(dev, "port"), USBVM_FMT_STR);
+    printf("Device %s\n", title);
+    usbvm_out_record(dev, device_fields, ELEMENTSOF(device_fields), 2);
+    json_object *amb = get(dev, "ambiguity");
+    if (amb) {
+        /* Already escaped by the library; only what a terminal obeys is escaped again. */
+        _cleanup_free_ char *s = usbvm_escape_controls(json_object_get_string(amb));
+        printf("\n  Ambiguous: %s\n", s);
+    }
+
+    json_object *ifs = get(dev, "interfaces");
+    for (size_t i = 0; i < json_object_array_length(ifs); i++)
+        add_class_text(json_object_array_get_idx(ifs, i));
+    printf("\nInterfaces\n");
+    usbvm_out_table(ifs, interface_columns, ELEMENTSOF(interface_columns));
+
+    print_blocks(get(dev, "blocks"));
+    print_descriptors(dev);
+}
+
 int usbvm_cmd_show(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
-    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
-    int r;
-    while ((r = usbvm_cli_next_option(cli, verb, ctx)) > 0)
-        ;
-    const char **args = NULL;
-    size_t n_args = 0;
-    if (r == 0)
-        r = usbvm_cli_args(verb, ctx, 1, 1, &args, &n_args);
-    _cleanup_free_ char *spec = r == 0 ? xstrdup(args[0]) : NULL;
-    poptFreeContext(ctx);
-    if (r < 0)
-        return usbvm_cli_exit_from_parse(r);
+    _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
+    if (!usbvm_cli_parse(cli, verb, argc, argv, NULL, NULL, &p))
+        return p.rc;
 
     UsbvmError err = { 0 };
-    struct udev *udev = usbvm_cli_udev(cli, &err);
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
     UsbvmDevice *d = NULL;
-    if (!udev || usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err) < 0 ||
-        usbvm_device_list_resolve(list, spec, &d, &err) < 0) {
-        if (!cli->json)
-            return usbvm_cli_error(cli, &err);
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "failed", json_object_new_boolean(true));
-        usbvm_json_add_str(o, "msg", err.message);
-        json_object_object_add(o, "rc", json_object_new_int(err.kind ? (int)err.kind : 1));
-        usbvm_out_json(o);
-        json_object_put(o);
-        return err.kind ? (int)err.kind : USBVM_E_FAILED;
-    }
+    if (usbvm_cli_resolve(cli, p.args[0], &list, &d, &err) < 0)
+        return usbvm_cli_error(cli, &err);
 
     UsbvmCliDomains domains;
     usbvm_cli_domains_load(cli, &domains);

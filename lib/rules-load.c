@@ -1,5 +1,4 @@
-/* Rule objects (lifetime, accessors), diagnostics, and loading rules from files and
- * directories with sshd-style StrictModes. */
+/* Loading rules from files and directories with sshd-style StrictModes. */
 #include "rules-internal.h"
 
 #include <dirent.h>
@@ -8,154 +7,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Enough to show what is wrong without drowning the admin (or a fuzzer) in errors. */
-#define MAX_DIAGS 200
 /* No sane rules file comes near this; it keeps a mistaken path (a disk image) harmless. */
 #define MAX_RULES_FILE (64u << 20)
 
-void usbvm_attr_free(UsbvmAttr *a)
-{
-    if (!a)
-        return;
-    if (usbvm_attr_is_string(a->kind))
-        for (size_t i = 0; i < a->n_values; i++)
-            free(a->values[i].str);
-    free(a->values);
-    free(a);
-}
-
-void usbvm_rule_free(UsbvmRule *r)
-{
-    if (!r)
-        return;
-    for (size_t i = 0; i < _USBVM_ATTR_MAX; i++)
-        usbvm_attr_free(r->attrs[i]);
-    free(r->domain);
-    free(r->cache);
-    free(r->io);
-    free(r->file);
-    free(r);
-}
-
-UsbvmRuleset *usbvm_ruleset_new(void)
-{
-    return xcalloc(1, sizeof(UsbvmRuleset));
-}
-
-void usbvm_ruleset_push(UsbvmRuleset *rs, UsbvmRule *r)
-{
-    if (rs->n == rs->cap) {
-        rs->cap = rs->cap ? rs->cap * 2 : 16;
-        rs->rules = xrealloc(rs->rules, rs->cap * sizeof(*rs->rules));
-    }
-    rs->rules[rs->n++] = r;
-}
-
-void usbvm_ruleset_free(UsbvmRuleset *rs)
-{
-    if (!rs)
-        return;
-    for (size_t i = 0; i < rs->n; i++)
-        usbvm_rule_free(rs->rules[i]);
-    free(rs->rules);
-    free(rs);
-}
-
-size_t usbvm_ruleset_size(const UsbvmRuleset *rs)
-{
-    return rs ? rs->n : 0;
-}
-
-const UsbvmRule *usbvm_ruleset_get(const UsbvmRuleset *rs, size_t i)
-{
-    return rs && i < rs->n ? rs->rules[i] : NULL;
-}
-
-UsbvmTarget usbvm_rule_target(const UsbvmRule *r)
-{
-    return r->target;
-}
-
-const char *usbvm_rule_domain(const UsbvmRule *r)
-{
-    return r->domain;
-}
-
-const UsbvmAttachSpec *usbvm_rule_spec(const UsbvmRule *r)
-{
-    return &r->spec;
-}
-
-const char *usbvm_rule_file(const UsbvmRule *r)
-{
-    return r->file;
-}
-
-unsigned usbvm_rule_line(const UsbvmRule *r)
-{
-    return r->line;
-}
-
-/* ---- diagnostics ---- */
-
-void usbvm_rule_diags_clear(UsbvmRuleDiags *d)
-{
-    if (!d)
-        return;
-    for (size_t i = 0; i < d->n; i++) {
-        free(d->items[i].file);
-        free(d->items[i].message);
-        free(d->items[i].source);
-    }
-    free(d->items);
-    *d = (UsbvmRuleDiags){ 0 };
-}
-
-static char *source_line(const char *text, unsigned line)
-{
-    if (!text || line == 0)
-        return NULL;
-    const char *p = text;
-    for (unsigned l = 1; l < line; l++) {
-        p = strchr(p, '\n');
-        if (!p)
-            return NULL;
-        p++;
-    }
-    size_t n = strcspn(p, "\n");
-    if (n > 0 && p[n - 1] == '\r')
-        n--;
-    return xstrndup(p, n);
-}
-
-void usbvm_rule_diag_add(UsbvmRuleDiags *d, bool warning, const char *file, const char *text,
-                         unsigned line, unsigned column, const char *fmt, ...)
-{
-    if (!d)
-        return;
-    if (!warning)
-        d->n_errors++;
-    if (d->n >= MAX_DIAGS)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    char *msg = xvasprintf(fmt, ap);
-    va_end(ap);
-    d->items = xrealloc(d->items, (d->n + 1) * sizeof(*d->items));
-    d->items[d->n++] = (UsbvmRuleDiag){
-        .warning = warning,
-        .file = xstrdup(strempty(file)),
-        .line = line,
-        .column = column,
-        .message = msg,
-        .source = source_line(text, line),
-    };
-}
-
 /* ---- loading ---- */
-
-size_t usbvm_rules_parse_into(const char *name, const char *text, size_t len, UsbvmRuleset *rs,
-                              UsbvmRuleDiags *diags);
 
 static int file_error(UsbvmRuleDiags *diags, const char *path, int r, const char *fmt, ...)
     _printf_(4, 5);
@@ -381,10 +236,26 @@ static int load_dir(int fd, const char *path, const struct stat *st, bool strict
 
 /* The admin's own symlinks (/etc/usbvm -> /srv/usbvm) are followed once, by realpath; every
  * directory of the resolved path is then checked through the descriptors that read it. */
+/* The path the admin named does not exist: say how to make it. */
+static int missing_path(UsbvmRuleDiags *diags, const char *path)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (is_rules_name(base))
+        return file_error(diags, path, -ENOENT,
+                          "no such file; write the rules there ('usbvm rules generate' proposes "
+                          "some), or name another file or directory");
+    return file_error(diags, path, -ENOENT,
+                      "no such directory; create it ('mkdir -p %s') and put the rules in a "
+                      "*.rules file there ('usbvm rules generate' proposes some)",
+                      path);
+}
+
 static int load_path(const char *path, bool dir_ok, bool strict, UsbvmRuleset *rs,
                      UsbvmRuleDiags *diags)
 {
     _cleanup_free_ char *canon = realpath(path, NULL);
+    if (!canon && errno == ENOENT && dir_ok)
+        return missing_path(diags, path);
     if (!canon)
         return file_error(diags, path, -errno, "cannot read rules: %s", strerror(errno));
     struct stat st;

@@ -120,8 +120,6 @@ static void detach_done(Watch *w, WatchJob *j)
 
 void usbvm_watch_job_done(Watch *w, WatchJob *j)
 {
-    if (j->kind == WATCH_JOB_CONNECT)
-        return usbvm_watch_connected(w, j);
     if (j->conn_gen != w->conn_gen || !w->conn) {
         /* An answer on a connection that has been replaced: the full read after the
          * reconnect decides. Only the operation's bookkeeping is cleared. */

@@ -60,17 +60,12 @@ void usbvm_watch_connection_lost(Watch *w)
     usbvm_watch_schedule_reconnect(w);
 }
 
-/* Events of the new connection that came while its first full read ran: the read may or may
- * not show them, so they are applied on top of it (each is harmless when already shown). */
-void usbvm_watch_replay_deferred(Watch *w, bool apply)
+void usbvm_watch_drop_deferred(Watch *w)
 {
-    WatchMsg *m = w->deferred;
-    w->deferred = NULL;
-    while (m) {
-        WatchMsg *next = m->next;
-        if (!apply || !usbvm_watch_handle(w, m))
-            usbvm_watch_msg_free(m);
-        m = next;
+    while (w->deferred) {
+        WatchMsg *next = w->deferred->next;
+        usbvm_watch_msg_free(w->deferred);
+        w->deferred = next;
     }
 }
 
@@ -88,11 +83,16 @@ void usbvm_watch_connected(Watch *w, WatchJob *j)
             d->cb_failed = j->cb_failed;
             usbvm_executor_submit(w->exec, d);
         }
-        _cleanup_free_ char *esc = usbvm_escape(j->err.message);
-        usbvm_logf(w->connect_warned ? USBVM_LOG_DEBUG : USBVM_LOG_WARNING, NULL, "%s%s", esc,
-                   w->opts->once ? "" : "; retrying");
+        if (w->opts->once) {
+            /* Nothing retries: the error is watch's answer (its exit record), not a log line. */
+            w->connect_err = j->err;
+        } else {
+            _cleanup_free_ char *esc = usbvm_escape(j->err.message);
+            usbvm_logf(w->connect_warned ? USBVM_LOG_DEBUG : USBVM_LOG_WARNING, NULL,
+                       "%s; retrying", esc);
+        }
         w->connect_warned = true;
-        usbvm_watch_replay_deferred(w, false);
+        usbvm_watch_drop_deferred(w);
         usbvm_watch_schedule_reconnect(w);
         return;
     }
@@ -107,7 +107,7 @@ void usbvm_watch_connected(Watch *w, WatchJob *j)
     w->known_gen = j->generation;
     usbvm_snapshot_take(&w->snapshot, &j->snapshot);
     usbvm_watch_log_event("connected", NULL, "connected to libvirtd");
-    usbvm_watch_replay_deferred(w, true);
+    w->replay = true; /* watch.c applies them after this answer */
     usbvm_watch_recheck_all(w);
 }
 

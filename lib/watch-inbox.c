@@ -19,12 +19,6 @@ void usbvm_watch_inbox_init(WatchInbox *in)
 
 void usbvm_watch_inbox_destroy(WatchInbox *in)
 {
-    WatchMsg *m = usbvm_watch_inbox_take(in, 1);
-    while (m) {
-        WatchMsg *next = m->next;
-        usbvm_watch_msg_free(m);
-        m = next;
-    }
     pthread_mutex_destroy(&in->lock);
     pthread_cond_destroy(&in->cond);
 }
@@ -57,17 +51,4 @@ WatchMsg *usbvm_watch_inbox_take(WatchInbox *in, uint64_t deadline_usec)
     in->tail = &in->head;
     pthread_mutex_unlock(&in->lock);
     return m;
-}
-
-void usbvm_watch_msg_free(WatchMsg *m)
-{
-    if (!m)
-        return;
-    if (m->ud)
-        udev_device_unref(m->ud);
-    free(m->action);
-    free(m->domain);
-    free(m->alias);
-    usbvm_watch_job_free(m->job);
-    free(m);
 }

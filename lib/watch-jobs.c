@@ -121,3 +121,16 @@ void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn)
         break;
     }
 }
+
+void usbvm_watch_msg_free(WatchMsg *m)
+{
+    if (!m)
+        return;
+    if (m->ud)
+        udev_device_unref(m->ud);
+    free(m->action);
+    free(m->domain);
+    free(m->alias);
+    usbvm_watch_job_free(m->job);
+    free(m);
+}

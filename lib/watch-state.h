@@ -86,12 +86,12 @@ typedef struct WatchInbox {
 } WatchInbox;
 
 void usbvm_watch_inbox_init(WatchInbox *in);
-void usbvm_watch_inbox_destroy(WatchInbox *in);
+void usbvm_watch_inbox_destroy(WatchInbox *in); /* empty it first */
 void usbvm_watch_inbox_post(WatchInbox *in, WatchMsg *m);
 /* Every queued message (oldest first), waiting until one arrives or deadline_usec passes
  * (0: no deadline). NULL when none came. */
 WatchMsg *usbvm_watch_inbox_take(WatchInbox *in, uint64_t deadline_usec);
-void usbvm_watch_msg_free(WatchMsg *m);
+void usbvm_watch_msg_free(WatchMsg *m); /* watch-jobs.c: it frees the job it carries */
 
 /* ---- jobs for the executor ----------------------------------------------------------------- */
 
@@ -170,12 +170,14 @@ typedef struct Watch {
     unsigned conn_gen;
     bool connecting;
     bool connect_warned;
+    UsbvmError connect_err; /* --once: why the one connection attempt failed */
     unsigned backoff_ms;
     uint64_t reconnect_at; /* 0: none scheduled */
     uint64_t known_gen;    /* the host lock generation the snapshot is current at */
     UsbvmSnapshot snapshot;
     bool refetch_all;   /* a full re-read is wanted (reload) */
     WatchMsg *deferred; /* libvirt events that came while the connection's first read ran */
+    bool replay;        /* connected: apply them now */
 
     UsbvmRuleset *rules;
     WatchDevice **devs;
@@ -216,7 +218,7 @@ void usbvm_watch_schedule_reconnect(Watch *w);
 void usbvm_watch_disconnect(Watch *w);
 void usbvm_watch_connection_lost(Watch *w);
 void usbvm_watch_connected(Watch *w, WatchJob *j);
-void usbvm_watch_replay_deferred(Watch *w, bool apply);
+void usbvm_watch_drop_deferred(Watch *w);
 void usbvm_watch_refetch_domain(Watch *w, const char *domain);
 void usbvm_watch_lifecycle(Watch *w, WatchMsg *m);
 void usbvm_watch_device_removed(Watch *w, WatchMsg *m, bool failed);

@@ -8,9 +8,10 @@
 #include <signal.h>
 #include <string.h>
 
-#define SLOW_CALL_USEC  (30ULL * 1000000)
-#define STOP_GRACE_MS   500
-#define READY_WAIT_USEC (10ULL * 1000000)
+#define SLOW_CALL_USEC    (30ULL * 1000000)
+#define STOP_GRACE_MS     500
+#define READY_WAIT_USEC   (10ULL * 1000000)
+#define CONNECT_WAIT_USEC (10ULL * 1000000)
 
 /* ---- rules ------------------------------------------------------------------------------- */
 
@@ -126,11 +127,19 @@ static void act_attach(Watch *w, const UsbvmAction *a)
 {
     WatchDevice *dev = w->devs[a->device];
     if (w->opts->dry_run) {
-        _cleanup_free_ char *text = xasprintf("dry run: attach to %s as %s", a->domain,
-                                              usbvm_mode_to_string(a->spec->mode));
-        if (!streq(dev->last_note, text))
-            w->summary->attached++;
-        usbvm_watch_note(w, dev, USBVM_LOG_NOTICE, "attach", a->domain, text);
+        /* The prediction: one record per device and place, counted as an attach. */
+        const char *mode = usbvm_mode_to_string(a->spec->mode);
+        _cleanup_free_ char *key = xasprintf("dry run: attach to %s as %s", a->domain, mode);
+        if (streq(dev->last_note, key))
+            return;
+        free(dev->last_note);
+        dev->last_note = xstrdup(key);
+        w->summary->attached++;
+        usbvm_watch_record(USBVM_LOG_NOTICE, &(WatchRecord){ .event = "attach",
+                                                             .device = dev->model,
+                                                             .domain = a->domain,
+                                                             .mode = mode,
+                                                             .result = "dry-run" });
         return;
     }
     WatchJob *j = usbvm_watch_job_new(WATCH_JOB_ATTACH, a->domain);
@@ -299,7 +308,10 @@ bool usbvm_watch_handle(Watch *w, WatchMsg *m)
             usbvm_watch_connection_lost(w);
         break;
     case WATCH_MSG_JOB_DONE:
-        usbvm_watch_job_done(w, m->job);
+        if (m->job->kind == WATCH_JOB_CONNECT)
+            usbvm_watch_connected(w, m->job);
+        else
+            usbvm_watch_job_done(w, m->job);
         break;
     case WATCH_MSG_RESYNC:
         usbvm_logf(USBVM_LOG_WARNING, json_tokener_parse("{\"event\":\"udev-overflow\"}"),
@@ -357,6 +369,20 @@ static bool settled(Watch *w, uint64_t now, uint64_t stop_at)
     return usbvm_watch_pending_detaches(w) == 0 || (stop_at && now >= stop_at) || !w->conn;
 }
 
+/* Events of the new connection that came while its first full read ran: the read may or may
+ * not show them, so they are applied on top of it (each is harmless when already shown). */
+static void replay_deferred(Watch *w)
+{
+    WatchMsg *m = w->deferred;
+    w->deferred = NULL;
+    while (m) {
+        WatchMsg *next = m->next;
+        if (!usbvm_watch_handle(w, m))
+            usbvm_watch_msg_free(m);
+        m = next;
+    }
+}
+
 static void turn(Watch *w, uint64_t stop_at)
 {
     uint64_t now = usbvm_now_usec();
@@ -366,6 +392,10 @@ static void turn(Watch *w, uint64_t stop_at)
         if (!usbvm_watch_handle(w, m))
             usbvm_watch_msg_free(m);
         m = next;
+    }
+    if (w->replay) {
+        w->replay = false;
+        replay_deferred(w);
     }
     now = usbvm_now_usec();
     if (w->watchdog_usec && now >= w->watchdog_at) {
@@ -421,8 +451,12 @@ static void watch_free(Watch *w)
                    "a libvirt call is still unanswered; exiting without waiting for it");
         return;
     }
-    usbvm_watch_replay_deferred(w, false);
+    usbvm_watch_drop_deferred(w);
     usbvm_executor_free(w->exec);
+    for (WatchMsg *m = usbvm_watch_inbox_take(&w->inbox, 1), *next; m; m = next) {
+        next = m->next;
+        usbvm_watch_msg_free(m);
+    }
     usbvm_watch_inbox_destroy(&w->inbox);
     for (size_t i = 0; i < w->n_devs; i++)
         usbvm_watch_device_free(w->devs[i]);
@@ -447,13 +481,30 @@ static int start(Watch *w, UsbvmError *err)
         return usbvm_error_set(err, USBVM_E_FAILED, ENOMEM, "cannot talk to udev");
     if ((r = usbvm_watch_loop_start(w, err)) < 0)
         return r;
+    /* Bounded: a libvirtd that accepts and never answers must not keep the daemon from
+     * watching; the connect goes on on its own thread and its answer comes when it comes. */
     usbvm_watch_connect_start(w);
-    while (w->connecting && !w->quit)
-        turn(w, 0);
-    if (w->opts->once && !w->conn)
-        return usbvm_error_set(err, USBVM_E_LIBVIRT, ECONNREFUSED,
-                               "cannot reach libvirtd; start it ('systemctl start libvirtd') "
-                               "and run 'usbvm watch --once' again");
+    uint64_t until = usbvm_now_usec() + CONNECT_WAIT_USEC;
+    while (w->connecting && !w->quit && usbvm_now_usec() < until)
+        turn(w, until);
+    if (w->opts->once && !w->conn) {
+        /* The connection's own words: which URI, why, and what to do about it. */
+        if (w->connecting)
+            return usbvm_error_set(err, USBVM_E_LIBVIRT, ETIMEDOUT,
+                                   "libvirtd does not answer; check that it runs "
+                                   "('systemctl status libvirtd') and run 'usbvm watch --once' "
+                                   "again");
+        if (err && w->connect_err.message[0])
+            *err = w->connect_err;
+        else
+            usbvm_error_set(err, USBVM_E_LIBVIRT, ECONNREFUSED, "cannot connect to libvirt");
+        return -ECONNREFUSED;
+    }
+    if (w->connecting)
+        usbvm_logf(USBVM_LOG_WARNING, NULL,
+                   "libvirtd has not answered for %llu s; watching devices meanwhile, and "
+                   "attaching once it answers",
+                   (unsigned long long)(CONNECT_WAIT_USEC / 1000000));
     if ((r = usbvm_watch_enumerate(w, err)) < 0)
         return r;
     w->started = true;

@@ -58,10 +58,11 @@ usbvm_h_run verify systemd-analyze verify /lib/systemd/system/usbvm.service || t
 usbvm_h_assert_eq 0 "$verify_rc" "systemd-analyze verify of the installed unit ($verify_err)"
 usbvm_h_assert_match "^ExecStart=/usr/bin/usbvm watch --rules /etc/usbvm/rules.d$" \
     "$(grep ^ExecStart= /lib/systemd/system/usbvm.service)" "the unit runs the installed binary"
-# systemctl reload (the Ansible role's handler) must reach watch as SIGHUP, which
-# test-watch-reload exercises.
-usbvm_h_assert_eq 'ExecReload=/bin/kill -HUP $MAINPID' \
-    "$(grep ^ExecReload= /lib/systemd/system/usbvm.service)" "systemctl reload sends SIGHUP"
+# systemctl reload (the Ansible role's handler) checks the rules, then sends watch SIGHUP,
+# which test-watch-reload exercises.
+usbvm_h_assert_eq "ExecReload=/usr/bin/usbvm rules check /etc/usbvm/rules.d|ExecReload=/bin/kill -HUP \$MAINPID" \
+    "$(grep ^ExecReload= /lib/systemd/system/usbvm.service | paste -sd'|')" \
+    "systemctl reload checks the installed rules, then sends SIGHUP"
 usbvm_h_assert_match "/etc/usbvm/rules.d.*yes" "$(/usr/bin/usbvm rules check /etc/usbvm/rules.d)" \
     "the shipped rules directory checks"
 

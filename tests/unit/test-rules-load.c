@@ -94,8 +94,43 @@ static void test_missing(void **state)
     assert_null(rs);
     assert_int_equal(d.n_errors, 1);
     assert_int_equal(d.items[0].line, 0);
-    assert_non_null(strstr(d.items[0].message, "No such file"));
+    assert_non_null(strstr(d.items[0].message, "no such file; write the rules there"));
     usbvm_rule_diags_clear(&d);
+
+    /* A missing directory: the message says how to create it. */
+    assert_int_equal(usbvm_ruleset_load("/nonexistent/rules.d", &rs, &d), -ENOENT);
+    assert_int_equal(d.n_errors, 1);
+    assert_non_null(strstr(d.items[0].message, "mkdir -p /nonexistent/rules.d"));
+    usbvm_rule_diags_clear(&d);
+}
+
+static size_t lint_warnings(const char *text, const char *want)
+{
+    UsbvmRuleset *rs = NULL;
+    UsbvmRuleDiags d = { 0 };
+    assert_int_equal(usbvm_ruleset_parse("lint.rules", text, &rs, &d), 0);
+    size_t before = d.n;
+    usbvm_ruleset_lint(rs, &d);
+    size_t n = d.n - before;
+    for (size_t i = before; i < d.n; i++) {
+        assert_true(d.items[i].warning);
+        assert_non_null(strstr(d.items[i].message, want));
+    }
+    usbvm_rule_diags_clear(&d);
+    usbvm_ruleset_free(rs);
+    return n;
+}
+
+/* An attach rule keyed only on what the device reports about itself gets advice on pinning;
+ * a rule with via-port, and ignore rules, get none. */
+static void test_lint_self_chosen(void **state)
+{
+    assert_int_equal(lint_warnings("attach id 0781:5567 serial \"X\" to vm\n", "via-port"), 1);
+    assert_int_equal(lint_warnings("attach fs-label \"BACKUP\" to vm as virtio\n", "(fs-label)"),
+                     1);
+    assert_int_equal(lint_warnings("attach id 0781:5567 via-port \"1-2\" to vm\n", ""), 0);
+    assert_int_equal(lint_warnings("ignore id 0781:5567\n", ""), 0);
+    assert_int_equal(lint_warnings("attach to vm\n", ""), 0); /* the parser warns already */
 }
 
 static void test_strict_modes(void **state)
@@ -240,9 +275,8 @@ static void test_strict_modes_up_to_root(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_directory_order),
-        cmocka_unit_test(test_missing),
-        cmocka_unit_test(test_strict_modes),
+        cmocka_unit_test(test_directory_order),         cmocka_unit_test(test_missing),
+        cmocka_unit_test(test_lint_self_chosen),        cmocka_unit_test(test_strict_modes),
         cmocka_unit_test(test_strict_modes_up_to_root),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
