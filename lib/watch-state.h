@@ -129,6 +129,8 @@ typedef struct WatchJob {
     uint64_t generation;
     uint64_t done_usec;
     int cb_lifecycle, cb_added, cb_removed, cb_failed;
+    char guest_note[512]; /* detach: what the guest had mounted from it, asked just before */
+    bool guest_mounted;
 } WatchJob;
 
 WatchJob *usbvm_watch_job_new(WatchJobKind kind, const char *queue);

@@ -396,7 +396,10 @@ static void detach_done(Watch *w, WatchJob *j)
                         .device = dev ? dev->model : NULL,
                         .domain = j->domain,
                         .alias = j->alias,
-                        .msg = j->why };
+                        .msg = j->why,
+                        .notes = j->guest_note[0] ? j->guest_note : NULL };
+    /* Pulled while the guest had it mounted: its unwritten data may be lost. */
+    UsbvmLogLevel level = j->guest_mounted ? USBVM_LOG_WARNING : USBVM_LOG_NOTICE;
     w->dirty = true;
     if (j->r < 0 && j->err.kind != USBVM_E_PENDING) {
         w->summary->failed++;
@@ -415,14 +418,14 @@ static void detach_done(Watch *w, WatchJob *j)
         rec.result = "ok";
         rec.has_ms = true;
         rec.ms = MS(j->done_usec - j->started_usec);
-        usbvm_watch_record(USBVM_LOG_NOTICE, &rec);
+        usbvm_watch_record(level, &rec);
         return;
     }
     /* Asked; libvirt confirms with DEVICE_REMOVED (invariant 4). */
     if (op)
         op->answered = true;
     rec.result = "requested";
-    usbvm_watch_record(USBVM_LOG_INFO, &rec);
+    usbvm_watch_record(j->guest_mounted ? USBVM_LOG_WARNING : USBVM_LOG_INFO, &rec);
 }
 
 static void job_done(Watch *w, WatchJob *j)
@@ -562,6 +565,7 @@ static void act_detach(Watch *w, const UsbvmAction *a)
         return;
     }
     WatchJob *j = usbvm_watch_job_new(WATCH_JOB_DETACH, a->domain);
+    j->model = model ? usbvm_device_dup(model) : NULL; /* a USB hostdev's serial, for the guest */
     j->domain = xstrdup(a->domain);
     j->alias = xstrdup(a->alias);
     j->why = xstrdup(a->why);
