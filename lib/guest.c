@@ -205,7 +205,8 @@ int usbvm_guest_flush(virDomainPtr dom, char **mounts, size_t n, UsbvmError *err
         /* A freeze that timed out may have frozen some: never leave the guest frozen. */
         (void)virDomainFSThaw(dom, NULL, 0, 0);
         virResetLastError();
-    } else if (virDomainFSThaw(dom, (const char **)mounts, (unsigned)n, 0) < 0) {
+    } else if (virDomainFSThaw(dom, NULL, 0, 0) < 0) {
+        /* libvirt's QEMU driver thaws all or nothing; only ours are frozen. */
         r = usbvm_virt_error(err, USBVM_E_FAILED,
                              "cannot thaw the guest's filesystems in domain '%s'; thaw them "
                              "with 'virsh domfsthaw %s'",
