@@ -31,7 +31,7 @@ usbvm_h_mount_track "$HMNT"
 GMNT=/mnt/usbvm-watch
 
 n=0
-for mode in usb-disk virtio scsi; do
+for mode in ${GUEST_MODES:-usb-disk virtio scsi}; do
     n=$((n + 1))
     case $mode in
     usb-disk) serial=GWA1 fs=ext4 ;;
@@ -54,7 +54,8 @@ for mode in usb-disk virtio scsi; do
     out=$(usbvm_g_exec "$dom" "udevadm wait --settle --timeout=60 $link >/dev/null &&
         mkdir -p $GMNT && mount $link $GMNT && sha256sum $GMNT/from-host | cut -d' ' -f1 &&
         head -c 524288 /dev/urandom >$GMNT/from-guest && sync &&
-        sha256sum $GMNT/from-guest | cut -d' ' -f1" 90)
+        sha256sum $GMNT/from-guest | cut -d' ' -f1" 90) ||
+        usbvm_h_fail "$mode: the guest could not mount, read and write the stick"
     sum_guest=$(sed -n 1p <<<"$out")
     sum_gw=$(sed -n 2p <<<"$out")
     usbvm_h_assert_eq "$sum_host" "$sum_guest" "$mode: the guest reads the host's file"
