@@ -164,6 +164,10 @@ static json_object *guest_json(UsbvmCli *cli, const UsbvmCliDomains *domains, co
 static void add_guest_text(json_object *dev, json_object *t)
 {
     json_object *guest = get(dev, "guest");
+    if (!guest) { /* libvirt unavailable */
+        json_object_object_add(t, "guest", json_object_new_string("unknown"));
+        return;
+    }
     UsbvmBuf b = { 0 };
     for (size_t i = 0; i < json_object_array_length(guest); i++) {
         json_object *g = json_object_array_get_idx(guest, i);

@@ -128,3 +128,34 @@ for mode in usb-disk virtio scsi; do
     # The guest still has the dead mount: clear it for the next mode.
     usbvm_g_exec "$dom" "umount -l $GMNT" >/dev/null 2>&1
 done
+
+# 5. An agent that does not answer (qemu-ga stopped in the guest): status and detach stay
+#    bounded; detach goes ahead and says that the guest's mounts are unknown.
+usbvm_h_run out uv attach "$dom" 1-2 --mode usb-disk --json
+usbvm_h_assert_eq 0 "$out_rc" "no agent: attach ($out_err)"
+# guest-exec answers when the child is spawned; the child stops the agent after that.
+usbvm_g_agent "$dom" '{"execute":"guest-exec","arguments":{"path":"/bin/sh","arg":["-c","kill -STOP $(pidof qemu-ga)"]}}' \
+    >/dev/null 2>&1 || true
+end=$((SECONDS + 60))
+while ((SECONDS < end)) && usbvm_g_agent "$dom" '{"execute":"guest-ping"}' 2 >/dev/null 2>&1; do :; done
+((SECONDS < end)) || usbvm_h_fail "the guest agent still answers after being stopped"
+t0=$(now_ms)
+usbvm_h_run st uv status --json
+dt=$(($(now_ms) - t0))
+usbvm_h_assert_eq 0 "$st_rc" "no agent: status exits 0 ($st_err)"
+g=$(jq -c --arg d "$dom" '.[] | select(.domain == $d) | .guest' <<<"$st")
+usbvm_h_assert_eq false "$(usbvm_h_json .agent "$g")" "no agent: status says the agent did not answer"
+usbvm_h_assert_eq null "$(usbvm_h_json .mounts "$g")" "no agent: mounts unknown (null)"
+usbvm_h_log "no agent: status took $dt ms ($(usbvm_h_json .error "$g"))"
+((dt < 20000)) || usbvm_h_fail "status waited $dt ms for an agent that does not answer"
+usbvm_h_ok "no agent: status is bounded ($dt ms)"
+t0=$(now_ms)
+usbvm_h_run out uv detach "$dom" 1-2 --timeout 30 --json
+dt=$(($(now_ms) - t0))
+usbvm_h_assert_eq 0 "$out_rc" "no agent: detach goes ahead ($out_err $out)"
+usbvm_h_assert_eq detached "$(usbvm_h_json .state "$out")" "no agent: detached"
+usbvm_h_assert_match "^the guest's mounts are unknown" "$(usbvm_h_json '.notes[0]' "$out")" \
+    "no agent: notes say the guest's mounts are unknown"
+usbvm_h_log "no agent: detach took $dt ms"
+((dt < 20000)) || usbvm_h_fail "detach waited $dt ms for an agent that does not answer"
+usbvm_h_ok "no agent: detach is bounded ($dt ms)"
