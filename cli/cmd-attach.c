@@ -1,5 +1,6 @@
 /* usbvm attach <domain> <device> [--mode MODE] [--readonly] [--live|--config|--persistent]
- * [--cache C] [--io IO] [--print-xml] [--check] [--json]
+ * [--cache C] [--io IO] [--print-xml] [--check] [--json] (the verb table in main.c declares
+ * the arity and the exclusive options)
  *
  * One answer object with Ansible's keys (changed, failed, msg, rc) plus domain, device, mode,
  * alias, state and notes; --json prints it, text mode prints msg. */
@@ -12,9 +13,6 @@
 enum {
     OPT_MODE = USBVM_OPT_VERB_BASE,
     OPT_READONLY,
-    OPT_LIVE,
-    OPT_CONFIG,
-    OPT_PERSISTENT,
     OPT_CACHE,
     OPT_IO,
     OPT_PRINT_XML,
@@ -24,12 +22,8 @@ enum {
 const struct poptOption usbvm_attach_options[] = {
     { "mode", 'm', POPT_ARG_STRING, NULL, OPT_MODE,
       "How the device reaches the guest (default: usb)", USBVM_MODE_CHOICES },
-    { "readonly", 'r', POPT_ARG_NONE, NULL, OPT_READONLY, "Disk modes: attach read-only", NULL },
-    { "live", '\0', POPT_ARG_NONE, NULL, OPT_LIVE, "Change the running domain (default)", NULL },
-    { "config", '\0', POPT_ARG_NONE, NULL, OPT_CONFIG, "Change only the persistent definition",
-      NULL },
-    { "persistent", '\0', POPT_ARG_NONE, NULL, OPT_PERSISTENT,
-      "Change the running domain and its persistent definition", NULL },
+    { "readonly", '\0', POPT_ARG_NONE, NULL, OPT_READONLY, "Disk modes: attach read-only", NULL },
+    USBVM_SCOPE_OPTIONS,
     { "cache", '\0', POPT_ARG_STRING, NULL, OPT_CACHE, "Disk modes: cache mode (default: none)",
       USBVM_CACHE_CHOICES },
     { "io", '\0', POPT_ARG_STRING, NULL, OPT_IO, "Disk modes: io mode (default: native)",
@@ -41,6 +35,48 @@ const struct poptOption usbvm_attach_options[] = {
     USBVM_COMMON_OPTIONS,
     POPT_TABLEEND,
 };
+
+typedef struct AttachOptions {
+    UsbvmAttachSpec spec;
+    char *cache, *io;
+    bool want_xml, check;
+} AttachOptions;
+
+static int on_option(UsbvmCli *cli, const UsbvmVerb *verb, int val, const char *arg, void *ud)
+{
+    AttachOptions *o = ud;
+    switch (val) {
+    case OPT_MODE:
+        if (usbvm_mode_from_string(arg, &o->spec.mode) < 0)
+            return usbvm_cli_usage_error(cli, verb, "unknown mode '%s'; choose one of %s", arg,
+                                         USBVM_MODE_CHOICES);
+        break;
+    case OPT_READONLY:
+        o->spec.readonly = true;
+        break;
+    case OPT_CACHE:
+        if (!usbvm_cache_valid(arg))
+            return usbvm_cli_usage_error(cli, verb, "unknown cache mode '%s'; choose one of %s",
+                                         arg, USBVM_CACHE_CHOICES);
+        free(o->cache);
+        o->cache = xstrdup(arg);
+        break;
+    case OPT_IO:
+        if (!usbvm_io_valid(arg))
+            return usbvm_cli_usage_error(cli, verb, "unknown io mode '%s'; choose one of %s", arg,
+                                         USBVM_IO_CHOICES);
+        free(o->io);
+        o->io = xstrdup(arg);
+        break;
+    case OPT_PRINT_XML:
+        o->want_xml = true;
+        break;
+    case OPT_CHECK:
+        o->check = true;
+        break;
+    }
+    return 0;
+}
 
 static int print_xml(UsbvmCli *cli, const char *domain, const UsbvmDevice *d,
                      const UsbvmAttachSpec *spec, UsbvmAnswer *a)
@@ -77,144 +113,79 @@ static int print_xml(UsbvmCli *cli, const char *domain, const UsbvmDevice *d,
     return 0;
 }
 
+static char *answer_message(const UsbvmDevice *d, const UsbvmAnswer *a, unsigned flags)
+{
+    const char *where = (flags & USBVM_ATTACH_LIVE) && (flags & USBVM_ATTACH_CONFIG)
+                            ? " and its persistent definition"
+                        : (flags & USBVM_ATTACH_CONFIG) ? "'s persistent definition"
+                                                        : "";
+    if (!a->res.changed)
+        return xasprintf("%s is already attached to '%s'%s as %s; nothing to do", d->port,
+                         a->domain, where, a->mode);
+    return xasprintf("%s %s to '%s'%s as %s (alias %s)%s%s",
+                     flags & USBVM_ATTACH_CHECK ? "would attach" : "attached", d->port, a->domain,
+                     where, a->mode, d->alias, a->res.notes[0] ? "; " : "", a->res.notes);
+}
+
 int usbvm_cmd_attach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
-    UsbvmAttachSpec spec = { .mode = USBVM_MODE_USB };
-    unsigned flags = 0;
-    bool want_xml = false, live = false, config = false, persistent = false;
-    _cleanup_free_ char *cache = NULL, *io = NULL;
-
-    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
-    int r;
-    while ((r = usbvm_cli_next_option(cli, verb, ctx)) > 0) {
-        const char *arg = poptGetOptArg(ctx);
-        switch (r) {
-        case OPT_MODE:
-            if (usbvm_mode_from_string(arg, &spec.mode) < 0) {
-                usbvm_cli_usage_error(verb, "unknown mode '%s'; choose one of %s", arg,
-                                      USBVM_MODE_CHOICES);
-                r = -USBVM_E_USAGE;
-            }
-            break;
-        case OPT_READONLY:
-            spec.readonly = true;
-            break;
-        case OPT_LIVE:
-            live = true;
-            break;
-        case OPT_CONFIG:
-            config = true;
-            break;
-        case OPT_PERSISTENT:
-            persistent = true;
-            break;
-        case OPT_CACHE:
-            if (!usbvm_cache_valid(arg)) {
-                usbvm_cli_usage_error(verb, "unknown cache mode '%s'; choose one of %s", arg,
-                                      USBVM_CACHE_CHOICES);
-                r = -USBVM_E_USAGE;
-            }
-            free(cache);
-            cache = xstrdup(arg);
-            break;
-        case OPT_IO:
-            if (!usbvm_io_valid(arg)) {
-                usbvm_cli_usage_error(verb, "unknown io mode '%s'; choose one of %s", arg,
-                                      USBVM_IO_CHOICES);
-                r = -USBVM_E_USAGE;
-            }
-            free(io);
-            io = xstrdup(arg);
-            break;
-        case OPT_PRINT_XML:
-            want_xml = true;
-            break;
-        case OPT_CHECK:
-            flags |= USBVM_ATTACH_CHECK;
-            break;
-        }
-        free((char *)arg);
-        if (r < 0)
-            break;
-    }
-    const char **args = NULL;
-    size_t n = 0;
-    if (r == 0)
-        r = usbvm_cli_args(verb, ctx, 2, 2, &args, &n);
-    if (r == 0 && persistent + live + config > 1 && !(live && config && !persistent)) {
-        usbvm_cli_usage_error(verb, "--persistent already means --live and --config");
-        r = -USBVM_E_USAGE;
-    }
-    if (r == 0 && !usbvm_mode_is_disk(spec.mode) && (spec.readonly || cache || io)) {
-        usbvm_cli_usage_error(verb, "--readonly, --cache and --io apply to the disk modes only");
-        r = -USBVM_E_USAGE;
-    }
-    if (r < 0) {
-        poptFreeContext(ctx);
-        return usbvm_cli_exit_from_parse(r);
-    }
-    if (live || persistent || !config)
-        flags |= USBVM_ATTACH_LIVE;
-    if (config || persistent)
-        flags |= USBVM_ATTACH_CONFIG;
+    AttachOptions o = { .spec = { .mode = USBVM_MODE_USB } };
+    _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
+    bool ok = usbvm_cli_parse(cli, verb, argc, argv, on_option, &o, &p);
+    _cleanup_free_ char *cache = o.cache, *io = o.io;
+    if (!ok)
+        return p.rc;
+    if (!usbvm_mode_is_disk(o.spec.mode) && (o.spec.readonly || cache || io))
+        return usbvm_cli_usage_error(cli, verb,
+                                     "--readonly, --cache and --io apply to the disk modes only");
+    unsigned flags = p.scope | (o.check ? USBVM_ATTACH_CHECK : 0);
+    UsbvmAttachSpec spec = o.spec;
     spec.cache = cache;
     spec.io = io;
     spec.persistent = (flags & USBVM_ATTACH_CONFIG) != 0;
-
-    _cleanup_free_ char *domain = xstrdup(args[0]);
-    _cleanup_free_ char *devspec = xstrdup(args[1]);
-    poptFreeContext(ctx);
+    _cleanup_free_ char *domain = xstrdup(p.args[0]);
+    const char *devspec = p.args[1];
 
     UsbvmAnswer a = { .domain = domain,
                       .device = devspec,
                       .mode = usbvm_mode_to_string(spec.mode) };
     UsbvmError err = { 0 };
 
-    struct udev *udev = usbvm_cli_udev(cli, &err);
-    if (!udev)
-        return usbvm_cli_answer(cli, &a, NULL, &err);
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
-    if (usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err) < 0)
-        return usbvm_cli_answer(cli, &a, NULL, &err);
     UsbvmDevice *d = NULL;
-    if (usbvm_device_list_resolve(list, devspec, &d, &err) < 0)
+    if (usbvm_cli_resolve(cli, devspec, &list, &d, &err) < 0)
         return usbvm_cli_answer(cli, &a, NULL, &err);
     a.device = d->port;
     a.alias = d->alias;
     a.identity = d->identity;
 
-    if (want_xml)
+    if (o.want_xml)
         return print_xml(cli, domain, d, &spec, &a);
+    _cleanup_free_ char *ambiguity = usbvm_device_ambiguity(d);
+    if (ambiguity) {
+        /* Its attachment would carry the other device's alias too: a detach, an unplug or a
+         * policy decision about either would act on both. */
+        usbvm_error_set(&err, USBVM_E_REFUSED, ENOTUNIQ, "cannot attach %s to '%s': %s", d->port,
+                        domain, ambiguity);
+        return usbvm_cli_answer(cli, &a, NULL, &err);
+    }
+    /* The host's use of the device refuses the attach whatever libvirt would answer, so it is
+     * checked before connecting: --check gives the refusal even while libvirtd is down. */
+    if (usbvm_device_check_host_use(d, &err) < 0) {
+        if (!err.kind)
+            err.kind = USBVM_E_REFUSED;
+        usbvm_error_prefix(&err, "cannot attach %s to '%s': ", d->port, domain);
+        return usbvm_cli_answer(cli, &a, NULL, &err);
+    }
 
-    virConnectPtr conn = usbvm_cli_connect(cli, &err);
-    if (!conn)
-        return usbvm_cli_answer(cli, &a, NULL, &err);
     _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
-    if (usbvm_virt_lookup(conn, domain, &dom, &err) < 0)
+    if (usbvm_cli_domain(cli, &domain, &dom, &err) < 0)
         return usbvm_cli_answer(cli, &a, NULL, &err);
-    /* Report the domain by name even when given by UUID. */
-    free(domain);
-    domain = xstrdup(virDomainGetName(dom));
     a.domain = domain;
 
-    r = usbvm_virt_attach(conn, dom, d, &spec, flags, &a.res, &err);
-    if (r < 0)
+    if (usbvm_virt_attach(cli->conn, dom, d, &spec, flags, &a.res, &err) < 0)
         return usbvm_cli_answer(cli, &a, NULL, &err);
     a.have_res = true;
-
-    _cleanup_free_ char *msg = NULL;
-    const char *where = (flags & USBVM_ATTACH_LIVE) && (flags & USBVM_ATTACH_CONFIG)
-                            ? " and its persistent definition"
-                        : (flags & USBVM_ATTACH_CONFIG) ? "'s persistent definition"
-                                                        : "";
-    if (!a.res.changed)
-        msg = xasprintf("%s is already attached to '%s'%s as %s; nothing to do", d->port, domain,
-                        where, a.mode);
-    else if (flags & USBVM_ATTACH_CHECK)
-        msg = xasprintf("would attach %s to '%s'%s as %s (alias %s)%s%s", d->port, domain, where,
-                        a.mode, d->alias, a.res.notes[0] ? "; " : "", a.res.notes);
-    else
-        msg = xasprintf("attached %s to '%s'%s as %s (alias %s)%s%s", d->port, domain, where,
-                        a.mode, d->alias, a.res.notes[0] ? "; " : "", a.res.notes);
+    _cleanup_free_ char *msg = answer_message(d, &a, flags);
     return usbvm_cli_answer(cli, &a, msg, NULL);
 }

@@ -2,7 +2,13 @@
  * options and choices come from the same tables that parse them and cannot drift.
  * WORDS are the command-line words after "usbvm", the last one being the word under the
  * cursor (possibly empty). Candidates are printed one per line; the special line
- * "__files__" asks the shell to complete file names. */
+ * "__files__" asks the shell to complete file names.
+ *
+ * Bash inserts a candidate as it is, to be parsed by the shell as the user typed it, so every
+ * candidate is printed in a form that reads back as itself (invariant 7): characters that mean
+ * something to the shell are backslash-escaped; a word with a control character, a non-ASCII
+ * byte or a newline is left out, as no escaping of those survives being typed and edited
+ * safely. Such a device is still reachable by its port path. */
 #include "cli.h"
 #include "virt.h"
 
@@ -13,10 +19,35 @@ const struct poptOption usbvm_complete_options[] = {
     POPT_TABLEEND,
 };
 
+/* The word as the shell must be given it to read it back as the word itself, or NULL when
+ * it cannot be offered safely. */
+static char *shell_escape(const char *word)
+{
+    static const char plain[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                "0123456789_-.,:/=@+%";
+    if (!*word)
+        return NULL;
+    UsbvmBuf b = { 0 };
+    for (const unsigned char *p = (const unsigned char *)word; *p; p++) {
+        if (*p < 0x20 || *p >= 0x7f) {
+            free(usbvm_buf_steal(&b));
+            return NULL;
+        }
+        /* '=' and ':' stay plain: the script completes with -n =: so they break no word. */
+        if (!strchr(plain, *p))
+            usbvm_buf_puts(&b, "\\");
+        usbvm_buf_append(&b, (const char *)p, 1);
+    }
+    return usbvm_buf_steal(&b);
+}
+
 static void candidate(const char *cur, const char *word)
 {
-    if (word && strncmp(word, cur, strlen(cur)) == 0)
-        printf("%s\n", word);
+    if (!word)
+        return;
+    _cleanup_free_ char *esc = shell_escape(word);
+    if (esc && strncmp(esc, cur, strlen(cur)) == 0)
+        printf("%s\n", esc);
 }
 
 static bool takes_arg(const struct poptOption *o)
@@ -84,7 +115,7 @@ static void complete_devices(UsbvmCli *cli, const char *cur, bool storage_first)
         for (size_t b = 0; b < d->n_blocks; b++)
             if (d->blocks[b].type == USBVM_BLOCK_DISK)
                 candidate(cur, d->blocks[b].devnode);
-        if (d->serial && !strpbrk(d->serial, " \t\n'\"\\$`")) {
+        if (d->serial && *d->serial) {
             _cleanup_free_ char *s = xasprintf("serial=%s", d->serial);
             candidate(cur, s);
         }
@@ -105,67 +136,42 @@ static void complete_attached(UsbvmCli *cli, const char *cur)
     complete_devices(cli, cur, false);
 }
 
-int usbvm_cmd_complete(UsbvmCli *cli, const UsbvmVerb *self, int argc, const char **argv)
+static void complete_positional(UsbvmCli *cli, const UsbvmVerb *verb, size_t positional,
+                                const char *cur)
 {
-    /* argv[0] is "__complete"; an optional "--" follows. */
-    int i = 1;
-    if (i < argc && streq(argv[i], "--"))
-        i++;
-    if (i >= argc)
-        return 0;
+    UsbvmArgKind kind = positional < ELEMENTSOF(verb->args) ? verb->args[positional] : 0;
+    switch (kind) {
+    case USBVM_ARG_DOMAIN:
+        complete_domains(cli, cur);
+        break;
+    case USBVM_ARG_DEVICE:
+        complete_devices(cli, cur, true);
+        break;
+    case USBVM_ARG_ATTACHED:
+        complete_attached(cli, cur);
+        break;
+    case USBVM_ARG_DOMAIN_OR_DEVICE:
+        complete_domains(cli, cur);
+        complete_devices(cli, cur, true);
+        break;
+    case USBVM_ARG_FILE:
+        printf("__files__\n");
+        break;
+    case USBVM_ARG_NONE:
+        break;
+    }
+}
+
+/* The words after the verb up to the cursor: count positionals, notice an option waiting
+ * for its value, then complete that value, an option or a positional argument. */
+static void complete_verb_words(UsbvmCli *cli, const UsbvmVerb *verb, int i, int argc,
+                                const char **argv)
+{
     const char *cur = argv[argc - 1];
-    int last = argc - 1; /* index of the word under the cursor */
-
-    /* Global options before the verb. */
-    static const char *const global_long[] = { "--connect", "--json",    "--verbose",
-                                               "--quiet",   "--version", "--help" };
-    while (i < last && argv[i][0] == '-') {
-        if (streq(argv[i], "-c") || streq(argv[i], "--connect"))
-            i++;
-        i++;
-    }
-    if (i == last) {
-        if (cur[0] == '-') {
-            for (size_t k = 0; k < ELEMENTSOF(global_long); k++)
-                candidate(cur, global_long[k]);
-            return 0;
-        }
-        if (i > 0 && (streq(argv[i - 1], "-c") || streq(argv[i - 1], "--connect")))
-            return 0;
-        for (const UsbvmVerb *v = usbvm_verbs; v->name; v++)
-            if (!v->hidden)
-                candidate(cur, v->name);
-        return 0;
-    }
-
-    const UsbvmVerb *verb = NULL;
-    for (const UsbvmVerb *v = usbvm_verbs; v->name; v++)
-        if (streq(v->name, argv[i]))
-            verb = v;
-    if (!verb || verb->hidden)
-        return 0;
-    i++;
-    if (verb->subverbs) {
-        if (i == last) {
-            for (const UsbvmVerb *v = verb->subverbs; v->name; v++)
-                candidate(cur, v->name);
-            return 0;
-        }
-        const UsbvmVerb *sub = NULL;
-        for (const UsbvmVerb *v = verb->subverbs; v->name; v++)
-            if (streq(v->name, argv[i]))
-                sub = v;
-        if (!sub)
-            return 0;
-        verb = sub;
-        i++;
-    }
-
-    /* Walk the verb's words: count positionals, notice an option waiting for its value. */
     size_t positional = 0;
     const struct poptOption *pending = NULL;
     bool dashdash = false;
-    for (; i < last; i++) {
+    for (; i < argc - 1; i++) {
         if (pending) {
             pending = NULL;
             continue;
@@ -184,33 +190,74 @@ int usbvm_cmd_complete(UsbvmCli *cli, const UsbvmVerb *self, int argc, const cha
     }
     if (pending) {
         complete_choices(cur, pending->argDescrip);
+    } else if (!dashdash && cur[0] == '-') {
+        for (const struct poptOption *o = verb->options; o && (o->longName || o->shortName); o++)
+            if (o->longName) {
+                _cleanup_free_ char *s = xasprintf("--%s", o->longName);
+                candidate(cur, s);
+            }
+    } else {
+        complete_positional(cli, verb, positional, cur);
+    }
+}
+
+static const UsbvmVerb *find_verb(const UsbvmVerb *verbs, const char *name)
+{
+    for (const UsbvmVerb *v = verbs; v && v->name; v++)
+        if (streq(v->name, name))
+            return v;
+    return NULL;
+}
+
+/* Global options before the verb, or the verb itself, under the cursor. */
+static void complete_global(const char *cur, const char *prev)
+{
+    static const char *const global_long[] = { "--connect", "--json",    "--verbose",
+                                               "--quiet",   "--version", "--help" };
+    if (cur[0] == '-') {
+        for (size_t k = 0; k < ELEMENTSOF(global_long); k++)
+            candidate(cur, global_long[k]);
+        return;
+    }
+    if (prev && (streq(prev, "-c") || streq(prev, "--connect")))
+        return;
+    for (const UsbvmVerb *v = usbvm_verbs; v->name; v++)
+        if (!v->hidden)
+            candidate(cur, v->name);
+}
+
+int usbvm_cmd_complete(UsbvmCli *cli, const UsbvmVerb *self, int argc, const char **argv)
+{
+    /* argv[0] is "__complete"; an optional "--" follows. */
+    int i = 1;
+    if (i < argc && streq(argv[i], "--"))
+        i++;
+    if (i >= argc)
+        return 0;
+    const char *cur = argv[argc - 1];
+    int last = argc - 1; /* index of the word under the cursor */
+    while (i < last && argv[i][0] == '-') {
+        if (streq(argv[i], "-c") || streq(argv[i], "--connect"))
+            i++;
+        i++;
+    }
+    if (i == last) {
+        complete_global(cur, i > 0 ? argv[i - 1] : NULL);
         return 0;
     }
-    if (!dashdash && cur[0] == '-') {
-        for (const struct poptOption *o = verb->options; o && (o->longName || o->shortName); o++) {
-            if (!o->longName)
-                continue;
-            _cleanup_free_ char *s = xasprintf("--%s", o->longName);
-            candidate(cur, s);
+    const UsbvmVerb *verb = find_verb(usbvm_verbs, argv[i++]);
+    if (!verb || verb->hidden)
+        return 0;
+    if (verb->subverbs) {
+        if (i == last) {
+            for (const UsbvmVerb *v = verb->subverbs; v->name; v++)
+                candidate(cur, v->name);
+            return 0;
         }
-        return 0;
+        verb = find_verb(verb->subverbs, argv[i++]);
+        if (!verb)
+            return 0;
     }
-    UsbvmArgKind kind = positional < ELEMENTSOF(verb->args) ? verb->args[positional] : 0;
-    switch (kind) {
-    case USBVM_ARG_DOMAIN:
-        complete_domains(cli, cur);
-        break;
-    case USBVM_ARG_DEVICE:
-        complete_devices(cli, cur, true);
-        break;
-    case USBVM_ARG_ATTACHED:
-        complete_attached(cli, cur);
-        break;
-    case USBVM_ARG_FILE:
-        printf("__files__\n");
-        break;
-    case USBVM_ARG_NONE:
-        break;
-    }
+    complete_verb_words(cli, verb, i, argc, argv);
     return 0;
 }

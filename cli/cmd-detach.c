@@ -12,18 +12,14 @@
 #include <string.h>
 
 enum {
-    OPT_ALL = USBVM_OPT_VERB_BASE,
-    OPT_TIMEOUT,
+    OPT_TIMEOUT = USBVM_OPT_VERB_BASE,
     OPT_CHECK,
     OPT_FORCE,
-    OPT_LIVE,
-    OPT_CONFIG,
-    OPT_PERSISTENT,
     OPT_FLUSH,
 };
 
 const struct poptOption usbvm_detach_options[] = {
-    { "all", 'a', POPT_ARG_NONE, NULL, OPT_ALL,
+    { "all", 'a', POPT_ARG_NONE, NULL, USBVM_OPT_ALL,
       "Detach from whichever running domain holds the device", NULL },
     { "timeout", 't', POPT_ARG_STRING, NULL, OPT_TIMEOUT,
       "Wait this long for the guest to release it (default 10; 0: do not wait)", "SECONDS" },
@@ -35,11 +31,7 @@ const struct poptOption usbvm_detach_options[] = {
       NULL },
     { "flush", '\0', POPT_ARG_NONE, NULL, OPT_FLUSH,
       "Freeze and thaw the guest's filesystems on the device first (needs the guest agent)", NULL },
-    { "live", '\0', POPT_ARG_NONE, NULL, OPT_LIVE, "Change the running domain (default)", NULL },
-    { "config", '\0', POPT_ARG_NONE, NULL, OPT_CONFIG, "Change only the persistent definition",
-      NULL },
-    { "persistent", '\0', POPT_ARG_NONE, NULL, OPT_PERSISTENT,
-      "Change the running domain and its persistent definition", NULL },
+    USBVM_SCOPE_OPTIONS,
     USBVM_COMMON_OPTIONS,
     POPT_TABLEEND,
 };
@@ -95,110 +87,114 @@ static int detach_one(UsbvmCli *cli, virConnectPtr conn, UsbvmAnswer *a, const c
     return r;
 }
 
+typedef struct DetachOptions {
+    bool all;
+    unsigned flags, gflags;
+    int timeout_ms;
+} DetachOptions;
+
+static int on_option(UsbvmCli *cli, const UsbvmVerb *verb, int val, const char *arg, void *ud)
+{
+    DetachOptions *o = ud;
+    switch (val) {
+    case USBVM_OPT_ALL:
+        o->all = true;
+        break;
+    case OPT_TIMEOUT:
+        if (parse_timeout(arg, &o->timeout_ms) < 0)
+            return usbvm_cli_usage_error(
+                cli, verb, "--timeout wants seconds (0 to 86400), not '%s'", strempty(arg));
+        break;
+    case OPT_CHECK:
+        o->flags |= USBVM_ATTACH_CHECK;
+        break;
+    case OPT_FORCE:
+        o->flags |= USBVM_ATTACH_FORCE;
+        o->gflags |= USBVM_GUEST_FORCE;
+        break;
+    case OPT_FLUSH:
+        o->gflags |= USBVM_GUEST_FLUSH;
+        break;
+    }
+    return 0;
+}
+
+/* The host device devspec names, or, for an alias (or with --force an unknown name), none:
+ * a vanished device is detached by its alias. */
+static int resolve_device(UsbvmCli *cli, const char *devspec, const char *domain, unsigned flags,
+                          bool all, UsbvmDeviceList **list, UsbvmDevice **ret, UsbvmAnswer *a,
+                          UsbvmError *err)
+{
+    *ret = NULL;
+    if (strncmp(devspec, "ua-", 3) == 0) {
+        a->alias = devspec;
+        return 0;
+    }
+    if (usbvm_cli_resolve(cli, devspec, list, ret, err) < 0) {
+        /* With --force the admin may name a libvirt alias ("hostdev0") directly. */
+        if (!(flags & USBVM_ATTACH_FORCE) || all || !*list)
+            return -ENOENT;
+        usbvm_error_clear(err);
+        *ret = NULL;
+        return 0;
+    }
+    a->device = (*ret)->port;
+    a->alias = (*ret)->alias;
+    _cleanup_free_ char *ambiguity = usbvm_device_ambiguity(*ret);
+    if (ambiguity) {
+        /* The alias is the other device's too: which one is attached cannot be told from the
+         * domain. The admin who knows names the attachment itself. */
+        usbvm_error_set(err, USBVM_E_REFUSED, ENOTUNIQ,
+                        "cannot detach %s by its port: %s; if you mean the attachment under that "
+                        "alias, name it: usbvm detach %s %s",
+                        (*ret)->port, ambiguity, domain ? domain : "--all", (*ret)->alias);
+        return -ENOTUNIQ;
+    }
+    return 0;
+}
+
+static char *answer_message(const UsbvmAnswer *a, unsigned flags)
+{
+    if (!a->res.changed)
+        return xasprintf("%s is not attached to '%s'; nothing to do", a->device, a->domain);
+    return xasprintf("%s %s from '%s' (alias %s)",
+                     flags & USBVM_ATTACH_CHECK ? "would detach" : "detached", a->device, a->domain,
+                     a->alias);
+}
+
 int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
-    bool all = false, live = false, config = false, persistent = false;
-    unsigned flags = 0, gflags = 0;
-    int timeout_ms = 10000;
-
-    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
-    int r;
-    while ((r = usbvm_cli_next_option(cli, verb, ctx)) > 0) {
-        char *arg = poptGetOptArg(ctx);
-        switch (r) {
-        case OPT_ALL:
-            all = true;
-            break;
-        case OPT_TIMEOUT:
-            if (parse_timeout(arg, &timeout_ms) < 0) {
-                usbvm_cli_usage_error(verb, "--timeout wants seconds (0 to 86400), not '%s'",
-                                      strempty(arg));
-                r = -USBVM_E_USAGE;
-            }
-            break;
-        case OPT_CHECK:
-            flags |= USBVM_ATTACH_CHECK;
-            break;
-        case OPT_FORCE:
-            flags |= USBVM_ATTACH_FORCE;
-            gflags |= USBVM_GUEST_FORCE;
-            break;
-        case OPT_FLUSH:
-            gflags |= USBVM_GUEST_FLUSH;
-            break;
-        case OPT_LIVE:
-            live = true;
-            break;
-        case OPT_CONFIG:
-            config = true;
-            break;
-        case OPT_PERSISTENT:
-            persistent = true;
-            break;
-        }
-        free(arg);
-        if (r < 0)
-            break;
-    }
-    const char **args = NULL;
-    size_t n = 0;
-    if (r == 0)
-        r = usbvm_cli_args(verb, ctx, all ? 1 : 2, all ? 1 : 2, &args, &n);
-    if (r < 0) {
-        poptFreeContext(ctx);
-        return usbvm_cli_exit_from_parse(r);
-    }
-    if (live || persistent || !config)
-        flags |= USBVM_ATTACH_LIVE;
-    if (config || persistent)
-        flags |= USBVM_ATTACH_CONFIG;
-    _cleanup_free_ char *domain = all ? NULL : xstrdup(args[0]);
-    _cleanup_free_ char *devspec = xstrdup(args[all ? 0 : 1]);
-    poptFreeContext(ctx);
+    DetachOptions o = { .timeout_ms = 10000 };
+    _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
+    if (!usbvm_cli_parse(cli, verb, argc, argv, on_option, &o, &p))
+        return p.rc;
+    unsigned flags = o.flags | p.scope;
+    bool all = o.all;
+    _cleanup_free_ char *domain = all ? NULL : xstrdup(p.args[0]);
+    const char *devspec = p.args[all ? 0 : 1];
 
     UsbvmAnswer a = { .domain = domain, .device = devspec };
     UsbvmError err = { 0 };
 
-    /* An alias needs no host device: that is how a vanished device is detached. */
-    bool is_alias = strncmp(devspec, "ua-", 3) == 0;
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
     UsbvmDevice *d = NULL;
-    if (!is_alias) {
-        struct udev *udev = usbvm_cli_udev(cli, &err);
-        if (!udev)
-            return usbvm_cli_answer(cli, &a, NULL, &err);
-        if (usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err) < 0)
-            return usbvm_cli_answer(cli, &a, NULL, &err);
-        if (usbvm_device_list_resolve(list, devspec, &d, &err) < 0) {
-            /* With --force the admin may name a libvirt alias ("hostdev0") directly. */
-            if (!(flags & USBVM_ATTACH_FORCE) || all)
-                return usbvm_cli_answer(cli, &a, NULL, &err);
-            usbvm_error_clear(&err);
-            is_alias = true;
-        } else {
-            a.device = d->port;
-            a.alias = d->alias;
-        }
-    } else {
-        a.alias = devspec;
-    }
+    if (resolve_device(cli, devspec, domain, flags, all, &list, &d, &a, &err) < 0)
+        return usbvm_cli_answer(cli, &a, NULL, &err);
+    bool is_alias = !d;
 
+    if (domain) {
+        /* Normalise a UUID to the name the domain devices carry. */
+        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
+        if (usbvm_cli_domain(cli, &domain, &dom, &err) < 0)
+            return usbvm_cli_answer(cli, &a, NULL, &err);
+        a.domain = domain;
+    }
     virConnectPtr conn = usbvm_cli_connect(cli, &err);
     if (!conn)
         return usbvm_cli_answer(cli, &a, NULL, &err);
     _cleanup_(usbvm_domdev_list_freep) UsbvmDomDevList *l = NULL;
     if (usbvm_virt_list_domdevs(conn, &l, &err) < 0)
         return usbvm_cli_answer(cli, &a, NULL, &err);
-
-    if (domain) {
-        /* Normalise a UUID to the name the domain devices carry. */
-        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
-        if (usbvm_virt_lookup(conn, domain, &dom, &err) < 0)
-            return usbvm_cli_answer(cli, &a, NULL, &err);
-        free(domain);
-        domain = xstrdup(virDomainGetName(dom));
-        a.domain = domain;
-    }
 
     const UsbvmDomDev *dd = pick(l, domain, d, devspec);
     if (!dd && all) {
@@ -221,19 +217,12 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
     a.alias = alias;
     _cleanup_free_ char *target_domain = xstrdup(dd ? dd->domain : domain);
 
-    if (flags & USBVM_ATTACH_CHECK)
-        gflags &= ~USBVM_GUEST_FLUSH; /* --check changes nothing, in the guest neither */
-    UsbvmGuestCheck g = { .dd = dd, .d = d, .flags = gflags };
-    r = detach_one(cli, conn, &a, target_domain, alias, flags, timeout_ms, &g, &err);
-    if (r < 0)
+    /* --check changes nothing, in the guest neither. */
+    UsbvmGuestCheck g = {
+        .dd = dd, .d = d, .flags = o.gflags & ~(flags & USBVM_ATTACH_CHECK ? USBVM_GUEST_FLUSH : 0)
+    };
+    if (detach_one(cli, conn, &a, target_domain, alias, flags, o.timeout_ms, &g, &err) < 0)
         return usbvm_cli_answer(cli, &a, NULL, &err);
-
-    _cleanup_free_ char *msg = NULL;
-    if (!a.res.changed)
-        msg = xasprintf("%s is not attached to '%s'; nothing to do", a.device, a.domain);
-    else if (flags & USBVM_ATTACH_CHECK)
-        msg = xasprintf("would detach %s from '%s' (alias %s)", a.device, a.domain, alias);
-    else
-        msg = xasprintf("detached %s from '%s' (alias %s)", a.device, a.domain, alias);
+    _cleanup_free_ char *msg = answer_message(&a, flags);
     return usbvm_cli_answer(cli, &a, msg, NULL);
 }

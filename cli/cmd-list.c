@@ -5,10 +5,9 @@
 
 #include <string.h>
 
-enum { OPT_ALL = USBVM_OPT_VERB_BASE };
-
 const struct poptOption usbvm_list_options[] = {
-    { "all", 'a', POPT_ARG_NONE, NULL, OPT_ALL, "List every USB device, hubs included", NULL },
+    { "all", 'a', POPT_ARG_NONE, NULL, USBVM_OPT_ALL, "List every USB device, hubs included",
+      NULL },
     USBVM_COMMON_OPTIONS,
     POPT_TABLEEND,
 };
@@ -89,26 +88,22 @@ static void add_text_view(json_object *row)
     json_object_object_add(row, "text", t);
 }
 
+static int on_option(UsbvmCli *cli, const UsbvmVerb *verb, int val, const char *arg, void *ud)
+{
+    *(bool *)ud = true; /* --all, the only one */
+    return 0;
+}
+
 int usbvm_cmd_list(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
     bool all = false;
-    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
-    int r;
-    while ((r = usbvm_cli_next_option(cli, verb, ctx)) > 0)
-        if (r == OPT_ALL)
-            all = true;
-    const char **args = NULL;
-    size_t n_args = 0;
-    if (r == 0)
-        r = usbvm_cli_args(verb, ctx, 0, 0, &args, &n_args);
-    poptFreeContext(ctx);
-    if (r < 0)
-        return usbvm_cli_exit_from_parse(r);
+    _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
+    if (!usbvm_cli_parse(cli, verb, argc, argv, on_option, &all, &p))
+        return p.rc;
 
     UsbvmError err = { 0 };
-    struct udev *udev = usbvm_cli_udev(cli, &err);
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
-    if (!udev || usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err) < 0)
+    if (usbvm_cli_devices(cli, &list, &err) < 0)
         return usbvm_cli_error(cli, &err);
 
     UsbvmCliDomains domains;
@@ -123,6 +118,12 @@ int usbvm_cmd_list(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **
     }
     json_object_object_add(root, "devices", devices);
     json_object_object_add(root, "libvirt", usbvm_cli_domains_json(&domains));
+    if (!cli->json)
+        for (size_t i = 0; i < list->n; i++) {
+            _cleanup_free_ char *why = usbvm_device_ambiguity(list->devices[i]);
+            if (why && (all || usbvm_device_is_storage(list->devices[i])))
+                usbvm_cli_warning(cli, "%s: %s", list->devices[i]->port, why);
+        }
     usbvm_cli_domains_clear(&domains);
 
     if (cli->json) {

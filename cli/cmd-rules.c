@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { OPT_RULES = USBVM_OPT_VERB_BASE, OPT_TO, OPT_MODE, OPT_ALL };
+enum { OPT_RULES = USBVM_OPT_VERB_BASE, OPT_TO, OPT_MODE };
 
 static const struct poptOption check_options[] = {
     USBVM_COMMON_OPTIONS,
@@ -23,11 +23,11 @@ static const struct poptOption rules_path_options[] = {
 };
 
 static const struct poptOption generate_options[] = {
-    { "to", 't', POPT_ARG_STRING, NULL, OPT_TO, "Domain to put in the rules (default: DOMAIN)",
+    { "to", '\0', POPT_ARG_STRING, NULL, OPT_TO, "Domain to put in the rules (default: DOMAIN)",
       "DOMAIN" },
     { "mode", 'm', POPT_ARG_STRING, NULL, OPT_MODE, "Mode to put in the rules (default usb)",
       USBVM_MODE_CHOICES },
-    { "all", 'a', POPT_ARG_NONE, NULL, OPT_ALL, "Every device, not only storage (hubs never)",
+    { "all", 'a', POPT_ARG_NONE, NULL, USBVM_OPT_ALL, "Every device, not only storage (hubs never)",
       NULL },
     USBVM_COMMON_OPTIONS,
     POPT_TABLEEND,
@@ -100,8 +100,8 @@ static void print_diags(UsbvmCli *cli, json_object *diags)
 }
 
 /* Loads rules for test/show; on errors prints them (text) or an error object (JSON) and
- * returns the exit code. */
-static int load_rules(UsbvmCli *cli, const char *path, UsbvmRuleset **ret)
+ * returns the exit code. what: what cannot be done ("cannot test a device against them"). */
+static int load_rules(UsbvmCli *cli, const char *path, const char *what, UsbvmRuleset **ret)
 {
     UsbvmRuleDiags d = { 0 };
     int r = usbvm_ruleset_load(path, ret, &d);
@@ -110,8 +110,11 @@ static int load_rules(UsbvmCli *cli, const char *path, UsbvmRuleset **ret)
     if (r < 0) {
         if (cli->json) {
             json_object *o = json_object_new_object();
+            json_object_object_add(o, "changed", json_object_new_boolean(false));
             json_object_object_add(o, "failed", json_object_new_boolean(true));
-            _cleanup_free_ char *m = xasprintf("the rules in %s have errors", path);
+            _cleanup_free_ char *m =
+                xasprintf("the rules in '%s' have errors; %s; 'usbvm rules check %s' lists them",
+                          path, what, path);
             usbvm_json_add_str(o, "msg", m);
             json_object_object_add(o, "rc", json_object_new_int(USBVM_E_RULES));
             json_object_object_add(o, "diagnostics", diags);
@@ -119,7 +122,7 @@ static int load_rules(UsbvmCli *cli, const char *path, UsbvmRuleset **ret)
             json_object_put(o);
         } else {
             print_diags(cli, diags);
-            fprintf(stderr, "usbvm: the rules in '%s' have errors; nothing was applied\n", path);
+            fprintf(stderr, "usbvm: the rules in '%s' have errors; %s\n", path, what);
             json_object_put(diags);
         }
         return USBVM_E_RULES;
@@ -153,18 +156,11 @@ static json_object *rule_to_json(const UsbvmRule *r)
 
 static int cmd_check(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
-    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
-    int r;
-    while ((r = usbvm_cli_next_option(cli, verb, ctx)) > 0)
-        ;
-    const char **args = NULL;
-    size_t n = 0;
-    if (r == 0)
-        r = usbvm_cli_args(verb, ctx, 0, 64, &args, &n);
-    if (r < 0) {
-        poptFreeContext(ctx);
-        return usbvm_cli_exit_from_parse(r);
-    }
+    _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
+    if (!usbvm_cli_parse(cli, verb, argc, argv, NULL, NULL, &p))
+        return p.rc;
+    const char **args = (const char **)p.args;
+    size_t n = p.n;
     static const char *const default_paths[] = { USBVM_RULES_DIR, NULL };
     if (n == 0) {
         args = (const char **)default_paths;
@@ -179,23 +175,25 @@ static int cmd_check(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
         UsbvmRuleDiags d = { 0 };
         _cleanup_(usbvm_ruleset_freep) UsbvmRuleset *rs = NULL;
         int lr = usbvm_ruleset_load(args[i], &rs, &d);
+        if (lr == 0)
+            usbvm_ruleset_lint(rs, &d);
         size_t warnings = d.n - (d.n_errors < d.n ? d.n_errors : d.n);
-        json_object *p = json_object_new_object();
-        usbvm_json_add_str(p, "path", args[i]);
-        json_object_object_add(p, "valid", json_object_new_boolean(lr == 0));
-        json_object_object_add(p, "rules", json_object_new_int((int)usbvm_ruleset_size(rs)));
-        json_object_object_add(p, "errors", json_object_new_int((int)d.n_errors));
-        json_object_object_add(p, "warnings", json_object_new_int((int)warnings));
-        json_object_array_add(paths, p);
+        json_object *po = json_object_new_object();
+        usbvm_json_add_str(po, "path", args[i]);
+        json_object_object_add(po, "valid", json_object_new_boolean(lr == 0));
+        json_object_object_add(po, "rules", json_object_new_int((int)usbvm_ruleset_size(rs)));
+        json_object_object_add(po, "errors", json_object_new_int((int)d.n_errors));
+        json_object_object_add(po, "warnings", json_object_new_int((int)warnings));
+        json_object_array_add(paths, po);
         valid = valid && lr == 0;
         /* Move the diagnostics over. */
         all.items = xrealloc(all.items, (all.n + d.n + 1) * sizeof(*all.items));
-        memcpy(all.items + all.n, d.items, d.n * sizeof(*d.items));
+        if (d.n)
+            memcpy(all.items + all.n, d.items, d.n * sizeof(*d.items));
         all.n += d.n;
         all.n_errors += d.n_errors;
         free(d.items);
     }
-    poptFreeContext(ctx);
     json_object *diags = diags_to_json(&all);
     usbvm_rule_diags_clear(&all);
     json_object_object_add(root, "valid", json_object_new_boolean(valid));
@@ -236,52 +234,51 @@ static json_object *device_summary(const UsbvmDevice *d)
     return o;
 }
 
-static int parse_rules_option(UsbvmCli *cli, const UsbvmVerb *verb, poptContext ctx,
-                              char **rules_path)
+typedef struct RulesOptions {
+    char *rules_path, *domain, *mode;
+    bool all;
+} RulesOptions;
+
+static void rules_options_clear(RulesOptions *o)
 {
-    int r;
-    while ((r = usbvm_cli_next_option(cli, verb, ctx)) > 0)
-        if (r == OPT_RULES) {
-            free(*rules_path);
-            *rules_path = poptGetOptArg(ctx);
-        }
-    return r;
+    free(o->rules_path);
+    free(o->domain);
+    free(o->mode);
 }
 
-static int cmd_test(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
+static int on_option(UsbvmCli *cli, const UsbvmVerb *verb, int val, const char *arg, void *ud)
 {
-    _cleanup_free_ char *rules_path = NULL;
-    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
-    int r = parse_rules_option(cli, verb, ctx, &rules_path);
-    const char **args = NULL;
-    size_t n = 0;
-    if (r == 0)
-        r = usbvm_cli_args(verb, ctx, 1, 1, &args, &n);
-    _cleanup_free_ char *spec = r == 0 ? xstrdup(args[0]) : NULL;
-    poptFreeContext(ctx);
-    if (r < 0)
-        return usbvm_cli_exit_from_parse(r);
-    const char *path = rules_path ? rules_path : USBVM_RULES_DIR;
+    RulesOptions *o = ud;
+    char **slot = val == OPT_RULES  ? &o->rules_path
+                  : val == OPT_TO   ? &o->domain
+                  : val == OPT_MODE ? &o->mode
+                                    : NULL;
+    if (slot) {
+        free(*slot);
+        *slot = xstrdup(arg);
+    } else if (val == USBVM_OPT_ALL)
+        o->all = true;
+    return 0;
+}
 
-    _cleanup_(usbvm_ruleset_freep) UsbvmRuleset *rs = NULL;
-    r = load_rules(cli, path, &rs);
-    if (r)
-        return r;
+/* What test and show begin with: their options, then the rules, reported when broken.
+ * Returns -1 to go on, or the exit code. */
+static int rules_prologue(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv,
+                          const char *what, RulesOptions *o, UsbvmCliArgs *p, UsbvmRuleset **rs)
+{
+    if (!usbvm_cli_parse(cli, verb, argc, argv, on_option, o, p))
+        return p->rc;
+    int r = load_rules(cli, o->rules_path ? o->rules_path : USBVM_RULES_DIR, what, rs);
+    return r ? r : -1;
+}
 
-    UsbvmError err = { 0 };
-    struct udev *udev = usbvm_cli_udev(cli, &err);
-    _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
-    UsbvmDevice *d = NULL;
-    if (!udev || usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err) < 0 ||
-        usbvm_device_list_resolve(list, spec, &d, &err) < 0)
-        return usbvm_cli_error(cli, &err);
-
-    json_object *root = json_object_new_object();
-    json_object_object_add(root, "device", device_summary(d));
-    usbvm_json_add_str(root, "rules_path", path);
+/* The rules in order up to the first that matches, each with why it does not. */
+static json_object *checked_rules(const UsbvmRuleset *rs, const UsbvmDevice *d,
+                                  const UsbvmRule **ret_match)
+{
     json_object *checked = json_object_new_array();
-    const UsbvmRule *match = NULL;
-    for (size_t i = 0; i < usbvm_ruleset_size(rs) && !match; i++) {
+    *ret_match = NULL;
+    for (size_t i = 0; i < usbvm_ruleset_size(rs) && !*ret_match; i++) {
         const UsbvmRule *rule = usbvm_ruleset_get(rs, i);
         _cleanup_free_ char *reason = NULL;
         bool m = usbvm_rule_explain(rule, d, &reason);
@@ -294,51 +291,123 @@ static int cmd_test(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char *
         usbvm_json_add_str(c, "reason", reason);
         json_object_array_add(checked, c);
         if (m)
-            match = rule;
+            *ret_match = rule;
     }
+    return checked;
+}
+
+/* "as usb-disk, readonly, cache none, io native, persistent": the rule's options as the
+ * attach would use them. */
+static char *spec_text(const UsbvmAttachSpec *s)
+{
+    UsbvmBuf b = { 0 };
+    usbvm_buf_printf(&b, "as %s", usbvm_mode_to_string(s->mode));
+    if (s->readonly)
+        usbvm_buf_puts(&b, ", readonly");
+    if (s->cache)
+        usbvm_buf_printf(&b, ", cache %s", s->cache);
+    if (s->io)
+        usbvm_buf_printf(&b, ", io %s", s->io);
+    if (s->persistent)
+        usbvm_buf_puts(&b, ", persistent");
+    return usbvm_buf_steal(&b);
+}
+
+static char *decision_text(const UsbvmRule *match, const char *refusal, const char *ambiguity)
+{
+    if (!match)
+        return xstrdup("stays on the host: no rule matches");
+    if (usbvm_rule_target(match) == USBVM_TARGET_IGNORE)
+        return xasprintf("stays on the host: ignored by %s:%u", usbvm_rule_file(match),
+                         usbvm_rule_line(match));
+    _cleanup_free_ char *spec = spec_text(usbvm_rule_spec(match));
+    if (ambiguity)
+        return xasprintf("stays where it is: %s:%u would attach it to %s %s, but %s",
+                         usbvm_rule_file(match), usbvm_rule_line(match), usbvm_rule_domain(match),
+                         spec, ambiguity);
+    if (refusal)
+        return xasprintf("attach to %s %s (%s:%u), but usbvm would refuse it now: %s",
+                         usbvm_rule_domain(match), spec, usbvm_rule_file(match),
+                         usbvm_rule_line(match), refusal);
+    return xasprintf("attach to %s %s (%s:%u)", usbvm_rule_domain(match), spec,
+                     usbvm_rule_file(match), usbvm_rule_line(match));
+}
+
+static void print_test_text(json_object *root, const UsbvmDevice *d, const UsbvmRule *match,
+                            const char *refusal, const char *ambiguity)
+{
+    /* Text-only lines derived from the facts in root. The device's name is taken raw: the
+     * text view escapes it once. */
+    _cleanup_free_ char *name = usbvm_device_name(d);
+    _cleanup_free_ char *dev = xasprintf("%s %04x:%04x%s%s", strempty(d->port), d->vendor_id,
+                                         d->product_id, name ? " " : "", strempty(name));
+    _cleanup_free_ char *dec = decision_text(match, refusal, ambiguity);
+    json_object *t = json_object_new_object();
+    usbvm_json_add_str(t, "device", dev);
+    usbvm_json_add_str(t, "decision", dec);
+    json_object_object_add(root, "text", t);
+    static const UsbvmColumn rec[] = { { "text.device", "Device", USBVM_FMT_STR },
+                                       { "rules_path", "Rules", USBVM_FMT_STR },
+                                       { "text.decision", "Decision", USBVM_FMT_STR } };
+    /* The reasons are the rules formatter's text, escaped already. */
+    static const UsbvmColumn cols[] = { { "where", "RULE", USBVM_FMT_STR },
+                                        { "matches", "MATCH", USBVM_FMT_BOOL },
+                                        { "reason", "WHY NOT", USBVM_FMT_ESCAPED } };
+    usbvm_out_record(root, rec, ELEMENTSOF(rec), 0);
+    json_object *checked = NULL;
+    json_object_object_get_ex(root, "checked", &checked);
+    if (json_object_array_length(checked) > 0) {
+        fputc('\n', stdout);
+        usbvm_out_table(checked, cols, ELEMENTSOF(cols));
+    }
+}
+
+static int cmd_test(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
+{
+    _cleanup_(rules_options_clear) RulesOptions o = { 0 };
+    _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
+    _cleanup_(usbvm_ruleset_freep) UsbvmRuleset *rs = NULL;
+    int r = rules_prologue(cli, verb, argc, argv, "fix them before testing a device against them",
+                           &o, &p, &rs);
+    if (r >= 0)
+        return r;
+    const char *path = o.rules_path ? o.rules_path : USBVM_RULES_DIR;
+
+    UsbvmError err = { 0 };
+    _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
+    UsbvmDevice *d = NULL;
+    if (usbvm_cli_resolve(cli, p.args[0], &list, &d, &err) < 0)
+        return usbvm_cli_error(cli, &err);
+
+    json_object *root = json_object_new_object();
+    json_object_object_add(root, "device", device_summary(d));
+    usbvm_json_add_str(root, "rules_path", path);
+    const UsbvmRule *match = NULL;
+    json_object *checked = checked_rules(rs, d, &match);
     json_object_object_add(root, "checked", checked);
-    const char *decision = !match                                            ? "host"
-                           : usbvm_rule_target(match) == USBVM_TARGET_ATTACH ? "attach"
-                                                                             : "ignore";
+    /* An ambiguous identity is never acted on by policy (see lib/device-clone.c). */
+    _cleanup_free_ char *ambiguity = usbvm_device_ambiguity(d);
+    bool attach = match && usbvm_rule_target(match) == USBVM_TARGET_ATTACH;
+    const char *decision = !match      ? "host"
+                           : !attach   ? "ignore"
+                           : ambiguity ? "ambiguous"
+                                       : "attach";
     json_object_object_add(root, "decision", json_object_new_string(decision));
+    usbvm_json_add_str(root, "ambiguity", ambiguity);
     json_object_object_add(root, "rule",
                            match ? json_object_get(json_object_array_get_idx(
                                        checked, json_object_array_length(checked) - 1))
                                  : NULL);
+    /* A rule that attaches does not attach a device the host uses: say so here, where the
+     * admin asks why a stick was not attached. */
+    UsbvmError use = { 0 };
+    bool refused = streq(decision, "attach") && usbvm_device_check_host_use(d, &use) < 0;
+    usbvm_json_add_str(root, "refusal", refused ? use.message : NULL);
 
     if (cli->json)
         usbvm_out_json(root);
-    else {
-        /* Text-only summary line derived from the facts above. */
-        _cleanup_free_ char *name = usbvm_device_display_name(d);
-        _cleanup_free_ char *dev = xasprintf("%s %04x:%04x %s", strempty(d->port), d->vendor_id,
-                                             d->product_id, strempty(name));
-        _cleanup_free_ char *dec = NULL;
-        if (!match)
-            dec = xstrdup("stays on the host: no rule matches");
-        else if (usbvm_rule_target(match) == USBVM_TARGET_IGNORE)
-            dec = xasprintf("stays on the host: ignored by %s:%u", usbvm_rule_file(match),
-                            usbvm_rule_line(match));
-        else
-            dec = xasprintf("attach to %s as %s (%s:%u)", usbvm_rule_domain(match),
-                            usbvm_mode_to_string(usbvm_rule_spec(match)->mode),
-                            usbvm_rule_file(match), usbvm_rule_line(match));
-        json_object *t = json_object_new_object();
-        usbvm_json_add_str(t, "device", dev);
-        usbvm_json_add_str(t, "decision", dec);
-        json_object_object_add(root, "text", t);
-        static const UsbvmColumn rec[] = { { "text.device", "Device", USBVM_FMT_STR },
-                                           { "rules_path", "Rules", USBVM_FMT_STR },
-                                           { "text.decision", "Decision", USBVM_FMT_STR } };
-        static const UsbvmColumn cols[] = { { "where", "RULE", USBVM_FMT_STR },
-                                            { "matches", "MATCH", USBVM_FMT_BOOL },
-                                            { "reason", "WHY NOT", USBVM_FMT_STR } };
-        usbvm_out_record(root, rec, ELEMENTSOF(rec), 0);
-        if (json_object_array_length(checked) > 0) {
-            fputc('\n', stdout);
-            usbvm_out_table(checked, cols, ELEMENTSOF(cols));
-        }
-    }
+    else
+        print_test_text(root, d, match, refused ? use.message : NULL, ambiguity);
     json_object_put(root);
     return 0;
 }
@@ -347,22 +416,13 @@ static int cmd_test(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char *
 
 static int cmd_show(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
-    _cleanup_free_ char *rules_path = NULL;
-    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
-    int r = parse_rules_option(cli, verb, ctx, &rules_path);
-    const char **args = NULL;
-    size_t n = 0;
-    if (r == 0)
-        r = usbvm_cli_args(verb, ctx, 0, 0, &args, &n);
-    poptFreeContext(ctx);
-    if (r < 0)
-        return usbvm_cli_exit_from_parse(r);
-    const char *path = rules_path ? rules_path : USBVM_RULES_DIR;
-
+    _cleanup_(rules_options_clear) RulesOptions o = { 0 };
+    _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
     _cleanup_(usbvm_ruleset_freep) UsbvmRuleset *rs = NULL;
-    r = load_rules(cli, path, &rs);
-    if (r)
+    int r = rules_prologue(cli, verb, argc, argv, "fix them before showing them", &o, &p, &rs);
+    if (r >= 0)
         return r;
+    const char *path = o.rules_path ? o.rules_path : USBVM_RULES_DIR;
     json_object *root = json_object_new_object();
     usbvm_json_add_str(root, "rules_path", path);
     json_object *rules = json_object_new_array();
@@ -375,15 +435,15 @@ static int cmd_show(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char *
         /* The text view is itself a rules file: a comment names each source file. */
         const char *last = NULL;
         for (size_t i = 0; i < json_object_array_length(rules); i++) {
-            json_object *o = json_object_array_get_idx(rules, i), *v;
-            json_object_object_get_ex(o, "file", &v);
+            json_object *ro = json_object_array_get_idx(rules, i), *v;
+            json_object_object_get_ex(ro, "file", &v);
             const char *file = json_object_get_string(v);
             if (!streq_ptr(file, last)) {
                 _cleanup_free_ char *e = usbvm_escape(file);
                 printf("%s# %s\n", last ? "\n" : "", e);
                 last = file;
             }
-            json_object_object_get_ex(o, "rule", &v);
+            json_object_object_get_ex(ro, "rule", &v);
             printf("%s\n", json_object_get_string(v)); /* the formatter's output is ASCII */
         }
         if (!last)
@@ -399,8 +459,10 @@ static void describe_storage(UsbvmBuf *b, const UsbvmDevice *d)
 {
     for (size_t i = 0; i < d->n_blocks; i++) {
         const UsbvmBlock *bl = &d->blocks[i];
-        if (bl->type == USBVM_BLOCK_DISK && bl->size > 0)
-            usbvm_buf_printf(b, ", %s %.1fG", strempty(bl->name), (double)bl->size / 1e9);
+        if (bl->type == USBVM_BLOCK_DISK && bl->size > 0) {
+            _cleanup_free_ char *size = usbvm_out_size(bl->size);
+            usbvm_buf_printf(b, ", %s %s", strempty(bl->name), size);
+        }
         if (bl->fs_type) {
             _cleanup_free_ char *t = usbvm_escape(bl->fs_type);
             _cleanup_free_ char *l = bl->fs_label ? usbvm_escape(bl->fs_label) : NULL;
@@ -410,93 +472,89 @@ static void describe_storage(UsbvmBuf *b, const UsbvmDevice *d)
     }
 }
 
+static json_object *generated_rule(const UsbvmDevice *d, const char *dom, UsbvmMode mode)
+{
+    /* A disk mode reaches only storage; any other device is proposed as usb, which is what
+     * it can be passed through as (a disk-mode rule would never match it). */
+    bool as_usb = usbvm_mode_is_disk(mode) && !usbvm_device_is_storage(d);
+    _cleanup_free_ char *rule = usbvm_rule_generate(d, dom, as_usb ? USBVM_MODE_USB : mode);
+    _cleanup_free_ char *name = usbvm_device_display_name(d);
+    UsbvmBuf about = { 0 };
+    usbvm_buf_printf(&about, "%s %04x:%04x %s", strempty(d->port), d->vendor_id, d->product_id,
+                     strempty(name));
+    describe_storage(&about, d);
+    if (!(d->serial && d->serial[0]))
+        usbvm_buf_puts(&about, " (no serial: keyed on the port)");
+    if (as_usb)
+        usbvm_buf_printf(&about, " (not storage: as usb, not %s)", usbvm_mode_to_string(mode));
+    _cleanup_free_ char *about_s = usbvm_buf_steal(&about);
+    json_object *o = json_object_new_object();
+    usbvm_json_add_str(o, "port", d->port);
+    usbvm_json_add_str(o, "identity", d->identity);
+    usbvm_json_add_str(o, "comment", about_s);
+    usbvm_json_add_str(o, "rule", rule);
+    return o;
+}
+
+static void print_generated(json_object *rules, bool all, bool have_domain)
+{
+    char when[64] = "";
+    time_t now = time(NULL);
+    struct tm tm;
+    if (localtime_r(&now, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+    printf("# usbvm rules for the %s plugged in at %s (usbvm rules generate).\n",
+           all ? "USB devices" : "USB storage devices", when);
+    printf("# Review them%s, then save as %s/50-local.rules\n"
+           "# and check with 'usbvm rules check'. Syntax: usbvm.rules(5).\n"
+           "# A device reports its id, serial and name itself: add via-port \"PORT\" to pin a\n"
+           "# rule to the port it must be plugged into (SECURITY in usbvm(1)).\n",
+           have_domain ? "" : ", replace DOMAIN with the guest's name", USBVM_RULES_DIR);
+    for (size_t i = 0; i < json_object_array_length(rules); i++) {
+        json_object *o = json_object_array_get_idx(rules, i), *v;
+        json_object_object_get_ex(o, "comment", &v);
+        /* The comment holds escaped device strings already: no newline can sneak in. */
+        printf("\n# %s\n", json_object_get_string(v));
+        json_object_object_get_ex(o, "rule", &v);
+        printf("%s\n", json_object_get_string(v));
+    }
+    if (json_object_array_length(rules) == 0)
+        printf("\n# No %s is plugged in.\n", all ? "USB device" : "USB storage device");
+}
+
 static int cmd_generate(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
-    _cleanup_free_ char *domain = NULL, *mode_str = NULL;
-    bool all = false;
-    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
-    int r;
-    while ((r = usbvm_cli_next_option(cli, verb, ctx)) > 0) {
-        if (r == OPT_TO) {
-            free(domain);
-            domain = poptGetOptArg(ctx);
-        } else if (r == OPT_MODE) {
-            free(mode_str);
-            mode_str = poptGetOptArg(ctx);
-        } else if (r == OPT_ALL)
-            all = true;
-    }
-    const char **args = NULL;
-    size_t n = 0;
-    if (r == 0)
-        r = usbvm_cli_args(verb, ctx, 0, 0, &args, &n);
-    poptFreeContext(ctx);
-    if (r < 0)
-        return usbvm_cli_exit_from_parse(r);
+    _cleanup_(rules_options_clear) RulesOptions o = { 0 };
+    _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
+    if (!usbvm_cli_parse(cli, verb, argc, argv, on_option, &o, &p))
+        return p.rc;
     UsbvmMode mode = USBVM_MODE_USB;
-    if (mode_str && usbvm_mode_from_string(mode_str, &mode) < 0)
-        return usbvm_cli_usage_error(verb, "unknown mode '%s': expected " USBVM_MODE_CHOICES,
-                                     mode_str);
-    if (domain && (!domain[0] || strchr(domain, '/')))
-        return usbvm_cli_usage_error(verb, "invalid domain name '%s'", domain);
+    if (o.mode && usbvm_mode_from_string(o.mode, &mode) < 0)
+        return usbvm_cli_usage_error(cli, verb, "unknown mode '%s': expected " USBVM_MODE_CHOICES,
+                                     o.mode);
+    if (o.domain && (!o.domain[0] || strchr(o.domain, '/')))
+        return usbvm_cli_usage_error(cli, verb, "invalid domain name '%s'", o.domain);
 
     UsbvmError err = { 0 };
-    struct udev *udev = usbvm_cli_udev(cli, &err);
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
-    if (!udev || usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err) < 0)
+    if (usbvm_cli_devices(cli, &list, &err) < 0)
         return usbvm_cli_error(cli, &err);
 
-    const char *dom = domain ? domain : "DOMAIN";
+    const char *dom = o.domain ? o.domain : "DOMAIN";
     json_object *root = json_object_new_object();
     usbvm_json_add_str(root, "domain", dom);
     usbvm_json_add_str(root, "mode", usbvm_mode_to_string(mode));
     json_object *rules = json_object_new_array();
     for (size_t i = 0; i < list->n; i++) {
         const UsbvmDevice *d = list->devices[i];
-        if (d->is_hub || d->dev_class == 0x09 || (!all && !usbvm_device_is_storage(d)))
-            continue;
-        _cleanup_free_ char *rule = usbvm_rule_generate(d, dom, mode);
-        _cleanup_free_ char *name = usbvm_device_display_name(d);
-        UsbvmBuf about = { 0 };
-        usbvm_buf_printf(&about, "%s %04x:%04x %s", strempty(d->port), d->vendor_id, d->product_id,
-                         strempty(name));
-        describe_storage(&about, d);
-        if (!(d->serial && d->serial[0]))
-            usbvm_buf_puts(&about, " (no serial: keyed on the port)");
-        _cleanup_free_ char *about_s = usbvm_buf_steal(&about);
-        json_object *o = json_object_new_object();
-        usbvm_json_add_str(o, "port", d->port);
-        usbvm_json_add_str(o, "identity", d->identity);
-        usbvm_json_add_str(o, "comment", about_s);
-        usbvm_json_add_str(o, "rule", rule);
-        json_object_array_add(rules, o);
+        if (!d->is_hub && d->dev_class != 0x09 && (o.all || usbvm_device_is_storage(d)))
+            json_object_array_add(rules, generated_rule(d, dom, mode));
     }
     json_object_object_add(root, "rules", rules);
-
     if (cli->json)
         usbvm_out_json(root);
-    else {
-        char when[64] = "";
-        time_t now = time(NULL);
-        struct tm tm;
-        if (localtime_r(&now, &tm))
-            strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
-        printf("# usbvm rules for the %s plugged in at %s (usbvm rules generate).\n",
-               all ? "USB devices" : "USB storage devices", when);
-        printf("# Review them%s, then save as %s/50-local.rules\n"
-               "# and check with 'usbvm rules check'. Syntax: usbvm.rules(5).\n",
-               domain ? "" : ", replace DOMAIN with the guest's name", USBVM_RULES_DIR);
-        for (size_t i = 0; i < json_object_array_length(rules); i++) {
-            json_object *o = json_object_array_get_idx(rules, i), *v;
-            json_object_object_get_ex(o, "comment", &v);
-            /* The comment holds escaped device strings already: no newline can sneak in. */
-            printf("\n# %s\n", json_object_get_string(v));
-            json_object_object_get_ex(o, "rule", &v);
-            printf("%s\n", json_object_get_string(v));
-        }
-        if (json_object_array_length(rules) == 0)
-            printf("\n# No %s is plugged in.\n", all ? "USB device" : "USB storage device");
-    }
+    else
+        print_generated(rules, o.all, o.domain != NULL);
     json_object_put(root);
     return 0;
 }
@@ -510,55 +568,48 @@ const UsbvmVerb usbvm_rules_subverbs[] = {
       "[PATH...]",
       "Parse rules files or directories; print every error (exit 7 on errors)",
       { USBVM_ARG_FILE },
-      .parent = "rules" },
+      .parent = "rules",
+      .arity = { 0, 64 } },
     { "test",
       cmd_test,
       rules_path_options,
-      "<device> [--rules PATH]",
+      "<device>",
       "Show which rule matches a device, and why each rule before it does not",
       { USBVM_ARG_DEVICE },
-      .parent = "rules" },
+      .parent = "rules",
+      .arity = { 1, 1 } },
     { "show",
       cmd_show,
       rules_path_options,
-      "[--rules PATH]",
+      "",
       "Print the rules, normalised",
       { USBVM_ARG_NONE },
-      .parent = "rules" },
+      .parent = "rules",
+      .arity = { 0, 0 } },
     { "generate",
       cmd_generate,
       generate_options,
-      "[--to DOMAIN] [--mode MODE] [--all]",
+      "",
       "Print rules for the devices plugged in now, ready to edit",
       { USBVM_ARG_NONE },
-      .parent = "rules" },
+      .parent = "rules",
+      .arity = { 0, 0 } },
     { NULL },
 };
 
-static void print_rules_help(FILE *f, const UsbvmVerb *verb)
-{
-    fprintf(f, "Usage: usbvm rules %s\n\n%s\n\nSubverbs:\n", verb->usage, verb->summary);
-    for (const UsbvmVerb *s = usbvm_rules_subverbs; s->name; s++)
-        fprintf(f, "  %-10s %s\n", s->name, s->summary);
-    fprintf(f, "\n'usbvm rules SUBVERB --help' shows its options. The language: usbvm.rules(5).\n");
-}
-
 int usbvm_cmd_rules(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
-    if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h")) {
-        if (argc < 2) {
-            print_rules_help(stderr, verb);
-            return USBVM_E_USAGE;
-        }
-        print_rules_help(stdout, verb);
+    if (argc >= 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
+        usbvm_cli_print_verb_help(stdout, verb);
         return 0;
     }
+    if (argc < 2)
+        return usbvm_cli_usage_error(cli, verb,
+                                     "no subverb given: expected check, test, show or "
+                                     "generate");
     for (const UsbvmVerb *s = usbvm_rules_subverbs; s->name; s++)
         if (streq(s->name, argv[1]))
             return s->fn(cli, s, argc - 1, argv + 1);
-    fprintf(stderr,
-            "usbvm rules: unknown subverb '%s'; expected check, test, show or generate; see "
-            "'usbvm rules --help'\n",
-            argv[1]);
-    return USBVM_E_USAGE;
+    return usbvm_cli_usage_error(
+        cli, verb, "unknown subverb '%s'; expected check, test, show or generate", argv[1]);
 }

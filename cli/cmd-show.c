@@ -146,6 +146,70 @@ static void add_class_text(json_object *o)
     json_object_object_add(t, "class", json_object_new_string(s));
 }
 
+static void print_blocks(json_object *blocks)
+{
+    if (json_object_array_length(blocks) > 0) {
+        for (size_t i = 0; i < json_object_array_length(blocks); i++) {
+            json_object *b = json_object_array_get_idx(blocks, i);
+            json_object *bt = json_object_new_object();
+            json_object *holders = get(b, "holders");
+            _cleanup_free_ char *use = NULL;
+            if (get(b, "mountpoint"))
+                use = xasprintf("mounted on %s", json_object_get_string(get(b, "mountpoint")));
+            else if (json_object_get_boolean(get(b, "swap")))
+                use = xstrdup("swap");
+            else if (json_object_array_length(holders) > 0) {
+                _cleanup_free_ char *h = usbvm_out_format(holders, USBVM_FMT_LIST);
+                use = xasprintf("held by %s", h);
+            } else
+                use = xstrdup("no");
+            json_object_object_add(bt, "use", json_object_new_string(use));
+            json_object_object_add(b, "text", bt);
+        }
+        printf("\nBlock devices\n");
+        usbvm_out_table(blocks, block_columns, ELEMENTSOF(block_columns));
+    }
+}
+
+static void print_descriptors(json_object *dev)
+{
+    json_object *desc = get(dev, "descriptors");
+    printf("\nDescriptors\n");
+    if (!desc) {
+        _cleanup_free_ char *e = usbvm_out_format(get(dev, "descriptors_error"), USBVM_FMT_STR);
+        printf("  unavailable: %s\n", e);
+        return;
+    }
+    json_object *cfg = get(desc, "configuration");
+    usbvm_out_record(desc, descriptor_fields, ELEMENTSOF(descriptor_fields), 2);
+    /* One row per endpoint (an alternate setting without endpoints gets one row too). */
+    json_object *rows = json_object_new_array();
+    json_object *alts = get(cfg, "interfaces");
+    for (size_t i = 0; i < json_object_array_length(alts); i++) {
+        json_object *a = json_object_array_get_idx(alts, i);
+        _cleanup_free_ char *cls = xasprintf("%s:%s:%s", json_object_get_string(get(a, "class")),
+                                             json_object_get_string(get(a, "subclass")),
+                                             json_object_get_string(get(a, "protocol")));
+        json_object *eps = get(a, "endpoints");
+        size_t n = json_object_array_length(eps);
+        for (size_t e = 0; e < (n ? n : 1); e++) {
+            json_object *row =
+                n ? json_object_get(json_object_array_get_idx(eps, e)) : json_object_new_object();
+            json_object *copy = json_object_new_object();
+            json_object_object_add(copy, "interface", json_object_get(get(a, "number")));
+            json_object_object_add(copy, "alt", json_object_get(get(a, "alt")));
+            json_object_object_add(copy, "class", json_object_new_string(cls));
+            json_object_object_foreach(row, k, v)
+                json_object_object_add(copy, k, json_object_get(v));
+            json_object_put(row);
+            json_object_array_add(rows, copy);
+        }
+    }
+    printf("\n");
+    usbvm_out_table(rows, endpoint_columns, ELEMENTSOF(endpoint_columns));
+    json_object_put(rows);
+}
+
 /* Where each running domain holding the device has it mounted (lib/guest.h). */
 static json_object *guest_json(UsbvmCli *cli, const UsbvmCliDomains *domains, const UsbvmDevice *d)
 {
@@ -197,6 +261,12 @@ static void print_text(json_object *dev)
     _cleanup_free_ char *title = usbvm_out_format(get(dev, "port"), USBVM_FMT_STR);
     printf("Device %s\n", title);
     usbvm_out_record(dev, device_fields, ELEMENTSOF(device_fields), 2);
+    json_object *amb = get(dev, "ambiguity");
+    if (amb) {
+        /* Already escaped by the library; only what a terminal obeys is escaped again. */
+        _cleanup_free_ char *s = usbvm_escape_controls(json_object_get_string(amb));
+        printf("\n  Ambiguous: %s\n", s);
+    }
 
     json_object *ifs = get(dev, "interfaces");
     for (size_t i = 0; i < json_object_array_length(ifs); i++)
@@ -204,97 +274,21 @@ static void print_text(json_object *dev)
     printf("\nInterfaces\n");
     usbvm_out_table(ifs, interface_columns, ELEMENTSOF(interface_columns));
 
-    json_object *blocks = get(dev, "blocks");
-    if (json_object_array_length(blocks) > 0) {
-        for (size_t i = 0; i < json_object_array_length(blocks); i++) {
-            json_object *b = json_object_array_get_idx(blocks, i);
-            json_object *bt = json_object_new_object();
-            json_object *holders = get(b, "holders");
-            _cleanup_free_ char *use = NULL;
-            if (get(b, "mountpoint"))
-                use = xasprintf("mounted on %s", json_object_get_string(get(b, "mountpoint")));
-            else if (json_object_get_boolean(get(b, "swap")))
-                use = xstrdup("swap");
-            else if (json_object_array_length(holders) > 0) {
-                _cleanup_free_ char *h = usbvm_out_format(holders, USBVM_FMT_LIST);
-                use = xasprintf("held by %s", h);
-            } else
-                use = xstrdup("no");
-            json_object_object_add(bt, "use", json_object_new_string(use));
-            json_object_object_add(b, "text", bt);
-        }
-        printf("\nBlock devices\n");
-        usbvm_out_table(blocks, block_columns, ELEMENTSOF(block_columns));
-    }
-
-    json_object *desc = get(dev, "descriptors");
-    printf("\nDescriptors\n");
-    if (!desc) {
-        _cleanup_free_ char *e = usbvm_out_format(get(dev, "descriptors_error"), USBVM_FMT_STR);
-        printf("  unavailable: %s\n", e);
-        return;
-    }
-    json_object *cfg = get(desc, "configuration");
-    usbvm_out_record(desc, descriptor_fields, ELEMENTSOF(descriptor_fields), 2);
-    /* One row per endpoint (an alternate setting without endpoints gets one row too). */
-    json_object *rows = json_object_new_array();
-    json_object *alts = get(cfg, "interfaces");
-    for (size_t i = 0; i < json_object_array_length(alts); i++) {
-        json_object *a = json_object_array_get_idx(alts, i);
-        _cleanup_free_ char *cls = xasprintf("%s:%s:%s", json_object_get_string(get(a, "class")),
-                                             json_object_get_string(get(a, "subclass")),
-                                             json_object_get_string(get(a, "protocol")));
-        json_object *eps = get(a, "endpoints");
-        size_t n = json_object_array_length(eps);
-        for (size_t e = 0; e < (n ? n : 1); e++) {
-            json_object *row =
-                n ? json_object_get(json_object_array_get_idx(eps, e)) : json_object_new_object();
-            json_object *copy = json_object_new_object();
-            json_object_object_add(copy, "interface", json_object_get(get(a, "number")));
-            json_object_object_add(copy, "alt", json_object_get(get(a, "alt")));
-            json_object_object_add(copy, "class", json_object_new_string(cls));
-            json_object_object_foreach(row, k, v)
-                json_object_object_add(copy, k, json_object_get(v));
-            json_object_put(row);
-            json_object_array_add(rows, copy);
-        }
-    }
-    printf("\n");
-    usbvm_out_table(rows, endpoint_columns, ELEMENTSOF(endpoint_columns));
-    json_object_put(rows);
+    print_blocks(get(dev, "blocks"));
+    print_descriptors(dev);
 }
 
 int usbvm_cmd_show(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
-    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
-    int r;
-    while ((r = usbvm_cli_next_option(cli, verb, ctx)) > 0)
-        ;
-    const char **args = NULL;
-    size_t n_args = 0;
-    if (r == 0)
-        r = usbvm_cli_args(verb, ctx, 1, 1, &args, &n_args);
-    _cleanup_free_ char *spec = r == 0 ? xstrdup(args[0]) : NULL;
-    poptFreeContext(ctx);
-    if (r < 0)
-        return usbvm_cli_exit_from_parse(r);
+    _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
+    if (!usbvm_cli_parse(cli, verb, argc, argv, NULL, NULL, &p))
+        return p.rc;
 
     UsbvmError err = { 0 };
-    struct udev *udev = usbvm_cli_udev(cli, &err);
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
     UsbvmDevice *d = NULL;
-    if (!udev || usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err) < 0 ||
-        usbvm_device_list_resolve(list, spec, &d, &err) < 0) {
-        if (!cli->json)
-            return usbvm_cli_error(cli, &err);
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "failed", json_object_new_boolean(true));
-        usbvm_json_add_str(o, "msg", err.message);
-        json_object_object_add(o, "rc", json_object_new_int(err.kind ? (int)err.kind : 1));
-        usbvm_out_json(o);
-        json_object_put(o);
-        return err.kind ? (int)err.kind : USBVM_E_FAILED;
-    }
+    if (usbvm_cli_resolve(cli, p.args[0], &list, &d, &err) < 0)
+        return usbvm_cli_error(cli, &err);
 
     UsbvmCliDomains domains;
     usbvm_cli_domains_load(cli, &domains);

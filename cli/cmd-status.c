@@ -21,15 +21,9 @@ static const UsbvmColumn status_columns[] = {
 
 int usbvm_cmd_status(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
-    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
-    int r = usbvm_cli_next_option(cli, verb, ctx);
-    const char **args = NULL;
-    size_t n = 0;
-    if (r == 0)
-        r = usbvm_cli_args(verb, ctx, 0, 0, &args, &n);
-    poptFreeContext(ctx);
-    if (r < 0)
-        return usbvm_cli_exit_from_parse(r);
+    _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
+    if (!usbvm_cli_parse(cli, verb, argc, argv, NULL, NULL, &p))
+        return p.rc;
 
     UsbvmError err = { 0 };
     virConnectPtr conn = usbvm_cli_connect(cli, &err);
@@ -42,10 +36,7 @@ int usbvm_cmd_status(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
     /* Presence: the host devices now, matched by alias. Without udev, presence is unknown. */
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *devs = NULL;
     UsbvmError derr = { 0 };
-    struct udev *udev = usbvm_cli_udev(cli, &derr);
-    if (udev && usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &devs, &derr) < 0)
-        devs = NULL;
-    if (!devs)
+    if (usbvm_cli_devices(cli, &devs, &derr) < 0)
         usbvm_cli_warning(cli, "cannot tell which devices are present: %s", derr.message);
 
     UsbvmCliGuests guests = { 0 };

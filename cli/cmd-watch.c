@@ -33,6 +33,84 @@ const struct poptOption usbvm_watch_options[] = {
     POPT_TABLEEND,
 };
 
+typedef struct WatchParse {
+    UsbvmWatchOptions *opts;
+    char *rules;
+} WatchParse;
+
+static int on_option(UsbvmCli *cli, const UsbvmVerb *verb, int val, const char *arg, void *ud)
+{
+    WatchParse *w = ud;
+    unsigned s;
+    switch (val) {
+    case OPT_RULES:
+        free(w->rules);
+        w->rules = xstrdup(arg);
+        break;
+    case OPT_ONCE:
+        w->opts->once = true;
+        break;
+    case OPT_DRY_RUN:
+        w->opts->dry_run = true;
+        break;
+    case OPT_PRESENT:
+        if (!streq(arg, "apply") && !streq(arg, "keep"))
+            return usbvm_cli_usage_error(cli, verb, "--present takes 'apply' or 'keep', not '%s'",
+                                         strempty(arg));
+        w->opts->present = streq(arg, "apply") ? USBVM_PRESENT_APPLY : USBVM_PRESENT_KEEP;
+        break;
+    case OPT_DETACH_ON_EXIT:
+        w->opts->detach_on_exit = true;
+        break;
+    case OPT_TIMEOUT:
+        if (usbvm_parse_uint(arg, 10, 86400, &s) < 0)
+            return usbvm_cli_usage_error(
+                cli, verb, "--timeout takes whole seconds (0-86400), not '%s'", strempty(arg));
+        w->opts->detach_timeout_ms = (int)s * 1000;
+        break;
+    }
+    return 0;
+}
+
+/* The last JSON line of watch: "summary" after --once, "exit" when watch fails. Both carry
+ * Ansible's changed, failed, msg and rc (usbvm(1) documents the stream). */
+static json_object *final_record(const char *event, bool changed, const char *msg, int rc)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "event", json_object_new_string(event));
+    json_object_object_add(o, "changed", json_object_new_boolean(changed));
+    json_object_object_add(o, "failed", json_object_new_boolean(rc != 0));
+    usbvm_json_add_str(o, "msg", msg);
+    json_object_object_add(o, "rc", json_object_new_int(rc));
+    return o;
+}
+
+static int print_summary(UsbvmCli *cli, const UsbvmWatchOptions *opts, const UsbvmWatchSummary *sum)
+{
+    int rc = sum->failed ? USBVM_E_FAILED : sum->pending ? USBVM_E_PENDING : 0;
+    _cleanup_free_ char *msg =
+        xasprintf("%u attached, %u detached, %u pending, %u unchanged, %u waiting, %u failed%s",
+                  sum->attached, sum->detached, sum->pending, sum->unchanged, sum->waiting,
+                  sum->failed, opts->dry_run ? " (dry run)" : "");
+    if (!cli->json) {
+        printf("summary: %s\n", msg);
+        return rc;
+    }
+    /* Under --dry-run the counts are the prediction: changed says what a real run would do
+     * (Ansible's check mode). */
+    bool changed = (sum->attached + sum->detached) > 0;
+    _cleanup_(json_object_putp) json_object *o = final_record("summary", changed, msg, rc);
+    json_object_object_add(o, "attached", json_object_new_int((int)sum->attached));
+    json_object_object_add(o, "detached", json_object_new_int((int)sum->detached));
+    json_object_object_add(o, "pending", json_object_new_int((int)sum->pending));
+    json_object_object_add(o, "unchanged", json_object_new_int((int)sum->unchanged));
+    json_object_object_add(o, "waiting", json_object_new_int((int)sum->waiting));
+    json_object_object_add(o, "errors", json_object_new_int((int)sum->failed));
+    json_object_object_add(o, "dry_run", json_object_new_boolean(opts->dry_run));
+    usbvm_out_json(o);
+    return rc;
+}
+
 int usbvm_cmd_watch(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
     UsbvmWatchOptions opts = {
@@ -42,105 +120,24 @@ int usbvm_cmd_watch(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char *
         .detach_timeout_ms = 10000,
         .max_backoff_ms = 10000,
     };
-    _cleanup_free_ char *rules = NULL;
-    poptContext ctx = usbvm_cli_popt(verb, argc, argv);
-    int r;
-    while ((r = usbvm_cli_next_option(cli, verb, ctx)) > 0) {
-        const char *arg = poptGetOptArg(ctx);
-        _cleanup_free_ char *owned = (char *)arg;
-        switch (r) {
-        case OPT_RULES:
-            free(rules);
-            rules = TAKE_PTR(owned);
-            break;
-        case OPT_ONCE:
-            opts.once = true;
-            break;
-        case OPT_DRY_RUN:
-            opts.dry_run = true;
-            break;
-        case OPT_PRESENT:
-            if (streq(arg, "apply"))
-                opts.present = USBVM_PRESENT_APPLY;
-            else if (streq(arg, "keep"))
-                opts.present = USBVM_PRESENT_KEEP;
-            else {
-                poptFreeContext(ctx);
-                return usbvm_cli_usage_error(verb, "--present takes 'apply' or 'keep', not '%s'",
-                                             strempty(arg));
-            }
-            break;
-        case OPT_DETACH_ON_EXIT:
-            opts.detach_on_exit = true;
-            break;
-        case OPT_TIMEOUT: {
-            unsigned s;
-            if (usbvm_parse_uint(arg, 10, 86400, &s) < 0) {
-                poptFreeContext(ctx);
-                return usbvm_cli_usage_error(
-                    verb, "--timeout takes whole seconds (0-86400), not '%s'", strempty(arg));
-            }
-            opts.detach_timeout_ms = (int)s * 1000;
-            break;
-        }
-        }
-    }
-    if (r < 0) {
-        poptFreeContext(ctx);
-        return usbvm_cli_exit_from_parse(r);
-    }
-    const char **args;
-    size_t n;
-    if ((r = usbvm_cli_args(verb, ctx, 0, 0, &args, &n)) < 0) {
-        poptFreeContext(ctx);
-        return -r;
-    }
+    WatchParse w = { .opts = &opts };
+    _cleanup_(usbvm_cli_args_clear) UsbvmCliArgs p = { 0 };
+    bool ok = usbvm_cli_parse(cli, verb, argc, argv, on_option, &w, &p);
+    _cleanup_free_ char *rules = w.rules;
+    if (!ok)
+        return p.rc;
     if (rules)
         opts.rules_path = rules;
 
     UsbvmWatchSummary sum;
     UsbvmError err = { 0 };
-    r = usbvm_watch_run(&opts, &sum, &err);
-    poptFreeContext(ctx);
-    if (r < 0) {
-        if (cli->json) {
-            json_object *o = json_object_new_object();
-            json_object_object_add(o, "event", json_object_new_string("exit"));
-            json_object_object_add(o, "failed", json_object_new_boolean(1));
-            usbvm_json_add_str(o, "msg", err.message);
-            json_object_object_add(o, "rc", json_object_new_int((int)err.kind));
-            usbvm_out_json(o);
-            json_object_put(o);
-        }
-        return usbvm_cli_error(cli, &err);
+    if (usbvm_watch_run(&opts, &sum, &err) < 0) {
+        if (!cli->json)
+            return usbvm_cli_error(cli, &err);
+        int rc = err.kind ? (int)err.kind : USBVM_E_FAILED;
+        _cleanup_(json_object_putp) json_object *o = final_record("exit", false, err.message, rc);
+        usbvm_out_json(o);
+        return rc;
     }
-    if (opts.once) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "event", json_object_new_string("summary"));
-        json_object_object_add(
-            o, "changed",
-            json_object_new_boolean(!opts.dry_run && (sum.attached + sum.detached) > 0));
-        json_object_object_add(o, "failed", json_object_new_boolean(sum.failed > 0));
-        json_object_object_add(o, "attached", json_object_new_int((int)sum.attached));
-        json_object_object_add(o, "detached", json_object_new_int((int)sum.detached));
-        json_object_object_add(o, "pending", json_object_new_int((int)sum.pending));
-        json_object_object_add(o, "unchanged", json_object_new_int((int)sum.unchanged));
-        json_object_object_add(o, "waiting", json_object_new_int((int)sum.waiting));
-        json_object_object_add(o, "errors", json_object_new_int((int)sum.failed));
-        json_object_object_add(o, "dry_run", json_object_new_boolean(opts.dry_run));
-        if (cli->json) {
-            usbvm_out_json(o);
-        } else {
-            printf("summary: %u attached, %u detached, %u pending, %u unchanged, %u waiting, "
-                   "%u failed%s\n",
-                   sum.attached, sum.detached, sum.pending, sum.unchanged, sum.waiting, sum.failed,
-                   opts.dry_run ? " (dry run)" : "");
-        }
-        json_object_put(o);
-        if (sum.failed)
-            return USBVM_E_FAILED;
-        if (sum.pending)
-            return USBVM_E_PENDING;
-    }
-    return 0;
+    return opts.once ? print_summary(cli, &opts, &sum) : 0;
 }

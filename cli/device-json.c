@@ -135,6 +135,9 @@ json_object *usbvm_device_to_json(const UsbvmDevice *d, const UsbvmCliDomains *d
     usbvm_json_add_str(o, "serial", d->serial);
     usbvm_json_add_str(o, "identity", d->identity);
     usbvm_json_add_str(o, "alias", d->alias);
+    json_object_object_add(o, "same_identity", strv_json(d->same_identity));
+    _cleanup_free_ char *ambiguity = usbvm_device_ambiguity(d);
+    usbvm_json_add_str(o, "ambiguity", ambiguity);
     char version[8];
     snprintf(version, sizeof(version), "%x.%02x", d->bcd_usb >> 8, d->bcd_usb & 0xff);
     json_object_object_add(o, "version", json_object_new_string(version));

@@ -9,50 +9,53 @@
 #include <locale.h>
 #include <string.h>
 
+static const UsbvmExclusive scope_exclusive[] = { USBVM_SCOPE_EXCLUSIVE, { 0 } };
+
 const UsbvmVerb usbvm_verbs[] = {
-    { "list", usbvm_cmd_list, usbvm_list_options, "[--all]",
-      "List USB storage devices (every USB device with --all)" },
+    { "list", usbvm_cmd_list, usbvm_list_options, "",
+      "List USB storage devices (every USB device with --all)", .arity = { 0, 0 } },
     { "show",
       usbvm_cmd_show,
       usbvm_show_options,
       "<device>",
       "Show everything about one device, descriptors included",
-      { USBVM_ARG_DEVICE } },
+      { USBVM_ARG_DEVICE },
+      .arity = { 1, 1 } },
     { "attach",
       usbvm_cmd_attach,
       usbvm_attach_options,
-      "<domain> <device> [--mode " USBVM_MODE_CHOICES "] [--readonly] [--live|--config|"
-      "--persistent] [--print-xml] [--check]",
+      "<domain> <device>",
       "Attach a device to a running domain",
-      { USBVM_ARG_DOMAIN, USBVM_ARG_DEVICE } },
+      { USBVM_ARG_DOMAIN, USBVM_ARG_DEVICE },
+      .arity = { 2, 2 },
+      .exclusive = scope_exclusive },
     { "detach",
       usbvm_cmd_detach,
       usbvm_detach_options,
-      "<domain>|--all <device> [--timeout SECONDS] [--check]",
+      "<domain> <device> | --all <device>",
       "Detach a device usbvm attached, and wait until the guest released it",
-      { USBVM_ARG_DOMAIN, USBVM_ARG_ATTACHED } },
+      { USBVM_ARG_DOMAIN, USBVM_ARG_ATTACHED },
+      .arity = { 2, 2 },
+      .arity_option = USBVM_OPT_ALL,
+      .arity_with = { 1, 1 },
+      .exclusive = scope_exclusive },
     { "status", usbvm_cmd_status, usbvm_status_options, "",
-      "List what usbvm has attached to running domains" },
-    { "rules", usbvm_cmd_rules, NULL, "check|test|show|generate ...",
-      "Check, test, show and generate policy rules", .subverbs = usbvm_rules_subverbs },
-    { "watch", usbvm_cmd_watch, usbvm_watch_options,
-      "[--rules PATH] [--once] [--dry-run] [--present apply|keep]",
-      "Run the policy daemon: attach and detach devices as they come and go" },
+      "List what usbvm has attached to running domains", .arity = { 0, 0 } },
+    { "rules", usbvm_cmd_rules, NULL, "SUBVERB ...", "Check, test, show and generate policy rules",
+      .subverbs = usbvm_rules_subverbs },
+    { "watch", usbvm_cmd_watch, usbvm_watch_options, "",
+      "Run the policy daemon: attach and detach devices as they come and go", .arity = { 0, 0 } },
+    { "doctor",
+      usbvm_cmd_doctor,
+      usbvm_doctor_options,
+      "[<domain>] [<device>]",
+      "Find out why a device does not reach a domain",
+      { USBVM_ARG_DOMAIN_OR_DEVICE, USBVM_ARG_DEVICE },
+      .arity = { 0, 2 } },
     { "__complete", usbvm_cmd_complete, usbvm_complete_options, "<words...>",
-      "Completion helper for the shell", .hidden = true },
+      "Completion helper for the shell", .hidden = true, .arity = { 0, 1024 } },
     { NULL },
 };
-
-static void print_verbs(FILE *f, const char *prefix, const UsbvmVerb *verbs)
-{
-    size_t w = 0;
-    for (const UsbvmVerb *v = verbs; v->name; v++)
-        if (!v->hidden && strlen(v->name) > w)
-            w = strlen(v->name);
-    for (const UsbvmVerb *v = verbs; v->name; v++)
-        if (!v->hidden)
-            fprintf(f, "%s%-*s  %s\n", prefix, (int)w, v->name, v->summary);
-}
 
 static void print_main_help(FILE *f)
 {
@@ -61,7 +64,7 @@ static void print_main_help(FILE *f)
                "Pass USB devices, above all sticks and disks, into libvirt domains by policy.\n"
                "\n"
                "Verbs:\n");
-    print_verbs(f, "  ", usbvm_verbs);
+    usbvm_cli_print_verbs(f, "  ", usbvm_verbs);
     fprintf(f, "\n"
                "Options:\n"
                "  -c, --connect URI  libvirt connection URI (default: libvirt's default)\n"
@@ -80,130 +83,6 @@ static const UsbvmVerb *find_verb(const UsbvmVerb *verbs, const char *name)
         if (streq(v->name, name))
             return v;
     return NULL;
-}
-
-/* ---- Option parsing shared by verbs ------------------------------------------------------ */
-
-poptContext usbvm_cli_popt(const UsbvmVerb *verb, int argc, const char **argv)
-{
-    /* argv[0] is the verb name; popt skips it. POSIXMEHARDER is off so options may follow
-     * positional arguments ("usbvm attach win10 1-2.4 --json"); "--" ends options. */
-    poptContext ctx = poptGetContext(verb->name, argc, argv, verb->options, 0);
-    return ctx;
-}
-
-/* "attach", or "rules check" for a subverb. */
-static char *verb_fullname(const UsbvmVerb *verb)
-{
-    return verb->parent ? xasprintf("%s %s", verb->parent, verb->name) : xstrdup(verb->name);
-}
-
-static void print_verb_help(const UsbvmVerb *verb, poptContext ctx)
-{
-    _cleanup_free_ char *name = verb_fullname(verb);
-    printf("Usage: usbvm %s %s\n\n%s\n\n", name, verb->usage, verb->summary);
-    if (verb->subverbs) {
-        printf("Subverbs:\n");
-        print_verbs(stdout, "  ", verb->subverbs);
-        printf("\n");
-    }
-    poptSetOtherOptionHelp(ctx, "");
-    poptPrintHelp(ctx, stdout, 0);
-}
-
-int usbvm_cli_next_option(UsbvmCli *cli, const UsbvmVerb *verb, poptContext ctx)
-{
-    for (;;) {
-        int rc = poptGetNextOpt(ctx);
-        if (rc == USBVM_OPT_JSON) {
-            cli->json = true;
-            continue;
-        }
-        if (rc == USBVM_OPT_HELP) {
-            print_verb_help(verb, ctx);
-            return USBVM_CLI_HELP_SHOWN;
-        }
-        if (rc >= USBVM_OPT_VERB_BASE)
-            return rc;
-        if (rc == -1)
-            return 0;
-        if (rc < -1) {
-            usbvm_cli_usage_error(verb, "%s: %s", poptBadOption(ctx, POPT_BADOPTION_NOALIAS),
-                                  poptStrerror(rc));
-            return -USBVM_E_USAGE;
-        }
-        /* Any other positive val is a table mistake. */
-        usbvm_cli_usage_error(verb, "unexpected option");
-        return -USBVM_E_USAGE;
-    }
-}
-
-int usbvm_cli_args(const UsbvmVerb *verb, poptContext ctx, size_t min, size_t max,
-                   const char ***ret, size_t *ret_n)
-{
-    const char **args = poptGetArgs(ctx);
-    size_t n = 0;
-    while (args && args[n])
-        n++;
-    if (n < min) {
-        usbvm_cli_usage_error(verb, "missing argument: expected %s", verb->usage);
-        return -USBVM_E_USAGE;
-    }
-    if (n > max) {
-        usbvm_cli_usage_error(verb, "unexpected argument '%s'", args[max]);
-        return -USBVM_E_USAGE;
-    }
-    *ret = args;
-    *ret_n = n;
-    return 0;
-}
-
-int usbvm_cli_usage_error(const UsbvmVerb *verb, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    _cleanup_free_ char *msg = xvasprintf(fmt, ap);
-    va_end(ap);
-    _cleanup_free_ char *name = verb_fullname(verb);
-    fprintf(stderr, "usbvm %s: %s; see 'usbvm %s --help'\n", name, msg, name);
-    return USBVM_E_USAGE;
-}
-
-int usbvm_cli_error(UsbvmCli *cli, const UsbvmError *err)
-{
-    fprintf(stderr, "usbvm: %s\n", err->message[0] ? err->message : "unknown error");
-    return err->kind ? (int)err->kind : USBVM_E_FAILED;
-}
-
-void usbvm_cli_warning(UsbvmCli *cli, const char *fmt, ...)
-{
-    if (cli->verbosity < 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    _cleanup_free_ char *msg = xvasprintf(fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "usbvm: warning: %s\n", msg);
-}
-
-struct udev *usbvm_cli_udev(UsbvmCli *cli, UsbvmError *err)
-{
-    if (!cli->udev) {
-        cli->udev = udev_new();
-        if (!cli->udev) {
-            usbvm_error_set(err, USBVM_E_FAILED, errno, "cannot talk to udev: %s",
-                            strerror(errno ? errno : ENOMEM));
-            return NULL;
-        }
-    }
-    return cli->udev;
-}
-
-virConnectPtr usbvm_cli_connect(UsbvmCli *cli, UsbvmError *err)
-{
-    if (!cli->conn && usbvm_virt_open(cli->connect_uri, &cli->conn, err) < 0)
-        return NULL;
-    return cli->conn;
 }
 
 /* ---- Logging sink for library records (watch) ------------------------------------------- */
@@ -253,68 +132,22 @@ static const struct poptOption global_options[] = {
     POPT_TABLEEND
 };
 
-int main(int argc, const char **argv)
+/* --json anywhere before "--" (global or verb option): known before parsing, so that even a
+ * usage error about an earlier word is reported as JSON. */
+static bool wants_json(int argc, const char **argv)
 {
-    setlocale(LC_ALL, "");
-    setlinebuf(stdout);
-    usbvm_virt_init();
-
-    UsbvmCli cli = { .progname = "usbvm" };
-    _cleanup_free_ char *connect_uri = NULL;
-
-    poptContext ctx =
-        poptGetContext("usbvm", argc, argv, global_options, POPT_CONTEXT_POSIXMEHARDER);
-    int rc;
-    while ((rc = poptGetNextOpt(ctx)) > 0) {
-        switch (rc) {
-        case OPT_CONNECT:
-            free(connect_uri);
-            connect_uri = poptGetOptArg(ctx); /* ours to free */
-            break;
-        case OPT_JSON:
-            cli.json = true;
-            break;
-        case OPT_VERBOSE:
-            cli.verbosity = cli.verbosity < 0 ? 1 : cli.verbosity + 1;
-            break;
-        case OPT_QUIET:
-            cli.verbosity = -1;
-            break;
-        case OPT_VERSION:
-            printf("usbvm %s\n", USBVM_VERSION);
-            poptFreeContext(ctx);
-            return usbvm_out_finish();
-        case OPT_HELP:
-            print_main_help(stdout);
-            poptFreeContext(ctx);
-            return usbvm_out_finish();
-        }
+    for (int i = 1; i < argc; i++) {
+        if (streq(argv[i], "--"))
+            return false;
+        if (streq(argv[i], "--json"))
+            return true;
     }
-    if (rc < -1) {
-        fprintf(stderr, "usbvm: %s: %s; see 'usbvm --help'\n",
-                poptBadOption(ctx, POPT_BADOPTION_NOALIAS), poptStrerror(rc));
-        poptFreeContext(ctx);
-        return USBVM_E_USAGE;
-    }
-    cli.connect_uri = connect_uri;
+    return false;
+}
 
-    const char **rest = poptGetArgs(ctx);
-    if (!rest || !rest[0]) {
-        fprintf(stderr, "usbvm: no verb given; see 'usbvm --help'\n");
-        poptFreeContext(ctx);
-        return USBVM_E_USAGE;
-    }
-    const UsbvmVerb *verb = find_verb(usbvm_verbs, rest[0]);
-    if (!verb) {
-        fprintf(stderr, "usbvm: unknown verb '%s'; see 'usbvm --help' for the verbs\n", rest[0]);
-        poptFreeContext(ctx);
-        return USBVM_E_USAGE;
-    }
-    int vargc = 0;
-    while (rest[vargc])
-        vargc++;
-
-    switch (cli.verbosity) {
+static void set_log_level(int verbosity)
+{
+    switch (verbosity) {
     case -1:
         usbvm_log_set_max_level(USBVM_LOG_ERR);
         break;
@@ -324,10 +157,77 @@ int main(int argc, const char **argv)
     default:
         usbvm_log_set_max_level(USBVM_LOG_DEBUG);
     }
-    usbvm_log_set_sink(log_sink, &cli);
+}
 
-    int r = verb->fn(&cli, verb, vargc, rest);
+/* Global options, up to the verb. Returns -1 to go on to the verb, else the exit code. */
+static int parse_global(UsbvmCli *cli, poptContext ctx, char **connect_uri)
+{
+    int rc;
+    while ((rc = poptGetNextOpt(ctx)) > 0) {
+        switch (rc) {
+        case OPT_CONNECT:
+            free(*connect_uri);
+            *connect_uri = poptGetOptArg(ctx); /* ours to free */
+            break;
+        case OPT_JSON:
+            cli->json = true;
+            break;
+        case OPT_VERBOSE:
+            cli->verbosity = cli->verbosity < 0 ? 1 : cli->verbosity + 1;
+            break;
+        case OPT_QUIET:
+            cli->verbosity = -1;
+            break;
+        case OPT_VERSION:
+            if (cli->json) {
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+                usbvm_json_add_str(o, "version", USBVM_VERSION);
+                usbvm_out_json(o);
+            } else {
+                printf("usbvm %s\n", USBVM_VERSION);
+            }
+            return usbvm_out_finish();
+        case OPT_HELP:
+            print_main_help(stdout);
+            return usbvm_out_finish();
+        }
+    }
+    if (rc < -1)
+        return usbvm_cli_usage_error(cli, NULL, "%s: %s",
+                                     poptBadOption(ctx, POPT_BADOPTION_NOALIAS), poptStrerror(rc));
+    return -1;
+}
 
+static int run_verb(UsbvmCli *cli, const char **rest)
+{
+    if (!rest || !rest[0])
+        return usbvm_cli_usage_error(cli, NULL, "no verb given");
+    const UsbvmVerb *verb = find_verb(usbvm_verbs, rest[0]);
+    if (!verb)
+        return usbvm_cli_usage_error(cli, NULL, "unknown verb '%s'", rest[0]);
+    int vargc = 0;
+    while (rest[vargc])
+        vargc++;
+    set_log_level(cli->verbosity);
+    usbvm_log_set_sink(log_sink, cli);
+    return verb->fn(cli, verb, vargc, rest);
+}
+
+int main(int argc, const char **argv)
+{
+    setlocale(LC_ALL, "");
+    setlinebuf(stdout);
+    usbvm_virt_init();
+
+    UsbvmCli cli = { .progname = "usbvm", .json = wants_json(argc, argv) };
+    _cleanup_free_ char *connect_uri = NULL;
+    poptContext ctx =
+        poptGetContext("usbvm", argc, argv, global_options, POPT_CONTEXT_POSIXMEHARDER);
+    int r = parse_global(&cli, ctx, &connect_uri);
+    if (r < 0) {
+        cli.connect_uri = connect_uri;
+        r = run_verb(&cli, poptGetArgs(ctx));
+    }
     poptFreeContext(ctx);
     if (cli.conn)
         virConnectClose(cli.conn);

@@ -77,18 +77,28 @@ static json_object *lookup(json_object *obj, const char *key)
     return cur;
 }
 
-static char *format_size(uint64_t bytes)
+char *usbvm_out_size(uint64_t bytes)
 {
-    static const char units[] = "BKMGTPE";
+    /* Decimal SI units, as disk makers, lsblk --bytes users and the rules' size attribute
+     * count: 1 GB = 10^9 bytes (usbvm(1) states it). */
+    static const char *const units[] = { "B", "kB", "MB", "GB", "TB", "PB", "EB" };
     double v = (double)bytes;
     unsigned u = 0;
-    while (v >= 1024.0 && u < sizeof(units) - 2) {
-        v /= 1024.0;
+    while (v >= 1000.0 && u < ELEMENTSOF(units) - 1) {
+        v /= 1000.0;
         u++;
     }
     if (u == 0)
         return xasprintf("%" PRIu64 "B", bytes);
-    return xasprintf(v < 10.0 ? "%.1f%c" : "%.0f%c", v, units[u]);
+    return xasprintf(v < 10.0 ? "%.1f%s" : "%.0f%s", v, units[u]);
+}
+
+static bool ascii_printable(const char *s)
+{
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c >= 0x7f)
+            return false;
+    return true;
 }
 
 char *usbvm_out_format(json_object *value, UsbvmFmt fmt)
@@ -97,7 +107,7 @@ char *usbvm_out_format(json_object *value, UsbvmFmt fmt)
         return xstrdup("-");
     switch (fmt) {
     case USBVM_FMT_SIZE:
-        return format_size((uint64_t)json_object_get_int64(value));
+        return usbvm_out_size((uint64_t)json_object_get_int64(value));
     case USBVM_FMT_INT:
         return xasprintf("%" PRId64, json_object_get_int64(value));
     case USBVM_FMT_BOOL:
@@ -123,6 +133,12 @@ char *usbvm_out_format(json_object *value, UsbvmFmt fmt)
         }
         return usbvm_buf_steal(&b);
     }
+    case USBVM_FMT_ESCAPED:
+        /* Only printable ASCII can pass as is; anything else is escaped after all. */
+        if (json_object_is_type(value, json_type_string) &&
+            ascii_printable(json_object_get_string(value)))
+            return xstrdup(json_object_get_string(value));
+        return usbvm_out_format(value, USBVM_FMT_STR);
     case USBVM_FMT_STR:
     case USBVM_FMT_HEX4:
     default:
@@ -224,6 +240,66 @@ int usbvm_cli_answer(UsbvmCli *cli, const UsbvmAnswer *a, const char *msg, const
     else if (cli->verbosity >= 0)
         printf("%s\n", msg);
     return rc;
+}
+
+static json_object *failure_object(const char *msg, int rc)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "changed", json_object_new_boolean(false));
+    json_object_object_add(o, "failed", json_object_new_boolean(true));
+    usbvm_json_add_str(o, "msg", msg);
+    json_object_object_add(o, "rc", json_object_new_int(rc));
+    return o;
+}
+
+int usbvm_cli_usage_error(UsbvmCli *cli, const UsbvmVerb *verb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    _cleanup_free_ char *name = !verb          ? NULL
+                                : verb->parent ? xasprintf("%s %s", verb->parent, verb->name)
+                                               : xstrdup(verb->name);
+    _cleanup_free_ char *line =
+        name ? xasprintf("usbvm %s: %s; see 'usbvm %s --help'", name, msg, name)
+             : xasprintf("usbvm: %s; see 'usbvm --help'", msg);
+    if (cli && cli->json) {
+        /* Scripts parse stdout whatever happened: a usage error is one JSON object too. */
+        _cleanup_(json_object_putp) json_object *o = failure_object(line, USBVM_E_USAGE);
+        usbvm_out_json(o);
+    } else {
+        _cleanup_free_ char *esc = usbvm_escape_controls(line);
+        fprintf(stderr, "%s\n", esc);
+    }
+    return USBVM_E_USAGE;
+}
+
+int usbvm_cli_error(UsbvmCli *cli, const UsbvmError *err)
+{
+    int rc = err->kind ? (int)err->kind : USBVM_E_FAILED;
+    const char *msg = err->message[0] ? err->message : "unknown error";
+    if (cli->json) {
+        _cleanup_(json_object_putp) json_object *o = failure_object(msg, rc);
+        usbvm_out_json(o);
+    } else {
+        /* libvirt's messages may quote what a device reported; escape what a terminal obeys. */
+        _cleanup_free_ char *esc = usbvm_escape_controls(msg);
+        fprintf(stderr, "usbvm: %s\n", esc);
+    }
+    return rc;
+}
+
+void usbvm_cli_warning(UsbvmCli *cli, const char *fmt, ...)
+{
+    if (cli->verbosity < 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *raw = xvasprintf(fmt, ap);
+    va_end(ap);
+    _cleanup_free_ char *msg = usbvm_escape_controls(raw);
+    fprintf(stderr, "usbvm: warning: %s\n", msg);
 }
 
 int usbvm_out_finish(void)

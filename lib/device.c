@@ -2,7 +2,9 @@
  * block devices and their host use. Strings are kept as the device reports them (raw bytes);
  * escaping is the printer's job. */
 #include "device-internal.h"
+#include "usbdesc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -44,6 +46,7 @@ void usbvm_device_free(UsbvmDevice *d)
     free(d->blocks);
     free(d->identity);
     free(d->alias);
+    usbvm_strv_free(d->same_identity);
     free(d);
 }
 
@@ -74,6 +77,7 @@ UsbvmDevice *usbvm_device_dup(const UsbvmDevice *d)
     c->connect_type = dup0(d->connect_type);
     c->identity = dup0(d->identity);
     c->alias = dup0(d->alias);
+    c->same_identity = strv_dup(d->same_identity);
     c->interfaces = xcalloc(d->n_interfaces + 1, sizeof(*c->interfaces));
     for (size_t i = 0; i < d->n_interfaces; i++) {
         c->interfaces[i] = d->interfaces[i];
@@ -292,31 +296,129 @@ static int enumerate(struct udev *udev, const char *subsystem, const char *devty
     return 0;
 }
 
+/* with-interface means what it means in USBGuard: every interface and alternate setting the
+ * device describes, not only the interface nodes sysfs shows now (one alternate setting per
+ * interface, and none at all before the device is configured or while it is not
+ * authorized). The interface nodes only lend their drivers to the settings they show. When
+ * the descriptors cannot be read, the nodes are all there is. */
+static void interfaces_from_descriptors(UsbvmDevice *dev)
+{
+    _cleanup_free_ char *path = xasprintf("%s/descriptors", dev->syspath);
+    _cleanup_free_ char *raw = NULL;
+    size_t len;
+    UsbvmInterface *ifs;
+    size_t n;
+    if (usbvm_read_file(path, &raw, &len) < 0 ||
+        usbvm_usbdesc_parse_interfaces((const uint8_t *)raw, len, &ifs, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < dev->n_interfaces; j++) {
+            UsbvmInterface *node = &dev->interfaces[j];
+            if (node->driver && node->number == ifs[i].number && node->alt == ifs[i].alt) {
+                ifs[i].driver = TAKE_PTR(node->driver);
+                break;
+            }
+        }
+    for (size_t j = 0; j < dev->n_interfaces; j++)
+        free(dev->interfaces[j].driver);
+    free(dev->interfaces);
+    dev->interfaces = ifs;
+    dev->n_interfaces = n;
+}
+
 static void device_finish(UsbvmDevice *dev)
 {
     if (dev->n_interfaces > 1)
         qsort(dev->interfaces, dev->n_interfaces, sizeof(UsbvmInterface), interface_cmp);
+    interfaces_from_descriptors(dev);
     usbvm_blocks_sort(dev->blocks, dev->n_blocks);
 }
 
 /* Hands each interface and block device below the devices to its owner. The usb scan is the
  * one that found the devices when scan_usb is NULL (interfaces then come from a new scan). */
-static int collect_children(struct udev *udev, struct udev_device *parent,
-                            struct udev_enumerate *usb_scan, UsbvmDevice **devs, size_t n,
-                            const UsbvmHostUse *use, UsbvmError *err)
+/* "/sys/class/block/sdb" -> "/sys/devices/.../block/sdb", by its link alone: the entries of a
+ * class or bus directory are links into /sys/devices. */
+static char *sysfs_resolve(const char *dir, const char *name)
 {
-    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *own_scan = NULL, *eb = NULL;
-    int r;
-    if (!usb_scan) {
-        r = enumerate(udev, "usb", "usb_interface", parent, &own_scan, err);
-        if (r < 0)
-            return r;
-        usb_scan = own_scan;
+    _cleanup_free_ char *link = xasprintf("%s/%s", dir, name);
+    char target[PATH_MAX];
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (n <= 0)
+        return NULL;
+    target[n] = '\0';
+    if (target[0] == '/')
+        return xstrdup(target);
+    /* Join and fold the "..": the link is relative to its directory. */
+    _cleanup_free_ char *joined = xasprintf("%s/%s", dir, target);
+    char **parts = NULL;
+    _cleanup_free_ char *copy = xstrdup(joined);
+    size_t np = 0;
+    for (char *save = NULL, *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        if (streq(t, ".."))
+            np = np ? np - 1 : 0;
+        else if (!streq(t, ".")) {
+            parts = xrealloc(parts, (np + 1) * sizeof(*parts));
+            parts[np++] = t;
+        }
     }
+    UsbvmBuf b = { 0 };
+    for (size_t i = 0; i < np; i++)
+        usbvm_buf_printf(&b, "/%s", parts[i]);
+    free(parts);
+    return usbvm_buf_steal(&b);
+}
+
+/* The syspaths of every entry of a class or bus directory ("/sys/class/block"). libudev's
+ * enumerator reads every entry's uevent file to match on it; the names are all that is
+ * needed to find the ones below a USB device. */
+static char **sysfs_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    char **v = NULL;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *path = sysfs_resolve(dir, e->d_name);
+        if (path)
+            v = usbvm_strv_push(v, path);
+    }
+    closedir(d);
+    return v;
+}
+
+/* The syspaths a scan found, as a list. */
+static char **scan_list(struct udev_enumerate *e)
+{
+    char **v = NULL;
     struct udev_list_entry *le;
-    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(usb_scan))
-    {
-        const char *path = udev_list_entry_get_name(le);
+    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(e)) v =
+        usbvm_strv_push(v, udev_list_entry_get_name(le));
+    return v;
+}
+
+/* Interfaces and block devices below the devices: for one device (parent) a scan below it;
+ * for every device, usb_all (the usb bus's entries) and the block class's links. */
+static int collect_children(struct udev *udev, struct udev_device *parent, char *const *usb_all,
+                            UsbvmDevice **devs, size_t n, const UsbvmHostUse *use, UsbvmError *err)
+{
+    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *eu = NULL, *eb = NULL;
+    char **usb = NULL, **blocks = NULL;
+    int r;
+    if (parent) {
+        if ((r = enumerate(udev, "usb", "usb_interface", parent, &eu, err)) < 0 ||
+            (r = enumerate(udev, "block", NULL, parent, &eb, err)) < 0)
+            return r;
+        usb = scan_list(eu);
+        blocks = scan_list(eb);
+        usb_all = usb;
+    } else {
+        blocks = sysfs_entries("/sys/class/block");
+    }
+    for (size_t i = 0; usb_all && usb_all[i]; i++) {
+        const char *path = usb_all[i];
         /* Interfaces are named "<device>:<config>.<number>"; devices never hold a ':'. */
         const char *base = strrchr(path, '/');
         if (!base || !strchr(base, ':'))
@@ -330,20 +432,17 @@ static int collect_children(struct udev *udev, struct udev_device *parent,
             add_interface(dev, c);
     }
 
-    r = enumerate(udev, "block", NULL, parent, &eb, err);
-    if (r < 0)
-        return r;
-    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(eb))
-    {
-        const char *path = udev_list_entry_get_name(le);
-        UsbvmDevice *dev = owner_of(devs, n, path); /* loop, nvme, dm: none, and skipped */
+    for (size_t i = 0; blocks && blocks[i]; i++) {
+        UsbvmDevice *dev = owner_of(devs, n, blocks[i]); /* loop, nvme, dm: none, skipped */
         if (!dev)
             continue;
         _cleanup_(udev_device_unrefp) struct udev_device *c =
-            udev_device_new_from_syspath(udev, path);
+            udev_device_new_from_syspath(udev, blocks[i]);
         if (c) /* else unplugged while we looked */
             add_block(dev, c, use);
     }
+    usbvm_strv_free(blocks);
+    usbvm_strv_free(usb);
     for (size_t i = 0; i < n; i++)
         device_finish(devs[i]);
     return 0;
@@ -408,15 +507,11 @@ int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
                                 UsbvmDeviceList **ret, UsbvmError *err)
 {
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *l = xcalloc(1, sizeof(UsbvmDeviceList));
-    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *e = NULL;
-    /* One scan of the usb subsystem finds devices and interfaces. */
-    int r = enumerate(udev, "usb", NULL, NULL, &e, err);
-    if (r < 0)
-        return r;
-    struct udev_list_entry *le;
-    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(e))
-    {
-        const char *path = udev_list_entry_get_name(le);
+    /* One listing of the usb bus finds devices and interfaces. */
+    _cleanup_(usbvm_strv_freep) char **usb = sysfs_entries("/sys/bus/usb/devices");
+    int r;
+    for (size_t i = 0; usb && usb[i]; i++) {
+        const char *path = usb[i];
         const char *base = strrchr(path, '/');
         if (!base || strchr(base, ':'))
             continue; /* an interface */
@@ -437,10 +532,11 @@ int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
     r = usbvm_host_use_load(paths, &use, err);
     if (r < 0)
         return r;
-    r = collect_children(udev, NULL, e, l->devices, l->n, &use, err);
+    r = collect_children(udev, NULL, usb, l->devices, l->n, &use, err);
     usbvm_host_use_clear(&use);
     if (r < 0)
         return r;
+    usbvm_devices_mark_ambiguous(l->devices, l->n);
     *ret = TAKE_PTR(l);
     return 0;
 }
@@ -505,28 +601,74 @@ int usbvm_device_check_host_use(const UsbvmDevice *d, UsbvmError *err)
     return 0;
 }
 
+/* The partitions the kernel has for a disk now, from its sysfs directory ("sdb1", ...), that
+ * the model does not list yet (udev may not have told us about them). */
+static void add_fresh_partitions(const UsbvmDevice *d, const UsbvmBlock *disk, UsbvmBlock **blocks,
+                                 size_t *n)
+{
+    DIR *dir = disk->syspath ? opendir(disk->syspath) : NULL;
+    if (!dir)
+        return;
+    struct dirent *e;
+    size_t len = strlen(disk->name);
+    while ((e = readdir(dir))) {
+        bool known = false;
+        for (size_t i = 0; i < d->n_blocks; i++)
+            known |= streq(d->blocks[i].name, e->d_name);
+        if (known || strncmp(e->d_name, disk->name, len) != 0 || !e->d_name[len])
+            continue;
+        _cleanup_free_ char *syspath = xasprintf("%s/%s", disk->syspath, e->d_name);
+        _cleanup_free_ char *devpath = xasprintf("%s/dev", syspath), *dev = NULL;
+        size_t dl;
+        unsigned maj, min;
+        if (usbvm_read_file(devpath, &dev, &dl) < 0 || sscanf(dev, "%u:%u", &maj, &min) != 2)
+            continue;
+        *blocks = xrealloc(*blocks, (*n + 1) * sizeof(**blocks));
+        (*blocks)[(*n)++] = (UsbvmBlock){ .type = USBVM_BLOCK_PARTITION,
+                                          .name = xstrdup(e->d_name),
+                                          .devnode = xasprintf("/dev/%s", e->d_name),
+                                          .syspath = xstrdup(syspath),
+                                          .major = maj,
+                                          .minor = min };
+    }
+    closedir(dir);
+}
+
 int usbvm_device_check_host_use_now(const UsbvmDevice *d, UsbvmError *err)
 {
     UsbvmHostUse use = { 0 };
     int r = usbvm_host_use_load(&usbvm_host_paths_default, &use, err);
     if (r < 0)
         return r;
-    /* A view of the device whose blocks carry the host's use as it is now; d is not touched,
-     * so another thread may read it meanwhile. */
+    /* A view of the device whose blocks carry the host's use as it is now, including
+     * partitions the model has not seen yet; d is not touched, so another thread may read it
+     * meanwhile. */
+    UsbvmBlock *blocks = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_blocks; i++) {
+        blocks = xrealloc(blocks, (n + 1) * sizeof(*blocks));
+        blocks[n] = d->blocks[i];
+        blocks[n].mountpoint = NULL;
+        blocks[n].holders = NULL;
+        blocks[n].name = xstrdup(strempty(d->blocks[i].name));
+        blocks[n].devnode = xstrdup(strempty(d->blocks[i].devnode));
+        blocks[n].syspath = d->blocks[i].syspath ? xstrdup(d->blocks[i].syspath) : NULL;
+        blocks[n].by_id = d->blocks[i].by_id ? xstrdup(d->blocks[i].by_id) : NULL;
+        blocks[n].parent = blocks[n].fs_type = blocks[n].fs_label = blocks[n].fs_uuid = NULL;
+        n++;
+    }
+    for (size_t i = 0; i < d->n_blocks; i++)
+        if (d->blocks[i].type == USBVM_BLOCK_DISK)
+            add_fresh_partitions(d, &d->blocks[i], &blocks, &n);
+    for (size_t i = 0; i < n; i++)
+        usbvm_block_apply_host_use(&blocks[i], &use);
     UsbvmDevice view = *d;
-    view.blocks = xcalloc(d->n_blocks ? d->n_blocks : 1, sizeof(*view.blocks));
-    for (size_t i = 0; i < d->n_blocks; i++) {
-        view.blocks[i] = d->blocks[i];
-        view.blocks[i].mountpoint = NULL;
-        view.blocks[i].holders = NULL;
-        usbvm_block_apply_host_use(&view.blocks[i], &use);
-    }
+    view.blocks = blocks;
+    view.n_blocks = n;
     r = usbvm_device_check_host_use(&view, err);
-    for (size_t i = 0; i < d->n_blocks; i++) {
-        free(view.blocks[i].mountpoint);
-        usbvm_strv_free(view.blocks[i].holders);
-    }
-    free(view.blocks);
+    for (size_t i = 0; i < n; i++)
+        usbvm_block_clear(&blocks[i]);
+    free(blocks);
     usbvm_host_use_clear(&use);
     return r;
 }
@@ -570,180 +712,34 @@ char *usbvm_device_display_name(const UsbvmDevice *d)
     return usbvm_escape(n);
 }
 
-/* ---- Specifiers ---------------------------------------------------------------------------- */
-
-static bool is_vid_pid(const char *s)
+/* ---- Identity collisions ----
+ *
+ * Two present devices that report the same vendor, product and serial.
+ * Their identity, and so their alias, is one, so an attachment of either looks like an
+ * attachment of both: an unplug of the one, or a stale-address check made on it, would
+ * detach the other. usbvm keeps the identity as the device reports it (an attachment made
+ * while the device was alone must still be recognised when the clone leaves) and instead
+ * marks both devices; nothing acts on a marked device by policy, and the CLI refuses to
+ * attach or detach one by anything but its alias. */
+static bool same_identity(const UsbvmDevice *a, const UsbvmDevice *b)
 {
-    if (strlen(s) != 9 || s[4] != ':')
-        return false;
-    for (size_t i = 0; i < 9; i++)
-        if (i != 4 && !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-                        (s[i] >= 'A' && s[i] <= 'F')))
-            return false;
-    return true;
+    /* The alias too: two identities whose 64-bit hashes meet are as indistinguishable. */
+    return (a->identity && b->identity && streq(a->identity, b->identity)) ||
+           (a->alias && b->alias && streq(a->alias, b->alias));
 }
 
-static int ambiguous(const UsbvmDeviceList *l, const char *spec, bool *match, size_t n_match,
-                     UsbvmError *err)
+size_t usbvm_devices_mark_ambiguous(UsbvmDevice *const *devs, size_t n)
 {
-    UsbvmBuf b = { 0 };
-    bool first = true;
-    for (size_t i = 0; i < l->n; i++) {
-        if (!match[i])
-            continue;
-        const UsbvmDevice *d = l->devices[i];
-        _cleanup_free_ char *serial = d->serial ? usbvm_escape(d->serial) : NULL;
-        if (serial)
-            usbvm_buf_printf(&b, "%s%s (serial %s)", first ? "" : ", ", d->port, serial);
-        else
-            usbvm_buf_printf(&b, "%s%s (no serial)", first ? "" : ", ", d->port);
-        first = false;
+    size_t marked = 0;
+    for (size_t i = 0; i < n; i++) {
+        UsbvmDevice *d = devs[i];
+        usbvm_strv_free(d->same_identity);
+        d->same_identity = NULL;
+        for (size_t j = 0; j < n; j++)
+            if (j != i && same_identity(d, devs[j]))
+                d->same_identity = usbvm_strv_push(d->same_identity, strempty(devs[j]->port));
+        if (d->same_identity)
+            marked++;
     }
-    _cleanup_free_ char *list = usbvm_buf_steal(&b);
-    _cleanup_free_ char *s = usbvm_escape(spec);
-    return usbvm_error_set(err, USBVM_E_NOTFOUND, ENOTUNIQ,
-                           "'%s' matches %zu devices: %s; name one by its port path or "
-                           "serial=...",
-                           s, n_match, list);
-}
-
-/* One device, several, or none among those for which match[] is set. */
-static int pick(const UsbvmDeviceList *l, const char *spec, bool *match, UsbvmDevice **ret,
-                UsbvmError *err)
-{
-    size_t n = 0, last = 0;
-    for (size_t i = 0; i < l->n; i++)
-        if (match[i]) {
-            n++;
-            last = i;
-        }
-    if (n == 0)
-        return 0;
-    if (n > 1)
-        return ambiguous(l, spec, match, n, err);
-    *ret = l->devices[last];
-    return 1;
-}
-
-static bool block_matches_node(const UsbvmBlock *b, const char *spec, const char *real,
-                               const struct stat *st)
-{
-    if (streq(spec, b->devnode) || streq(spec, b->by_id))
-        return true;
-    if (real && (streq(real, b->devnode) || streq(real, b->by_id)))
-        return true;
-    return st && S_ISBLK(st->st_mode) && major(st->st_rdev) == b->major &&
-           minor(st->st_rdev) == b->minor;
-}
-
-static bool device_syspath_contains(const UsbvmDevice *d, const char *path)
-{
-    size_t n = strlen(d->syspath);
-    return strncmp(path, d->syspath, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
-static int resolve_sysfs(const UsbvmDeviceList *l, const char *spec, UsbvmDevice **ret)
-{
-    _cleanup_free_ char *path = NULL;
-    if (strncmp(spec, "/devices/", 9) == 0)
-        path = xasprintf("/sys%s", spec);
-    else
-        path = xstrdup(spec);
-    size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/')
-        path[--n] = '\0';
-    /* /sys/bus/usb/devices/1-2 and /sys/class/block/sdb are links into /sys/devices. */
-    char real[PATH_MAX];
-    const char *cands[2] = { path, realpath(path, real) ? real : NULL };
-    /* The deepest USB device containing the path: a disk below a hub belongs to the stick,
-     * not to the hub. */
-    UsbvmDevice *best = NULL;
-    for (size_t c = 0; c < 2 && !best; c++)
-        for (size_t i = 0; cands[c] && i < l->n; i++)
-            if (device_syspath_contains(l->devices[i], cands[c]) &&
-                (!best || strlen(l->devices[i]->syspath) > strlen(best->syspath)))
-                best = l->devices[i];
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    if (!best && strncmp(path, "/sys/bus/usb/devices/", 21) == 0)
-        for (size_t i = 0; i < l->n && !best; i++)
-            if (streq(l->devices[i]->port, base))
-                best = l->devices[i];
-    if (!best &&
-        (strncmp(path, "/sys/class/block/", 17) == 0 || strncmp(path, "/sys/block/", 11) == 0))
-        for (size_t i = 0; i < l->n && !best; i++)
-            for (size_t b = 0; b < l->devices[i]->n_blocks; b++)
-                if (streq(l->devices[i]->blocks[b].name, base))
-                    best = l->devices[i];
-    if (!best)
-        return 0;
-    *ret = best;
-    return 1;
-}
-
-int usbvm_device_list_resolve(const UsbvmDeviceList *l, const char *spec, UsbvmDevice **ret,
-                              UsbvmError *err)
-{
-    if (!spec || !*spec)
-        return usbvm_error_set(err, USBVM_E_NOTFOUND, ENOENT,
-                               "an empty device specifier matches no device; run 'usbvm list "
-                               "--all' to see the devices");
-    _cleanup_free_ bool *match = xcalloc(l->n ? l->n : 1, sizeof(bool));
-    UsbvmDevice *found = NULL;
-    int r = 0;
-
-    /* Port path, identity and alias are unique by construction. */
-    for (size_t i = 0; i < l->n && !found; i++) {
-        const UsbvmDevice *d = l->devices[i];
-        if (streq(spec, d->port) || streq(spec, d->alias))
-            found = l->devices[i];
-    }
-    /* Identities: two devices with the same ids and serial (cheap clones) are ambiguous. */
-    if (!found) {
-        for (size_t i = 0; i < l->n; i++)
-            match[i] = streq(spec, l->devices[i]->identity);
-        r = pick(l, spec, match, &found, err);
-    }
-    if (r == 0 && !found && strncmp(spec, "serial=", 7) == 0) {
-        for (size_t i = 0; i < l->n; i++)
-            match[i] = streq(spec + 7, l->devices[i]->serial);
-        r = pick(l, spec, match, &found, err);
-    } else if (r == 0 && !found && is_vid_pid(spec)) {
-        unsigned vid = (unsigned)strtoul(spec, NULL, 16),
-                 pid = (unsigned)strtoul(spec + 5, NULL, 16);
-        for (size_t i = 0; i < l->n; i++)
-            match[i] = l->devices[i]->vendor_id == vid && l->devices[i]->product_id == pid;
-        r = pick(l, spec, match, &found, err);
-    } else if (r == 0 && !found && strncmp(spec, "/dev/bus/usb/", 13) == 0) {
-        unsigned bus, dev;
-        char tail;
-        if (sscanf(spec + 13, "%u/%u%c", &bus, &dev, &tail) == 2)
-            for (size_t i = 0; i < l->n && !found; i++)
-                if (l->devices[i]->busnum == bus && l->devices[i]->devnum == dev)
-                    found = l->devices[i];
-    } else if (r == 0 && !found && strncmp(spec, "/dev/", 5) == 0) {
-        char real[PATH_MAX];
-        const char *rp = realpath(spec, real) ? real : NULL;
-        struct stat st;
-        bool have_st = stat(spec, &st) == 0;
-        for (size_t i = 0; i < l->n && !found; i++)
-            for (size_t b = 0; b < l->devices[i]->n_blocks && !found; b++)
-                if (block_matches_node(&l->devices[i]->blocks[b], spec, rp, have_st ? &st : NULL))
-                    found = l->devices[i];
-    } else if (r == 0 && !found &&
-               (strncmp(spec, "/sys/", 5) == 0 || strncmp(spec, "/devices/", 9) == 0)) {
-        r = resolve_sysfs(l, spec, &found);
-    }
-    if (r < 0)
-        return r;
-    if (!found) {
-        _cleanup_free_ char *s = usbvm_escape(spec);
-        return usbvm_error_set(err, USBVM_E_NOTFOUND, ENOENT,
-                               "no USB device matches '%s': tried port path, VID:PID, serial=, "
-                               "/dev node, /dev/bus/usb node, sysfs path, identity, alias; run "
-                               "'usbvm list --all' to see the devices",
-                               s);
-    }
-    *ret = found;
-    return 0;
+    return marked;
 }

@@ -74,6 +74,11 @@ typedef struct UsbvmDevice {
     char *identity;
     /* "ua-usbvm-<16 hex digits of usbvm_hash64(identity)>", the libvirt user alias. */
     char *alias;
+    /* Ports of the other present devices that report the same identity (a clone, or two
+     * sticks of a maker that gives every unit one serial), NULL when none: set by
+     * usbvm_devices_mark_ambiguous(). Such a device's attachments cannot be told from the
+     * other's (one alias), so usbvm does not act on it by policy. */
+    char **same_identity;
 } UsbvmDevice;
 
 typedef struct UsbvmDeviceList {
@@ -137,6 +142,21 @@ char *usbvm_device_display_name(const UsbvmDevice *d);
 /* The same name unescaped (raw bytes as the device reports them, for JSON), NULL when the
  * device reports neither string. */
 char *usbvm_device_name(const UsbvmDevice *d);
+
+/* Identity collisions. Marks every device whose identity (or alias) another device of devs
+ * also has: fills same_identity with the other devices' ports (sorted as devs is), clears it
+ * on the others. Returns the number of devices marked. usbvm_device_list_enumerate() calls it
+ * on its list; a caller that keeps its own set of devices (watch) calls it after every
+ * change of the set. */
+size_t usbvm_devices_mark_ambiguous(UsbvmDevice *const *devs, size_t n);
+static inline bool usbvm_device_is_ambiguous(const UsbvmDevice *d)
+{
+    return d->same_identity && d->same_identity[0];
+}
+/* Why usbvm does not act on an ambiguous device, one sentence for logs, "rules test" and
+ * "show" (escaped): "0781:5567:X is also the identity of 1-3: ...". NULL when the device is
+ * not ambiguous. */
+char *usbvm_device_ambiguity(const UsbvmDevice *d);
 
 /* Derives identity and alias from the ids, serial and port. Exposed for tests. */
 char *usbvm_identity_for(uint16_t vid, uint16_t pid, const char *serial, const char *port);

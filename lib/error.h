@@ -15,6 +15,7 @@ typedef enum UsbvmErrKind {
     USBVM_E_PENDING = 5,  /* detach requested but not yet confirmed by libvirt */
     USBVM_E_LIBVIRT = 6,  /* libvirtd unreachable or libvirt refused */
     USBVM_E_RULES = 7,    /* rules failed to parse */
+    USBVM_E_CHECKS = 8,   /* usbvm doctor: at least one check failed */
 } UsbvmErrKind;
 
 typedef struct UsbvmError {

@@ -2,6 +2,7 @@
  * for the connection and full reads). A queue has a thread while it has work; a call that
  * libvirt does not answer (a domain whose QEMU is stopped, a frozen libvirtd) holds up its own
  * queue only. Answers go back to the main thread's inbox. */
+#include "sync.h"
 #include "watch-state.h"
 
 #include <errno.h>
@@ -37,11 +38,7 @@ UsbvmExecutor *usbvm_executor_new(WatchInbox *inbox)
 {
     UsbvmExecutor *ex = xcalloc(1, sizeof(*ex));
     pthread_mutex_init(&ex->lock, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&ex->idle, &a);
-    pthread_condattr_destroy(&a);
+    usbvm_cond_init(&ex->idle);
     ex->inbox = inbox;
     return ex;
 }
@@ -138,11 +135,9 @@ void usbvm_executor_submit(UsbvmExecutor *ex, WatchJob *job)
 bool usbvm_executor_drain(UsbvmExecutor *ex, int timeout_ms)
 {
     uint64_t deadline = usbvm_now_usec() + (uint64_t)timeout_ms * 1000;
-    struct timespec ts = { .tv_sec = (time_t)(deadline / 1000000),
-                           .tv_nsec = (long)(deadline % 1000000) * 1000 };
     pthread_mutex_lock(&ex->lock);
     while (ex->busy > 0)
-        if (pthread_cond_timedwait(&ex->idle, &ex->lock, &ts) == ETIMEDOUT)
+        if (usbvm_cond_wait_until(&ex->idle, &ex->lock, deadline))
             break;
     bool idle = ex->busy == 0;
     pthread_mutex_unlock(&ex->lock);

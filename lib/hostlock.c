@@ -1,4 +1,5 @@
 /* The host lock (see hostlock.h). */
+#include "sync.h"
 #include "hostlock.h"
 
 #include <errno.h>
@@ -103,11 +104,7 @@ static int lock_wait_bounded(int fd, uint64_t slot, int timeout_ms)
 {
     Waiter *w = xcalloc(1, sizeof(*w));
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &a);
-    pthread_condattr_destroy(&a);
+    usbvm_cond_init(&w->cond);
     w->fd = fd;
     w->slot = slot;
     pthread_t t;
@@ -121,10 +118,8 @@ static int lock_wait_bounded(int fd, uint64_t slot, int timeout_ms)
         return lock_range(fd, F_WRLCK, slot, true);
     }
     uint64_t deadline = usbvm_now_usec() + (uint64_t)timeout_ms * 1000;
-    struct timespec ts = { .tv_sec = (time_t)(deadline / 1000000),
-                           .tv_nsec = (long)(deadline % 1000000) * 1000 };
     pthread_mutex_lock(&w->lock);
-    while (!w->done && pthread_cond_timedwait(&w->cond, &w->lock, &ts) != ETIMEDOUT)
+    while (!w->done && !usbvm_cond_wait_until(&w->cond, &w->lock, deadline))
         ;
     bool done = w->done;
     int r = done ? w->r : -EINTR;

@@ -28,8 +28,13 @@ void usbvm_logf(UsbvmLogLevel level, json_object *fields, const char *fmt, ...)
     }
     va_list ap;
     va_start(ap, fmt);
-    char *line = xvasprintf(fmt, ap);
+    char *raw = xvasprintf(fmt, ap);
     va_end(ap);
+    /* One call, one record: a device string that reached the format unescaped must not end
+     * the line (under the journal a "\n<0>" would forge an emergency record) nor move the
+     * cursor of whoever reads the log. */
+    char *line = usbvm_escape_controls(raw);
+    free(raw);
     log_sink(level, line, fields, log_userdata);
     free(line);
     json_object_put(fields);

@@ -100,6 +100,10 @@ void usbvm_rule_free(UsbvmRule *r);
 void usbvm_ruleset_push(UsbvmRuleset *rs, UsbvmRule *r);
 UsbvmRuleset *usbvm_ruleset_new(void);
 
+/* Parses text into rs (rules-parser.c); returns the number of errors added to diags. */
+size_t usbvm_rules_parse_into(const char *name, const char *text, size_t len, UsbvmRuleset *rs,
+                              UsbvmRuleDiags *diags);
+
 /* ---- diagnostics ---- */
 void usbvm_rule_diag_add(UsbvmRuleDiags *d, bool warning, const char *file, const char *text,
                          unsigned line, unsigned column, const char *fmt, ...) _printf_(7, 8);

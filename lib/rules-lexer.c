@@ -158,12 +158,10 @@ static void lex_string(UsbvmLexer *lx, UsbvmToken *tok)
     (void)line;
 }
 
-void usbvm_lexer_next(UsbvmLexer *lx, UsbvmToken *tok)
+/* Blanks, comments and continuations before a token; returns whether there were any. */
+static bool skip_space(UsbvmLexer *lx)
 {
     bool space = false;
-    usbvm_token_clear(tok);
-    tok->message[0] = '\0';
-
     for (;;) {
         int c = peekc(lx, 0);
         size_t cl;
@@ -179,9 +177,53 @@ void usbvm_lexer_next(UsbvmLexer *lx, UsbvmToken *tok)
             advance(lx, cl);
             space = true;
         } else
-            break;
+            return space;
     }
+}
 
+static void lex_cmp(UsbvmLexer *lx, UsbvmToken *tok, int c)
+{
+    int n = peekc(lx, 1);
+    tok->type = USBVM_TOK_CMP;
+    if (n == '=') {
+        tok->len = 2;
+        tok->cmp = c == '<'   ? USBVM_CMP_LE
+                   : c == '>' ? USBVM_CMP_GE
+                   : c == '=' ? USBVM_CMP_EQ
+                              : USBVM_CMP_NE;
+    } else if (c == '<' || c == '>') {
+        tok->len = 1;
+        tok->cmp = c == '<' ? USBVM_CMP_LT : USBVM_CMP_GT;
+    } else {
+        set_error(tok, lx->line, lx->column,
+                  "unexpected '%c': comparisons are <, <=, >, >=, == and !=", (char)c);
+        advance(lx, 1);
+        return;
+    }
+    advance(lx, tok->len);
+}
+
+static void lex_unexpected(UsbvmLexer *lx, UsbvmToken *tok, int c)
+{
+    if (c == '\\')
+        set_error(tok, lx->line, lx->column,
+                  "unexpected '\\': a backslash continues a rule only at the end of a line, "
+                  "and escapes only inside a string");
+    else if (c == '\'')
+        set_error(tok, lx->line, lx->column,
+                  "unexpected \"'\": strings are written in double quotes");
+    else if (c >= 0x21 && c < 0x7f)
+        set_error(tok, lx->line, lx->column, "unexpected '%c'", (char)c);
+    else
+        set_error(tok, lx->line, lx->column, "unexpected control character 0x%02x", c);
+    advance(lx, 1);
+}
+
+void usbvm_lexer_next(UsbvmLexer *lx, UsbvmToken *tok)
+{
+    usbvm_token_clear(tok);
+    tok->message[0] = '\0';
+    bool space = skip_space(lx);
     tok->line = lx->line;
     tok->column = lx->column;
     tok->start = lx->text + lx->pos;
@@ -205,55 +247,21 @@ void usbvm_lexer_next(UsbvmLexer *lx, UsbvmToken *tok)
 
     if (c == '"') {
         lex_string(lx, tok);
-        return;
-    }
-    if (c == '{' || c == '}') {
+    } else if (c == '{' || c == '}') {
         tok->type = c == '{' ? USBVM_TOK_LBRACE : USBVM_TOK_RBRACE;
         tok->len = 1;
         advance(lx, 1);
-        return;
-    }
-    if (c == '<' || c == '>' || c == '=' || c == '!') {
-        int n = peekc(lx, 1);
-        tok->type = USBVM_TOK_CMP;
-        if (n == '=') {
-            tok->len = 2;
-            tok->cmp = c == '<'   ? USBVM_CMP_LE
-                       : c == '>' ? USBVM_CMP_GE
-                       : c == '=' ? USBVM_CMP_EQ
-                                  : USBVM_CMP_NE;
-        } else if (c == '<' || c == '>') {
-            tok->len = 1;
-            tok->cmp = c == '<' ? USBVM_CMP_LT : USBVM_CMP_GT;
-        } else {
-            set_error(tok, lx->line, lx->column,
-                      "unexpected '%c': comparisons are <, <=, >, >=, == and !=", (char)c);
-            advance(lx, 1);
-            return;
-        }
-        advance(lx, tok->len);
-        return;
-    }
-    if (is_word_char(c)) {
+    } else if (c == '<' || c == '>' || c == '=' || c == '!') {
+        lex_cmp(lx, tok, c);
+    } else if (is_word_char(c)) {
         size_t start = lx->pos;
         while (is_word_char(peekc(lx, 0)))
             advance(lx, 1);
         tok->type = USBVM_TOK_WORD;
         tok->len = lx->pos - start;
-        return;
+    } else {
+        lex_unexpected(lx, tok, c);
     }
-    if (c == '\\')
-        set_error(tok, lx->line, lx->column,
-                  "unexpected '\\': a backslash continues a rule only at the end of a line, "
-                  "and escapes only inside a string");
-    else if (c == '\'')
-        set_error(tok, lx->line, lx->column,
-                  "unexpected \"'\": strings are written in double quotes");
-    else if (c >= 0x21 && c < 0x7f)
-        set_error(tok, lx->line, lx->column, "unexpected '%c'", (char)c);
-    else
-        set_error(tok, lx->line, lx->column, "unexpected control character 0x%02x", c);
-    advance(lx, 1);
 }
 
 void usbvm_lexer_skip_line(UsbvmLexer *lx)

@@ -1,162 +1,16 @@
-/* Rule objects (lifetime, accessors), diagnostics, and loading rules from files and
- * directories with sshd-style StrictModes. */
+/* Loading rules from files and directories with sshd-style StrictModes. */
 #include "rules-internal.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <string.h>
 #include <sys/stat.h>
 
-/* Enough to show what is wrong without drowning the admin (or a fuzzer) in errors. */
-#define MAX_DIAGS 200
 /* No sane rules file comes near this; it keeps a mistaken path (a disk image) harmless. */
 #define MAX_RULES_FILE (64u << 20)
 
-void usbvm_attr_free(UsbvmAttr *a)
-{
-    if (!a)
-        return;
-    if (usbvm_attr_is_string(a->kind))
-        for (size_t i = 0; i < a->n_values; i++)
-            free(a->values[i].str);
-    free(a->values);
-    free(a);
-}
-
-void usbvm_rule_free(UsbvmRule *r)
-{
-    if (!r)
-        return;
-    for (size_t i = 0; i < _USBVM_ATTR_MAX; i++)
-        usbvm_attr_free(r->attrs[i]);
-    free(r->domain);
-    free(r->cache);
-    free(r->io);
-    free(r->file);
-    free(r);
-}
-
-UsbvmRuleset *usbvm_ruleset_new(void)
-{
-    return xcalloc(1, sizeof(UsbvmRuleset));
-}
-
-void usbvm_ruleset_push(UsbvmRuleset *rs, UsbvmRule *r)
-{
-    if (rs->n == rs->cap) {
-        rs->cap = rs->cap ? rs->cap * 2 : 16;
-        rs->rules = xrealloc(rs->rules, rs->cap * sizeof(*rs->rules));
-    }
-    rs->rules[rs->n++] = r;
-}
-
-void usbvm_ruleset_free(UsbvmRuleset *rs)
-{
-    if (!rs)
-        return;
-    for (size_t i = 0; i < rs->n; i++)
-        usbvm_rule_free(rs->rules[i]);
-    free(rs->rules);
-    free(rs);
-}
-
-size_t usbvm_ruleset_size(const UsbvmRuleset *rs)
-{
-    return rs ? rs->n : 0;
-}
-
-const UsbvmRule *usbvm_ruleset_get(const UsbvmRuleset *rs, size_t i)
-{
-    return rs && i < rs->n ? rs->rules[i] : NULL;
-}
-
-UsbvmTarget usbvm_rule_target(const UsbvmRule *r)
-{
-    return r->target;
-}
-
-const char *usbvm_rule_domain(const UsbvmRule *r)
-{
-    return r->domain;
-}
-
-const UsbvmAttachSpec *usbvm_rule_spec(const UsbvmRule *r)
-{
-    return &r->spec;
-}
-
-const char *usbvm_rule_file(const UsbvmRule *r)
-{
-    return r->file;
-}
-
-unsigned usbvm_rule_line(const UsbvmRule *r)
-{
-    return r->line;
-}
-
-/* ---- diagnostics ---- */
-
-void usbvm_rule_diags_clear(UsbvmRuleDiags *d)
-{
-    if (!d)
-        return;
-    for (size_t i = 0; i < d->n; i++) {
-        free(d->items[i].file);
-        free(d->items[i].message);
-        free(d->items[i].source);
-    }
-    free(d->items);
-    *d = (UsbvmRuleDiags){ 0 };
-}
-
-static char *source_line(const char *text, unsigned line)
-{
-    if (!text || line == 0)
-        return NULL;
-    const char *p = text;
-    for (unsigned l = 1; l < line; l++) {
-        p = strchr(p, '\n');
-        if (!p)
-            return NULL;
-        p++;
-    }
-    size_t n = strcspn(p, "\n");
-    if (n > 0 && p[n - 1] == '\r')
-        n--;
-    return xstrndup(p, n);
-}
-
-void usbvm_rule_diag_add(UsbvmRuleDiags *d, bool warning, const char *file, const char *text,
-                         unsigned line, unsigned column, const char *fmt, ...)
-{
-    if (!d)
-        return;
-    if (!warning)
-        d->n_errors++;
-    if (d->n >= MAX_DIAGS)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    char *msg = xvasprintf(fmt, ap);
-    va_end(ap);
-    d->items = xrealloc(d->items, (d->n + 1) * sizeof(*d->items));
-    d->items[d->n++] = (UsbvmRuleDiag){
-        .warning = warning,
-        .file = xstrdup(strempty(file)),
-        .line = line,
-        .column = column,
-        .message = msg,
-        .source = source_line(text, line),
-    };
-}
-
 /* ---- loading ---- */
-
-size_t usbvm_rules_parse_into(const char *name, const char *text, size_t len, UsbvmRuleset *rs,
-                              UsbvmRuleDiags *diags);
 
 static int file_error(UsbvmRuleDiags *diags, const char *path, int r, const char *fmt, ...)
     _printf_(4, 5);
@@ -170,20 +24,23 @@ static int file_error(UsbvmRuleDiags *diags, const char *path, int r, const char
     return r;
 }
 
-/* StrictModes: a rules file decides which guest gets which device, so when root reads it,
- * only root may be able to change it. A directory with the sticky bit (like /tmp) does not
- * let others replace a root-owned file in it, so it passes as the parent of a file; a rules
- * directory itself must not be writable by others, or they could add files to it. */
-static int check_strict(const char *path, const struct stat *st, bool is_parent,
+/* StrictModes, as sshd checks its keys: a rules file decides which guest gets which device,
+ * so when root reads it, only root may be able to change it or any directory on the way to
+ * it, up to "/". A directory with the sticky bit (like /tmp) does not let others rename or
+ * replace a root-owned entry in it, so it passes on the way; a rules directory itself must
+ * not be writable by others, or they could add files to it. */
+static int check_strict(const char *path, const struct stat *st, bool on_the_way,
                         UsbvmRuleDiags *diags)
 {
-    const char *what = S_ISDIR(st->st_mode) ? "directory" : "file";
+    const char *what = !S_ISDIR(st->st_mode) ? "file"
+                       : on_the_way          ? "directory above the rules"
+                                             : "directory";
     if (st->st_uid != 0)
         return file_error(diags, path, -EPERM,
                           "refusing the rules %s: it is owned by uid %u, not root, and root "
                           "reads it (StrictModes); run 'chown root:root %s'",
                           what, (unsigned)st->st_uid, path);
-    if (is_parent && (st->st_mode & S_ISVTX))
+    if (on_the_way && (st->st_mode & S_ISVTX))
         return 0;
     if (st->st_mode & (S_IWGRP | S_IWOTH)) {
         bool g = st->st_mode & S_IWGRP, o = st->st_mode & S_IWOTH;
@@ -199,22 +56,67 @@ static int check_strict(const char *path, const struct stat *st, bool is_parent,
     return 0;
 }
 
-static int load_file(const char *path, bool strict, UsbvmRuleset *rs, UsbvmRuleDiags *diags)
+/* Opens the canonical path canon (absolute, no symlinks: realpath's answer) one component at
+ * a time from "/", each with O_NOFOLLOW, and checks each directory on the way through the
+ * descriptor it opened, so no check is about another object than the one read (a symlink
+ * swapped in after realpath fails to open). Returns the descriptor of the last component
+ * (not yet checked) with its stat. */
+static int open_checked(const char *canon, bool strict, UsbvmRuleDiags *diags, struct stat *ret_st)
 {
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    _cleanup_close_ int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return file_error(diags, path, -errno, "cannot open the rules file: %s", strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return file_error(diags, path, -errno, "cannot stat the rules file: %s", strerror(errno));
-    if (!S_ISREG(st.st_mode))
+        return file_error(diags, "/", -errno, "cannot open '/': %s", strerror(errno));
+    _cleanup_free_ char *walked = xstrdup("/");
+    const char *p = canon;
+    for (;;) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+            return file_error(diags, walked, -errno, "cannot stat: %s", strerror(errno));
+        while (*p == '/')
+            p++;
+        if (!*p) {
+            *ret_st = st;
+            int ret = fd;
+            fd = -1;
+            return ret;
+        }
+        if (strict) {
+            int r = check_strict(walked, &st, true, diags);
+            if (r < 0)
+                return r;
+        }
+        size_t n = strcspn(p, "/");
+        _cleanup_free_ char *name = xstrndup(p, n);
+        p += n;
+        /* Directories on the way need only search permission (O_PATH); the last component
+         * is opened for reading, non-blocking in case it is a FIFO. */
+        bool last = !p[strspn(p, "/")];
+        int next = openat(fd, name,
+                          (last ? O_RDONLY | O_NONBLOCK | O_NOCTTY : O_PATH | O_DIRECTORY) |
+                              O_NOFOLLOW | O_CLOEXEC);
+        char *w = xasprintf("%s%s%s", walked, streq(walked, "/") ? "" : "/", name);
+        free(walked);
+        walked = w;
+        if (next < 0)
+            return file_error(diags, walked, -errno, "cannot open the rules path: %s%s",
+                              strerror(errno),
+                              errno == ELOOP ? " (it changed while being read)" : "");
+        close(fd);
+        fd = next;
+    }
+}
+
+static int load_file(int fd, const char *path, const struct stat *st, bool strict, UsbvmRuleset *rs,
+                     UsbvmRuleDiags *diags)
+{
+    if (!S_ISREG(st->st_mode))
         return file_error(diags, path, -EINVAL, "not a regular file or directory");
     if (strict) {
-        int r = check_strict(path, &st, false, diags);
+        int r = check_strict(path, st, false, diags);
         if (r < 0)
             return r;
     }
-    if ((uint64_t)st.st_size > MAX_RULES_FILE)
+    if ((uint64_t)st->st_size > MAX_RULES_FILE)
         return file_error(diags, path, -EFBIG, "the rules file is larger than %u MiB",
                           MAX_RULES_FILE >> 20);
 
@@ -274,18 +176,26 @@ static void closedirp(DIR **d)
         closedir(*d);
 }
 
-static int load_dir(const char *path, const struct stat *st, bool strict, UsbvmRuleset *rs,
+static int load_path(const char *path, bool dir_ok, bool strict, UsbvmRuleset *rs,
+                     UsbvmRuleDiags *diags);
+
+/* Reads the directory open at fd (ownership passes in), its files opened relative to it. */
+static int load_dir(int fd, const char *path, const struct stat *st, bool strict, UsbvmRuleset *rs,
                     UsbvmRuleDiags *diags)
 {
     if (strict) {
         int r = check_strict(path, st, false, diags);
-        if (r < 0)
+        if (r < 0) {
+            close(fd);
             return r;
+        }
     }
-    _cleanup_(closedirp) DIR *dir = opendir(path);
-    if (!dir)
-        return file_error(diags, path, -errno, "cannot open the rules directory: %s",
-                          strerror(errno));
+    _cleanup_(closedirp) DIR *dir = fdopendir(fd);
+    if (!dir) {
+        int e = errno;
+        close(fd);
+        return file_error(diags, path, -e, "cannot open the rules directory: %s", strerror(e));
+    }
     _cleanup_strv_free_ char **names = NULL;
     struct dirent *de;
     while ((errno = 0, de = readdir(dir)))
@@ -301,16 +211,62 @@ static int load_dir(const char *path, const struct stat *st, bool strict, UsbvmR
     for (size_t i = 0; i < n; i++) {
         _cleanup_free_ char *file =
             xasprintf("%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/", names[i]);
+        _cleanup_close_ int ffd =
+            openat(dirfd(dir), names[i], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         struct stat fst;
-        if (stat(file, &fst) == 0 && !S_ISREG(fst.st_mode)) {
+        int r;
+        if (ffd < 0 && errno == ELOOP)
+            /* A link to a file kept elsewhere: followed, and every directory on its way
+             * checked, as for a path given on the command line. */
+            r = load_path(file, false, strict, rs, diags);
+        else if (ffd < 0)
+            r = file_error(diags, file, -errno, "cannot open the rules file: %s", strerror(errno));
+        else if (fstat(ffd, &fst) < 0)
+            r = file_error(diags, file, -errno, "cannot stat the rules file: %s", strerror(errno));
+        else if (!S_ISREG(fst.st_mode)) {
             usbvm_rule_diag_add(diags, true, file, NULL, 0, 0, "not a regular file; skipped");
             continue;
-        }
-        int r = load_file(file, strict, rs, diags);
+        } else
+            r = load_file(ffd, file, &fst, strict, rs, diags);
         if (r < 0 && ret == 0)
             ret = r;
     }
     return ret;
+}
+
+/* The admin's own symlinks (/etc/usbvm -> /srv/usbvm) are followed once, by realpath; every
+ * directory of the resolved path is then checked through the descriptors that read it. */
+/* The path the admin named does not exist: say how to make it. */
+static int missing_path(UsbvmRuleDiags *diags, const char *path)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (is_rules_name(base))
+        return file_error(diags, path, -ENOENT,
+                          "no such file; write the rules there ('usbvm rules generate' proposes "
+                          "some), or name another file or directory");
+    return file_error(diags, path, -ENOENT,
+                      "no such directory; create it ('mkdir -p %s') and put the rules in a "
+                      "*.rules file there ('usbvm rules generate' proposes some)",
+                      path);
+}
+
+static int load_path(const char *path, bool dir_ok, bool strict, UsbvmRuleset *rs,
+                     UsbvmRuleDiags *diags)
+{
+    _cleanup_free_ char *canon = realpath(path, NULL);
+    if (!canon && errno == ENOENT && dir_ok)
+        return missing_path(diags, path);
+    if (!canon)
+        return file_error(diags, path, -errno, "cannot read rules: %s", strerror(errno));
+    struct stat st;
+    int fd = open_checked(canon, strict, diags, &st);
+    if (fd < 0)
+        return fd;
+    if (S_ISDIR(st.st_mode) && dir_ok)
+        return load_dir(fd, path, &st, strict, rs, diags);
+    int r = load_file(fd, path, &st, strict, rs, diags);
+    close(fd);
+    return r;
 }
 
 int usbvm_ruleset_load_flags(const char *path, UsbvmRulesLoadFlags flags, UsbvmRuleset **ret,
@@ -324,25 +280,7 @@ int usbvm_ruleset_load_flags(const char *path, UsbvmRulesLoadFlags flags, UsbvmR
                                                    : geteuid() == 0;
     _cleanup_(usbvm_ruleset_freep) UsbvmRuleset *rs = usbvm_ruleset_new();
     size_t errors_before = diags->n_errors;
-    struct stat st;
-    int r;
-
-    if (stat(path, &st) < 0)
-        r = file_error(diags, path, -errno, "cannot read rules: %s", strerror(errno));
-    else if (S_ISDIR(st.st_mode))
-        r = load_dir(path, &st, strict, rs, diags);
-    else {
-        r = 0;
-        if (strict) {
-            _cleanup_free_ char *copy = xstrdup(path);
-            const char *parent = dirname(copy);
-            struct stat pst;
-            if (stat(parent, &pst) == 0)
-                r = check_strict(parent, &pst, true, diags);
-        }
-        if (r == 0)
-            r = load_file(path, strict, rs, diags);
-    }
+    int r = load_path(path, true, strict, rs, diags);
     if (r == 0 && diags->n_errors > errors_before)
         r = -EINVAL;
     usbvm_rule_diags_clear(&local);

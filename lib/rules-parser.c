@@ -6,65 +6,6 @@
 #include <errno.h>
 #include <string.h>
 
-static const char *const attr_names[_USBVM_ATTR_MAX] = {
-    [USBVM_ATTR_ID] = "id",
-    [USBVM_ATTR_SERIAL] = "serial",
-    [USBVM_ATTR_NAME] = "name",
-    [USBVM_ATTR_VENDOR_NAME] = "vendor-name",
-    [USBVM_ATTR_VIA_PORT] = "via-port",
-    [USBVM_ATTR_WITH_INTERFACE] = "with-interface",
-    [USBVM_ATTR_WITH_CONNECT_TYPE] = "with-connect-type",
-    [USBVM_ATTR_FS_TYPE] = "fs-type",
-    [USBVM_ATTR_FS_LABEL] = "fs-label",
-    [USBVM_ATTR_FS_UUID] = "fs-uuid",
-    [USBVM_ATTR_SIZE] = "size",
-};
-
-static const char *const setop_names[_USBVM_SETOP_MAX] = {
-    [USBVM_SETOP_ALL_OF] = "all-of",
-    [USBVM_SETOP_ONE_OF] = "one-of",
-    [USBVM_SETOP_NONE_OF] = "none-of",
-    [USBVM_SETOP_EQUALS] = "equals",
-    [USBVM_SETOP_EQUALS_ORDERED] = "equals-ordered",
-    [USBVM_SETOP_MATCH_ALL] = "match-all",
-};
-
-static const char *const cmpop_names[_USBVM_CMP_MAX] = {
-    [USBVM_CMP_LT] = "<",  [USBVM_CMP_LE] = "<=", [USBVM_CMP_GT] = ">",
-    [USBVM_CMP_GE] = ">=", [USBVM_CMP_EQ] = "==", [USBVM_CMP_NE] = "!=",
-};
-
-const char *usbvm_attr_name(UsbvmAttrKind k)
-{
-    return (unsigned)k < _USBVM_ATTR_MAX ? attr_names[k] : "?";
-}
-
-const char *usbvm_setop_name(UsbvmSetOp op)
-{
-    return (unsigned)op < _USBVM_SETOP_MAX ? setop_names[op] : "?";
-}
-
-const char *usbvm_cmpop_name(UsbvmCmpOp op)
-{
-    return (unsigned)op < _USBVM_CMP_MAX ? cmpop_names[op] : "?";
-}
-
-bool usbvm_attr_is_string(UsbvmAttrKind k)
-{
-    return k != USBVM_ATTR_ID && k != USBVM_ATTR_WITH_INTERFACE && k != USBVM_ATTR_SIZE;
-}
-
-bool usbvm_attr_is_storage(UsbvmAttrKind k)
-{
-    return k == USBVM_ATTR_FS_TYPE || k == USBVM_ATTR_FS_LABEL || k == USBVM_ATTR_FS_UUID ||
-           k == USBVM_ATTR_SIZE;
-}
-
-UsbvmSetOp usbvm_attr_default_op(UsbvmAttrKind k)
-{
-    return usbvm_attr_is_storage(k) ? USBVM_SETOP_ONE_OF : USBVM_SETOP_EQUALS;
-}
-
 DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmRule *, usbvm_rule_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmAttr *, usbvm_attr_free)
 
@@ -156,7 +97,7 @@ static bool check_space(Parser *p)
 static int attr_from_token(const UsbvmToken *t)
 {
     for (int k = 0; k < _USBVM_ATTR_MAX; k++)
-        if (usbvm_token_is(t, attr_names[k]))
+        if (usbvm_token_is(t, usbvm_attr_name(k)))
             return k;
     return -1;
 }
@@ -164,7 +105,7 @@ static int attr_from_token(const UsbvmToken *t)
 static int setop_from_token(const UsbvmToken *t)
 {
     for (int k = 0; k < _USBVM_SETOP_MAX; k++)
-        if (usbvm_token_is(t, setop_names[k]))
+        if (usbvm_token_is(t, usbvm_setop_name(k)))
             return k;
     return -1;
 }
@@ -277,7 +218,7 @@ static bool parse_iface(Parser *p, const UsbvmToken *t, UsbvmIfaceValue *ret)
 static bool parse_value(Parser *p, UsbvmAttr *a)
 {
     UsbvmAttrValue v = { 0 };
-    const char *an = attr_names[a->kind];
+    const char *an = usbvm_attr_name(a->kind);
     if (p->tok.type == USBVM_TOK_ERROR) {
         expected(p, "");
         return false;
@@ -344,6 +285,70 @@ static bool parse_size_attr(Parser *p, UsbvmAttr *a)
     return true;
 }
 
+/* "{ v1 v2 ... }", the current token being the '{'. */
+static bool parse_set(Parser *p, UsbvmAttr *a)
+{
+    unsigned oline = p->tok.line, ocol = p->tok.column;
+    next(p);
+    while (p->tok.type != USBVM_TOK_RBRACE) {
+        if (p->tok.type == USBVM_TOK_EOL || p->tok.type == USBVM_TOK_EOF) {
+            if (oline != p->tok.line)
+                error_at(p, p->tok.line, p->tok.column,
+                         "expected '}' to close the set opened at line %u, column %u", oline, ocol);
+            else
+                error_at(p, p->tok.line, p->tok.column,
+                         "expected '}' to close the set opened at column %u", ocol);
+            return false;
+        }
+        if (p->tok.type == USBVM_TOK_LBRACE) {
+            error_at(p, p->tok.line, p->tok.column, "sets cannot be nested");
+            return false;
+        }
+        if (a->n_values > 0 && !check_space(p))
+            return false;
+        if (!parse_value(p, a))
+            return false;
+    }
+    if (a->n_values == 0) {
+        error_at(p, p->tok.line, p->tok.column, "empty set: a set needs at least one value");
+        return false;
+    }
+    next(p);
+    return true;
+}
+
+/* A device has one id, serial, name, vendor name, port and connect type: 'equals' with
+ * several values asks that one value to match all of them, which is almost never meant (and
+ * with distinct values never matches). The set without operator is the usual slip. */
+static void check_single_valued_set(Parser *p, const UsbvmAttr *a, bool explicit_op)
+{
+    bool single = a->kind != USBVM_ATTR_WITH_INTERFACE && !usbvm_attr_is_storage(a->kind);
+    if (!single || a->n_values < 2 ||
+        (a->op != USBVM_SETOP_EQUALS && a->op != USBVM_SETOP_EQUALS_ORDERED))
+        return;
+    const char *name = usbvm_attr_name(a->kind);
+    warning_at(p, a->line, a->column,
+               "%sthe device's one %s must match all %zu values, so this matches almost "
+               "nothing; to match any of them, write '%s one-of { ... }'",
+               explicit_op ? "" : "a set without an operator means 'equals': ", name, a->n_values,
+               name);
+}
+
+static bool duplicate_attr(Parser *p, const UsbvmAttr *first, UsbvmAttrKind kind)
+{
+    if (first->line != p->tok.line)
+        error_at(p, p->tok.line, p->tok.column,
+                 "duplicate attribute '%s' (first given at line %u, column %u); join the "
+                 "values in a set instead",
+                 usbvm_attr_name(kind), first->line, first->column);
+    else
+        error_at(p, p->tok.line, p->tok.column,
+                 "duplicate attribute '%s' (first given at column %u); join the values in "
+                 "a set instead",
+                 usbvm_attr_name(kind), first->column);
+    return false;
+}
+
 static bool parse_attr(Parser *p, UsbvmRule *r, UsbvmAttrKind kind)
 {
     _cleanup_(usbvm_attr_freep) UsbvmAttr *a = xcalloc(1, sizeof(UsbvmAttr));
@@ -351,21 +356,8 @@ static bool parse_attr(Parser *p, UsbvmRule *r, UsbvmAttrKind kind)
     a->line = p->tok.line;
     a->column = p->tok.column;
     a->op = usbvm_attr_default_op(kind);
-
-    if (r->attrs[kind]) {
-        const UsbvmAttr *first = r->attrs[kind];
-        if (first->line != p->tok.line)
-            error_at(p, p->tok.line, p->tok.column,
-                     "duplicate attribute '%s' (first given at line %u, column %u); join the "
-                     "values in a set instead",
-                     attr_names[kind], first->line, first->column);
-        else
-            error_at(p, p->tok.line, p->tok.column,
-                     "duplicate attribute '%s' (first given at column %u); join the values in "
-                     "a set instead",
-                     attr_names[kind], first->column);
-        return false;
-    }
+    if (r->attrs[kind])
+        return duplicate_attr(p, r->attrs[kind], kind);
     next(p);
     if (!check_space(p))
         return false;
@@ -382,46 +374,18 @@ static bool parse_attr(Parser *p, UsbvmRule *r, UsbvmAttrKind kind)
         a->op = (UsbvmSetOp)op;
         next(p);
         if (p->tok.type != USBVM_TOK_LBRACE) {
-            _cleanup_free_ char *m = xasprintf("'{' after '%s'", setop_names[op]);
+            _cleanup_free_ char *m = xasprintf("'{' after '%s'", usbvm_setop_name(op));
             expected(p, m);
             return false;
         }
         if (!check_space(p))
             return false;
     }
-    if (p->tok.type == USBVM_TOK_LBRACE) {
-        unsigned oline = p->tok.line, ocol = p->tok.column;
-        next(p);
-        while (p->tok.type != USBVM_TOK_RBRACE) {
-            if (p->tok.type == USBVM_TOK_EOL || p->tok.type == USBVM_TOK_EOF) {
-                if (oline != p->tok.line)
-                    error_at(p, p->tok.line, p->tok.column,
-                             "expected '}' to close the set opened at line %u, column %u", oline,
-                             ocol);
-                else
-                    error_at(p, p->tok.line, p->tok.column,
-                             "expected '}' to close the set opened at column %u", ocol);
-                return false;
-            }
-            if (p->tok.type == USBVM_TOK_LBRACE) {
-                error_at(p, p->tok.line, p->tok.column, "sets cannot be nested");
-                return false;
-            }
-            if (a->n_values > 0 && !check_space(p))
-                return false;
-            if (!parse_value(p, a))
-                return false;
-        }
-        if (a->n_values == 0) {
-            error_at(p, p->tok.line, p->tok.column, "empty set: a set needs at least one value");
-            return false;
-        }
-        next(p);
-    } else if (!parse_value(p, a))
+    if (p->tok.type == USBVM_TOK_LBRACE ? !parse_set(p, a) : !parse_value(p, a))
         return false;
-
     if (!check_space(p))
         return false;
+    check_single_valued_set(p, a, op >= 0);
     r->attrs[kind] = TAKE_PTR(a);
     return true;
 }
@@ -480,7 +444,13 @@ static bool domain_char_ok(unsigned char c)
     return c >= 0x20 && c != 0x7f && c != '/';
 }
 
-static bool parse_attach_target(Parser *p, UsbvmRule *r)
+/* Where each option of an attach rule was written, for the semantic checks' messages. */
+typedef struct TargetPos {
+    unsigned mode_line, mode_col, ro_line, ro_col, cache_line, cache_col, io_line, io_col;
+    bool seen_as, seen_persist;
+} TargetPos;
+
+static bool parse_domain(Parser *p, UsbvmRule *r)
 {
     if (!usbvm_token_is(&p->tok, "to")) {
         expected(p, "'to DOMAIN' after the match of an attach rule");
@@ -508,133 +478,171 @@ static bool parse_attach_target(Parser *p, UsbvmRule *r)
             return false;
         }
     next(p);
+    return true;
+}
 
-    bool seen_as = false, seen_ro = false, seen_persist = false;
-    unsigned mode_line = 0, mode_col = 0, ro_line = 0, ro_col = 0, cache_line = 0, cache_col = 0,
-             io_line = 0, io_col = 0;
+/* The word after a keyword (as MODE, cache MODE, io MODE), or NULL. New string. */
+static char *option_value(Parser *p)
+{
+    next(p);
+    if (!check_space(p))
+        return NULL;
+    return p->tok.type == USBVM_TOK_WORD ? xstrndup(p->tok.start, p->tok.len) : NULL;
+}
+
+static bool parse_cache_io(Parser *p, UsbvmRule *r, TargetPos *pos, const char **dup)
+{
+    unsigned line = p->tok.line, col = p->tok.column;
+    bool is_cache = usbvm_token_is(&p->tok, "cache");
+    char **slot = is_cache ? &r->cache : &r->io;
+    if (*slot) {
+        *dup = is_cache ? "cache" : "io";
+        return true;
+    }
+    _cleanup_free_ char *w = option_value(p);
+    if (!w || !(is_cache ? usbvm_cache_valid(w) : usbvm_io_valid(w))) {
+        expected(p, is_cache ? "a cache mode after 'cache': " USBVM_CACHE_CHOICES
+                             : "an io mode after 'io': " USBVM_IO_CHOICES);
+        return false;
+    }
+    *slot = TAKE_PTR(w);
+    *(is_cache ? &pos->cache_line : &pos->io_line) = line;
+    *(is_cache ? &pos->cache_col : &pos->io_col) = col;
+    return true;
+}
+
+static void unknown_option(Parser *p, const UsbvmRule *r)
+{
+    if (attr_from_token(&p->tok) >= 0) {
+        expected(p, "an option (attributes go before 'to')");
+        return;
+    }
+    const char *what = "an option: as MODE, readonly, cache MODE, io MODE, persistent";
+    if (p->tok.type != USBVM_TOK_WORD) {
+        expected(p, what);
+        return;
+    }
+    /* "to my vm": the name went on past its first word. */
+    _cleanup_free_ char *word = xstrndup(p->tok.start, p->tok.len);
+    error_at(p, p->tok.line, p->tok.column,
+             "expected %s, found '%s'; if the domain is called '%s %s', quote its name: to "
+             "\"%s %s\"",
+             what, word, r->domain, word, r->domain, word);
+}
+
+/* One option after the domain; false on an error (reported). */
+static bool parse_target_option(Parser *p, UsbvmRule *r, TargetPos *pos)
+{
+    unsigned line = p->tok.line, col = p->tok.column;
+    const char *dup = NULL;
+    if (usbvm_token_is(&p->tok, "as")) {
+        if (pos->seen_as)
+            dup = "as";
+        else {
+            _cleanup_free_ char *w = option_value(p);
+            if (!w || usbvm_mode_from_string(w, &r->spec.mode) < 0) {
+                expected(p, "a mode after 'as': " USBVM_MODE_CHOICES);
+                return false;
+            }
+            pos->seen_as = true;
+            pos->mode_line = p->tok.line;
+            pos->mode_col = p->tok.column;
+        }
+    } else if (usbvm_token_is(&p->tok, "readonly")) {
+        if (r->spec.readonly)
+            dup = "readonly";
+        r->spec.readonly = true;
+        pos->ro_line = line;
+        pos->ro_col = col;
+    } else if (usbvm_token_is(&p->tok, "persistent")) {
+        if (pos->seen_persist)
+            dup = "persistent";
+        pos->seen_persist = r->spec.persistent = true;
+    } else if (usbvm_token_is(&p->tok, "cache") || usbvm_token_is(&p->tok, "io")) {
+        if (!parse_cache_io(p, r, pos, &dup))
+            return false;
+    } else {
+        unknown_option(p, r);
+        return false;
+    }
+    if (dup) {
+        error_at(p, line, col, "duplicate option '%s'", dup);
+        return false;
+    }
+    next(p);
+    return true;
+}
+
+/* Whether every device the rule can match has a block device (what a disk mode needs). */
+static bool matches_storage_only(const UsbvmRule *r)
+{
+    for (int k = 0; k < _USBVM_ATTR_MAX; k++) {
+        const UsbvmAttr *a = r->attrs[k];
+        if (a && usbvm_attr_is_storage(a->kind) &&
+            (a->kind == USBVM_ATTR_SIZE ||
+             (a->op != USBVM_SETOP_NONE_OF && a->op != USBVM_SETOP_MATCH_ALL)))
+            return true;
+    }
+    const UsbvmAttr *wi = r->attrs[USBVM_ATTR_WITH_INTERFACE];
+    if (wi && wi->op != USBVM_SETOP_NONE_OF && wi->op != USBVM_SETOP_MATCH_ALL) {
+        size_t n08 = 0;
+        for (size_t i = 0; i < wi->n_values; i++)
+            n08 += wi->values[i].iface.cls == 0x08;
+        if (wi->op == USBVM_SETOP_ALL_OF ? n08 > 0 : n08 == wi->n_values)
+            return true;
+    }
+    return false;
+}
+
+/* Semantic checks on the target, once it parsed. */
+static bool check_target(Parser *p, UsbvmRule *r, const TargetPos *pos)
+{
+    if (!usbvm_mode_is_disk(r->spec.mode)) {
+        if (r->spec.readonly) {
+            error_at(p, pos->ro_line, pos->ro_col,
+                     "'readonly' needs a disk mode (as virtio, scsi or usb-disk): with 'as "
+                     "usb' the guest drives the device itself and can write to it");
+            return false;
+        }
+        if (r->cache)
+            warning_at(p, pos->cache_line, pos->cache_col, "'cache' has no effect with 'as usb'");
+        if (r->io)
+            warning_at(p, pos->io_line, pos->io_col, "'io' has no effect with 'as usb'");
+    }
+    if (r->io && streq(r->io, "native") && r->cache && !streq(r->cache, "none") &&
+        !streq(r->cache, "directsync")) {
+        error_at(p, pos->io_line, pos->io_col,
+                 "'io native' needs 'cache none' or 'cache directsync' (QEMU refuses native "
+                 "AIO without O_DIRECT)");
+        return false;
+    }
+    if (usbvm_mode_is_disk(r->spec.mode) && !matches_storage_only(r))
+        warning_at(p, pos->mode_line ? pos->mode_line : r->line,
+                   pos->mode_line ? pos->mode_col : r->column,
+                   "mode '%s' needs a block device, but this rule can also match devices "
+                   "without one; add 'with-interface 08:*:*' or a storage attribute "
+                   "(fs-type, fs-label, fs-uuid, size)",
+                   usbvm_mode_to_string(r->spec.mode));
+    return true;
+}
+
+static bool parse_attach_target(Parser *p, UsbvmRule *r)
+{
+    if (!parse_domain(p, r))
+        return false;
+    TargetPos pos = { 0 };
     r->spec.mode = USBVM_MODE_USB;
     for (;;) {
         if (!check_space(p))
             return false;
         if (p->tok.type == USBVM_TOK_EOL || p->tok.type == USBVM_TOK_EOF)
             break;
-        unsigned line = p->tok.line, col = p->tok.column;
-        const char *dup = NULL;
-        if (usbvm_token_is(&p->tok, "as")) {
-            if (seen_as)
-                dup = "as";
-            else {
-                next(p);
-                if (!check_space(p))
-                    return false;
-                _cleanup_free_ char *w =
-                    p->tok.type == USBVM_TOK_WORD ? xstrndup(p->tok.start, p->tok.len) : NULL;
-                if (!w || usbvm_mode_from_string(w, &r->spec.mode) < 0) {
-                    expected(p, "a mode after 'as': " USBVM_MODE_CHOICES);
-                    return false;
-                }
-                seen_as = true;
-                mode_line = p->tok.line;
-                mode_col = p->tok.column;
-            }
-        } else if (usbvm_token_is(&p->tok, "readonly")) {
-            if (seen_ro)
-                dup = "readonly";
-            seen_ro = r->spec.readonly = true;
-            ro_line = line;
-            ro_col = col;
-        } else if (usbvm_token_is(&p->tok, "persistent")) {
-            if (seen_persist)
-                dup = "persistent";
-            seen_persist = r->spec.persistent = true;
-        } else if (usbvm_token_is(&p->tok, "cache") || usbvm_token_is(&p->tok, "io")) {
-            bool is_cache = usbvm_token_is(&p->tok, "cache");
-            char **slot = is_cache ? &r->cache : &r->io;
-            if (*slot)
-                dup = is_cache ? "cache" : "io";
-            else {
-                next(p);
-                if (!check_space(p))
-                    return false;
-                _cleanup_free_ char *w =
-                    p->tok.type == USBVM_TOK_WORD ? xstrndup(p->tok.start, p->tok.len) : NULL;
-                if (!w || !(is_cache ? usbvm_cache_valid(w) : usbvm_io_valid(w))) {
-                    expected(p, is_cache ? "a cache mode after 'cache': " USBVM_CACHE_CHOICES
-                                         : "an io mode after 'io': " USBVM_IO_CHOICES);
-                    return false;
-                }
-                *slot = TAKE_PTR(w);
-                if (is_cache) {
-                    cache_line = line;
-                    cache_col = col;
-                } else {
-                    io_line = line;
-                    io_col = col;
-                }
-            }
-        } else {
-            const char *what = "an option: as MODE, readonly, cache MODE, io MODE, persistent";
-            if (attr_from_token(&p->tok) >= 0)
-                what = "an option (attributes go before 'to')";
-            expected(p, what);
+        if (!parse_target_option(p, r, &pos))
             return false;
-        }
-        if (dup) {
-            error_at(p, line, col, "duplicate option '%s'", dup);
-            return false;
-        }
-        next(p);
     }
     r->spec.cache = r->cache;
     r->spec.io = r->io;
-
-    /* Semantic checks on the target. */
-    if (!usbvm_mode_is_disk(r->spec.mode)) {
-        if (r->spec.readonly) {
-            error_at(p, ro_line, ro_col,
-                     "'readonly' needs a disk mode (as virtio, scsi or usb-disk): with 'as "
-                     "usb' the guest drives the device itself and can write to it");
-            return false;
-        }
-        if (r->cache)
-            warning_at(p, cache_line, cache_col, "'cache' has no effect with 'as usb'");
-        if (r->io)
-            warning_at(p, io_line, io_col, "'io' has no effect with 'as usb'");
-    }
-    if (r->io && streq(r->io, "native") && r->cache && !streq(r->cache, "none") &&
-        !streq(r->cache, "directsync")) {
-        error_at(p, io_line, io_col,
-                 "'io native' needs 'cache none' or 'cache directsync' (QEMU refuses native "
-                 "AIO without O_DIRECT)");
-        return false;
-    }
-    if (usbvm_mode_is_disk(r->spec.mode)) {
-        /* Which rules are sure to match only devices with a block device? */
-        bool storage_only = false;
-        for (int k = 0; k < _USBVM_ATTR_MAX; k++) {
-            const UsbvmAttr *a = r->attrs[k];
-            if (!a || !usbvm_attr_is_storage(a->kind))
-                continue;
-            if (a->kind == USBVM_ATTR_SIZE ||
-                (a->op != USBVM_SETOP_NONE_OF && a->op != USBVM_SETOP_MATCH_ALL))
-                storage_only = true;
-        }
-        const UsbvmAttr *wi = r->attrs[USBVM_ATTR_WITH_INTERFACE];
-        if (wi && wi->op != USBVM_SETOP_NONE_OF && wi->op != USBVM_SETOP_MATCH_ALL) {
-            size_t n08 = 0;
-            for (size_t i = 0; i < wi->n_values; i++)
-                n08 += wi->values[i].iface.cls == 0x08;
-            if (wi->op == USBVM_SETOP_ALL_OF ? n08 > 0 : n08 == wi->n_values)
-                storage_only = true;
-        }
-        if (!storage_only)
-            warning_at(p, mode_line ? mode_line : r->line, mode_line ? mode_col : r->column,
-                       "mode '%s' needs a block device, but this rule can also match devices "
-                       "without one; add 'with-interface 08:*:*' or a storage attribute "
-                       "(fs-type, fs-label, fs-uuid, size)",
-                       usbvm_mode_to_string(r->spec.mode));
-    }
-    return true;
+    return check_target(p, r, &pos);
 }
 
 static UsbvmRule *parse_rule(Parser *p)
@@ -686,8 +694,6 @@ static UsbvmRule *parse_rule(Parser *p)
 }
 
 /* Parses text into rs (appending). Returns the number of errors found. */
-size_t usbvm_rules_parse_into(const char *name, const char *text, size_t len, UsbvmRuleset *rs,
-                              UsbvmRuleDiags *diags);
 size_t usbvm_rules_parse_into(const char *name, const char *text, size_t len, UsbvmRuleset *rs,
                               UsbvmRuleDiags *diags)
 {

@@ -49,6 +49,9 @@ typedef enum UsbvmRulesLoadFlags {
 int usbvm_ruleset_load_flags(const char *path, UsbvmRulesLoadFlags flags, UsbvmRuleset **ret,
                              UsbvmRuleDiags *diags);
 void usbvm_ruleset_free(UsbvmRuleset *rs);
+/* Adds warnings about rules that parse but are unsafe as written: an attach rule that matches
+ * only on what a device reports about itself (no via-port). For "rules check". */
+void usbvm_ruleset_lint(const UsbvmRuleset *rs, UsbvmRuleDiags *diags);
 DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmRuleset *, usbvm_ruleset_free)
 
 size_t usbvm_ruleset_size(const UsbvmRuleset *rs);

@@ -53,6 +53,15 @@ void usbvm_snapshot_add(UsbvmSnapshot *s, const UsbvmDomDev *dd)
         usbvm_domdev_copy(usbvm_domdev_list_add(&d->devs), dd);
 }
 
+bool usbvm_snapshot_has(const UsbvmSnapshot *s, const char *domain, const char *alias)
+{
+    const UsbvmSnapDomain *d = usbvm_snapshot_domain(s, domain);
+    for (size_t i = 0; d && i < d->devs.n; i++)
+        if (streq(d->devs.items[i].alias, alias))
+            return true;
+    return false;
+}
+
 bool usbvm_snapshot_remove(UsbvmSnapshot *s, const char *domain, const char *alias)
 {
     UsbvmSnapDomain *d = usbvm_snapshot_domain(s, domain);

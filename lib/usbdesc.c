@@ -119,3 +119,45 @@ int usbvm_usbdesc_read(unsigned busnum, unsigned devnum, UsbvmUsbDesc **ret, Usb
     *ret = TAKE_PTR(u);
     return 0;
 }
+
+enum {
+    DESC_DEVICE = 1,
+    DESC_CONFIGURATION = 2,
+    DESC_INTERFACE = 4,
+    DESC_DEVICE_LEN = 18,
+    DESC_INTERFACE_LEN = 9,
+};
+
+int usbvm_usbdesc_parse_interfaces(const uint8_t *buf, size_t len, UsbvmInterface **ret,
+                                   size_t *ret_n)
+{
+    if (len < DESC_DEVICE_LEN || buf[0] != DESC_DEVICE_LEN || buf[1] != DESC_DEVICE)
+        return -EBADMSG;
+    _cleanup_free_ UsbvmInterface *ifs = NULL;
+    size_t n = 0;
+    bool in_config = false;
+    for (size_t off = DESC_DEVICE_LEN; off < len;) {
+        uint8_t blen = buf[off];
+        if (len - off < 2 || blen < 2 || blen > len - off)
+            return -EBADMSG;
+        uint8_t type = buf[off + 1];
+        if (type == DESC_CONFIGURATION)
+            in_config = true;
+        else if (type == DESC_INTERFACE) {
+            if (!in_config || blen < DESC_INTERFACE_LEN)
+                return -EBADMSG;
+            ifs = xrealloc(ifs, (n + 1) * sizeof(UsbvmInterface));
+            ifs[n++] = (UsbvmInterface){
+                .number = buf[off + 2],
+                .alt = buf[off + 3],
+                .cls = buf[off + 5],
+                .subclass = buf[off + 6],
+                .protocol = buf[off + 7],
+            };
+        }
+        off += blen;
+    }
+    *ret = TAKE_PTR(ifs);
+    *ret_n = n;
+    return 0;
+}

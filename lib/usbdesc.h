@@ -3,6 +3,7 @@
  * sysfs ("descriptors"), so no device is opened and nothing on the bus is disturbed. */
 #pragma once
 
+#include "device.h"
 #include "error.h"
 #include "util.h"
 
@@ -41,3 +42,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmUsbDesc *, usbvm_usbdesc_free)
 
 /* "control", "isochronous", "bulk", "interrupt". */
 const char *usbvm_usbdesc_transfer_type(uint8_t attributes);
+
+/* Every interface descriptor in a raw descriptor blob as the sysfs "descriptors" attribute
+ * holds it (the device descriptor, then every configuration with its interfaces, alternate
+ * settings and endpoints), in that order, duplicates kept: what USBGuard's with-interface
+ * sees. The drivers are left NULL. -EBADMSG when the blob is malformed. */
+int usbvm_usbdesc_parse_interfaces(const uint8_t *buf, size_t len, UsbvmInterface **ret,
+                                   size_t *ret_n);

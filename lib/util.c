@@ -207,14 +207,17 @@ int usbvm_parse_uint(const char *s, int base, unsigned max, unsigned *ret)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not valid. */
-static size_t utf8_seq(const unsigned char *s)
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not valid; its code point
+ * in *ret_cp. */
+static size_t utf8_decode(const unsigned char *s, uint32_t *ret_cp)
 {
     unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
     size_t n;
     uint32_t cp;
+    if (c < 0x80) {
+        *ret_cp = c;
+        return 1;
+    }
     if (c >= 0xc2 && c <= 0xdf) {
         n = 2;
         cp = c & 0x1f;
@@ -235,7 +238,14 @@ static size_t utf8_seq(const unsigned char *s)
     if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
         (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
+    *ret_cp = cp;
     return n;
+}
+
+static size_t utf8_seq(const unsigned char *s)
+{
+    uint32_t cp;
+    return utf8_decode(s, &cp);
 }
 
 bool usbvm_utf8_valid(const char *s)
@@ -250,38 +260,79 @@ bool usbvm_utf8_valid(const char *s)
     return true;
 }
 
-char *usbvm_escape(const char *s)
+/* Code points a terminal or log viewer acts on or hides instead of showing: C0 and C1
+ * controls and DEL (a C1 CSI U+009B starts an escape sequence like ESC [), the line and
+ * paragraph separators, and Unicode's format characters (category Cf): the bidi embeddings,
+ * overrides and isolates that reorder what follows them (U+202A-U+202E, U+2066-U+2069), the
+ * marks U+200E/U+200F/U+061C, zero-width characters, the BOM and the tag characters. */
+bool usbvm_char_is_hidden(uint32_t cp)
+{
+    static const uint32_t ranges[][2] = {
+        { 0x0000, 0x001f },   { 0x007f, 0x009f },   { 0x00ad, 0x00ad },   { 0x0600, 0x0605 },
+        { 0x061c, 0x061c },   { 0x06dd, 0x06dd },   { 0x070f, 0x070f },   { 0x0890, 0x0891 },
+        { 0x08e2, 0x08e2 },   { 0x180e, 0x180e },   { 0x200b, 0x200f },   { 0x2028, 0x202e },
+        { 0x2060, 0x2064 },   { 0x2066, 0x206f },   { 0xfeff, 0xfeff },   { 0xfff9, 0xfffb },
+        { 0x110bd, 0x110bd }, { 0x110cd, 0x110cd }, { 0x13430, 0x1343f }, { 0x1bca0, 0x1bca3 },
+        { 0x1d173, 0x1d17a }, { 0xe0001, 0xe0001 }, { 0xe0020, 0xe007f },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(ranges); i++)
+        if (cp >= ranges[i][0] && cp <= ranges[i][1])
+            return true;
+    return false;
+}
+
+static void escape_char(UsbvmBuf *b, uint32_t cp)
+{
+    switch (cp) {
+    case '\n':
+        usbvm_buf_puts(b, "\\n");
+        break;
+    case '\t':
+        usbvm_buf_puts(b, "\\t");
+        break;
+    case '\r':
+        usbvm_buf_puts(b, "\\r");
+        break;
+    default:
+        if (cp < 0x80)
+            usbvm_buf_printf(b, "\\x%02x", cp);
+        else if (cp <= 0xffff)
+            usbvm_buf_printf(b, "\\u%04x", cp);
+        else
+            usbvm_buf_printf(b, "\\U%08x", cp);
+    }
+}
+
+static char *escape(const char *s, bool backslash)
 {
     UsbvmBuf b = { 0 };
     const unsigned char *p = (const unsigned char *)strempty(s);
     while (*p) {
-        size_t n = utf8_seq(p);
-        if (n == 1 && *p >= 0x20 && *p != 0x7f && *p != '\\') {
-            usbvm_buf_append(&b, (const char *)p, 1);
-        } else if (n > 1) {
-            usbvm_buf_append(&b, (const char *)p, n);
-        } else {
+        uint32_t cp;
+        size_t n = utf8_decode(p, &cp);
+        if (!n) {
+            usbvm_buf_printf(&b, "\\x%02x", *p);
             n = 1;
-            switch (*p) {
-            case '\\':
-                usbvm_buf_puts(&b, "\\\\");
-                break;
-            case '\n':
-                usbvm_buf_puts(&b, "\\n");
-                break;
-            case '\t':
-                usbvm_buf_puts(&b, "\\t");
-                break;
-            case '\r':
-                usbvm_buf_puts(&b, "\\r");
-                break;
-            default:
-                usbvm_buf_printf(&b, "\\x%02x", *p);
-            }
+        } else if (usbvm_char_is_hidden(cp)) {
+            escape_char(&b, cp);
+        } else if (backslash && cp == '\\') {
+            usbvm_buf_puts(&b, "\\\\");
+        } else {
+            usbvm_buf_append(&b, (const char *)p, n);
         }
         p += n;
     }
     return usbvm_buf_steal(&b);
+}
+
+char *usbvm_escape(const char *s)
+{
+    return escape(s, true);
+}
+
+char *usbvm_escape_controls(const char *s)
+{
+    return escape(s, false);
 }
 
 char *usbvm_utf8_sanitize(const char *s)

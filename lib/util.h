@@ -115,9 +115,17 @@ int usbvm_parse_u64(const char *s, int base, uint64_t *ret);
 int usbvm_parse_uint(const char *s, int base, unsigned max, unsigned *ret);
 
 /* Escaping of untrusted strings (USB descriptors, labels, serials) before they reach a log
- * or a terminal: printable ASCII and valid UTF-8 stay, control bytes become \n, \t, \xNN,
- * invalid UTF-8 bytes become \xNN, and a backslash is doubled. Always returns a new string. */
+ * or a terminal: printable ASCII and valid UTF-8 stay; control characters (C0, DEL, C1) become
+ * \n, \t, \r, \xNN or \u00NN, Unicode format characters (bidi overrides and isolates,
+ * zero-width characters, BOM: see usbvm_char_is_hidden) become \uNNNN, invalid UTF-8 bytes
+ * become \xNN, and a backslash is doubled. Always returns a new string. */
 char *usbvm_escape(const char *s);
+/* The same for a line already built from escaped parts: a backslash stays as it is, so
+ * nothing is escaped twice, and whatever slipped through unescaped still cannot end the
+ * line, move the cursor or reorder the text. The log layer passes every record through it. */
+char *usbvm_escape_controls(const char *s);
+/* True for a code point usbvm_escape() escapes rather than prints. */
+bool usbvm_char_is_hidden(uint32_t cp);
 /* Valid UTF-8 for JSON: invalid sequences become U+FFFD. Always returns a new string. */
 char *usbvm_utf8_sanitize(const char *s);
 bool usbvm_utf8_valid(const char *s);

@@ -45,9 +45,15 @@ char *usbvm_virt_next_target(const char *prefix, char *const *used);
 /* The whole disk usbvm attaches in disk modes: the first whole disk with media (size > 0),
  * else the first whole disk; NULL when the device has none. */
 const UsbvmBlock *usbvm_virt_pick_disk(const UsbvmDevice *d);
-/* The path given to libvirt for a disk: its by-id link when the link exists, else the
- * devnode. */
+/* The path given to libvirt for a disk: its by-id link while the link leads to this disk's
+ * own major:minor, else the devnode. */
 const char *usbvm_virt_disk_source(const UsbvmBlock *b);
+/* A persistent definition names the disk by a path that must still be this disk at the next
+ * domain start: its by-id link, leading to this disk now. Returns 0, or fills err
+ * (USBVM_E_REFUSED) saying why not (no link; the link leads to a clone's disk; no link yet)
+ * and what to do. dev and domain are for the message. */
+int usbvm_virt_check_persistent_source(const UsbvmBlock *b, const char *dev, const char *domain,
+                                       UsbvmError *err);
 
 /* Sanitises a string for libvirt's <serial> ([A-Za-z0-9_.+- ]), at most 20 characters (what
  * virtio-blk carries). Returns NULL when nothing usable is left. */
@@ -59,3 +65,31 @@ int usbvm_virt_device_xml_info(const UsbvmDevice *d, const UsbvmAttachSpec *spec
 
 /* <controller type='scsi' model='virtio-scsi'/> */
 char *usbvm_virt_scsi_controller_xml(int index);
+
+/* A disk whose host node is gone (lib/virt-deadnode.c): before a live detach, collect notes
+ * the disk's source when its host path no longer exists, pins the domain's QEMU and records
+ * the st_rdev of the node's copy in its private /dev; after libvirt let go, forget removes
+ * that copy if it still has that st_rdev and no other disk of the domain uses it. forget
+ * returns what happened as one sentence for the caller to report (NULL when there was nothing
+ * to do: the disk's host node still exists). */
+typedef struct UsbvmDeadNode {
+    char *source;  /* <source dev=...> of the disk being detached, when its host path is gone */
+    char **others; /* sources of the domain's other block disks */
+    char *outcome; /* why nothing will be done, when collect already knows */
+    bool pinned;   /* pidfd holds the domain's QEMU */
+    int pidfd;
+    pid_t pid;
+    bool have_rdev;
+    dev_t rdev; /* of the copy in the domain's /dev, before the detach */
+} UsbvmDeadNode;
+void usbvm_deadnode_clear(UsbvmDeadNode *s);
+void usbvm_deadnode_collect(virDomainPtr dom, const char *alias, UsbvmDeadNode *ret);
+char *usbvm_deadnode_forget(virDomainPtr dom, UsbvmDeadNode *s);
+/* Below devfd (a /dev): the st_rdev of the block node path names ("/dev/sdb" or a by-id link
+ * to it), resolved without leaving devfd or following more than that one link; -errno. */
+int usbvm_deadnode_stat_at(int devfd, const char *source, dev_t *ret_rdev);
+/* Removes the node source names below devfd, and its link, when the node is still rdev and
+ * no path of others resolves to it: 1 removed, 0 left alone, -errno failed; *ret_msg says
+ * which, in one sentence. Exposed for tests. */
+int usbvm_deadnode_remove_at(int devfd, const char *source, dev_t rdev, char *const *others,
+                             char **ret_msg);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 const UsbvmBlock *usbvm_virt_pick_disk(const UsbvmDevice *d)
 {
@@ -22,13 +23,58 @@ const UsbvmBlock *usbvm_virt_pick_disk(const UsbvmDevice *d)
     return first;
 }
 
-const char *usbvm_virt_disk_source(const UsbvmBlock *b)
+/* What the link leads to now: 1 this disk, 0 another block device (its number in *other),
+ * -errno when it does not lead to a block device. */
+static int link_leads_to(const char *link, const UsbvmBlock *b, dev_t *other)
 {
     struct stat st;
-    /* The by-id link survives a replug that renames sdb to sdc; use it when it exists. */
-    if (b->by_id && stat(b->by_id, &st) == 0 && S_ISBLK(st.st_mode))
+    if (stat(link, &st) < 0)
+        return -errno;
+    if (!S_ISBLK(st.st_mode))
+        return -ENOTBLK;
+    *other = st.st_rdev;
+    return st.st_rdev == makedev(b->major, b->minor);
+}
+
+const char *usbvm_virt_disk_source(const UsbvmBlock *b)
+{
+    /* The by-id link survives a replug that renames sdb to sdc, but its name is made of what
+     * the device reports: a stick that clones another's vendor, model and serial takes the
+     * link over (udev gives it to the last one). So it is used only while it leads to this
+     * very disk, by major:minor (invariant 8). */
+    dev_t other;
+    if (b->by_id && link_leads_to(b->by_id, b, &other) == 1)
         return b->by_id;
     return b->devnode;
+}
+
+int usbvm_virt_check_persistent_source(const UsbvmBlock *b, const char *dev, const char *domain,
+                                       UsbvmError *err)
+{
+    if (!b->by_id)
+        return usbvm_error_set(err, USBVM_E_REFUSED, EINVAL,
+                               "cannot add %s to the persistent definition of '%s': it has no "
+                               "/dev/disk/by-id link, and %s may name another disk after a "
+                               "replug or reboot; attach it with --live",
+                               dev, domain, b->devnode);
+    dev_t other = 0;
+    int r = link_leads_to(b->by_id, b, &other);
+    if (r == 1)
+        return 0;
+    _cleanup_free_ char *link = usbvm_escape(b->by_id);
+    if (r == 0)
+        return usbvm_error_set(err, USBVM_E_REFUSED, EEXIST,
+                               "cannot add %s to the persistent definition of '%s': %s leads to "
+                               "another disk (%u:%u), not this one (%u:%u): another device "
+                               "reports the same vendor, model and serial, and either could "
+                               "take the link at the next start; unplug the other one, or "
+                               "attach this one with --live",
+                               dev, domain, link, major(other), minor(other), b->major, b->minor);
+    return usbvm_error_set(err, USBVM_E_REFUSED, -r,
+                           "cannot add %s to the persistent definition of '%s': %s does not "
+                           "lead to its disk (%s); wait for udev ('udevadm settle') or attach "
+                           "it with --live",
+                           dev, domain, link, strerror(-r));
 }
 
 char *usbvm_virt_serial(const char *s)

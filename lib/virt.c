@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void error_noop(void *userdata, virErrorPtr error)
@@ -57,18 +58,40 @@ int usbvm_virt_last_code(void)
     return e ? e->code : 0;
 }
 
+/* What to do about a failed connection, chosen by libvirt's error number and errno, never by
+ * its English text. */
+static const char *connect_advice(const virError *e)
+{
+    if (!e)
+        return "";
+    if (e->code == VIR_ERR_NO_CONNECT || e->code == VIR_ERR_INVALID_ARG)
+        return "; check the URI ('virsh -c URI uri' tests one; qemu:///system is the usual one)";
+    if (e->code == VIR_ERR_AUTH_FAILED || e->code == VIR_ERR_AUTH_CANCELLED ||
+        e->code == VIR_ERR_AUTH_UNAVAILABLE ||
+        (e->code == VIR_ERR_SYSTEM_ERROR && e->int1 == EACCES))
+        return "; run usbvm as root (or as a member of the 'libvirt' group)";
+    if (e->code == VIR_ERR_SYSTEM_ERROR && (e->int1 == ENOENT || e->int1 == ECONNREFUSED))
+        return "; is libvirtd running? try 'systemctl start libvirtd' (or 'virtqemud'), or pass "
+               "-c URI";
+    return "";
+}
+
 int usbvm_virt_open(const char *uri, virConnectPtr *ret, UsbvmError *err)
 {
     usbvm_virt_init();
     virConnectPtr c = virConnectOpen(uri);
     if (!c) {
-        usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot connect to libvirt at '%s'",
-                         uri ? uri : "the default URI");
+        /* Name the URI libvirt used: the environment's default when none was given. */
+        const char *env = getenv("LIBVIRT_DEFAULT_URI");
+        _cleanup_free_ char *which = uri ? xasprintf("'%s'", uri)
+                                     : env && env[0]
+                                         ? xasprintf("'%s' (from LIBVIRT_DEFAULT_URI)", env)
+                                         : xstrdup("libvirt's default URI");
+        const char *advice = connect_advice(virGetLastError());
+        usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot connect to libvirt at %s", which);
         size_t len = strlen(err ? err->message : "");
         if (err && len + 1 < sizeof(err->message))
-            snprintf(err->message + len, sizeof(err->message) - len,
-                     "; is libvirtd running? try 'systemctl start libvirtd' "
-                     "(or 'virtqemud'), or pass -c URI");
+            snprintf(err->message + len, sizeof(err->message) - len, "%s", advice);
         return -ECONNREFUSED;
     }
     *ret = c;

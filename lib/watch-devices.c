@@ -189,6 +189,7 @@ static void usb_device_event(Watch *w, struct udev_device *ud, const char *actio
     WatchDevice *dev = device_add(w, ud);
     if (!dev)
         return;
+    dev->seen = true;
     dev->event_usec = now;
     dev->held_back = false;
     if (!prev && !dev->model->is_hub)
@@ -251,6 +252,23 @@ int usbvm_watch_enumerate(Watch *w, UsbvmError *err)
             usbvm_watch_handle_uevent(w, ud, "add");
     }
     return 0;
+}
+
+void usbvm_watch_resync(Watch *w)
+{
+    for (size_t i = 0; i < w->n_devs; i++)
+        w->devs[i]->seen = false;
+    UsbvmError err = { 0 };
+    if (usbvm_watch_enumerate(w, &err) < 0) {
+        _cleanup_free_ char *esc = usbvm_escape(err.message);
+        usbvm_logf(USBVM_LOG_ERR, NULL, "cannot read the devices again: %s", esc);
+        return; /* nothing is taken for unplugged on a failed read */
+    }
+    uint64_t now = usbvm_now_usec();
+    for (size_t i = 0; i < w->n_devs; i++)
+        if (!w->devs[i]->gone && !w->devs[i]->seen)
+            device_gone(w, w->devs[i], now);
+    w->dirty = true;
 }
 
 void usbvm_watch_device_free(WatchDevice *d)

@@ -1,5 +1,6 @@
 /* The main thread's inbox: the event-loop thread and the executor's threads post messages, the
  * main thread takes them all at once, so a burst is planned once. */
+#include "sync.h"
 #include "watch-state.h"
 
 #include <errno.h>
@@ -7,11 +8,7 @@
 
 void usbvm_watch_inbox_init(WatchInbox *in)
 {
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&in->cond, &a);
-    pthread_condattr_destroy(&a);
+    usbvm_cond_init(&in->cond);
     pthread_mutex_init(&in->lock, NULL);
     in->head = NULL;
     in->tail = &in->head;
@@ -19,12 +16,6 @@ void usbvm_watch_inbox_init(WatchInbox *in)
 
 void usbvm_watch_inbox_destroy(WatchInbox *in)
 {
-    WatchMsg *m = usbvm_watch_inbox_take(in, 1);
-    while (m) {
-        WatchMsg *next = m->next;
-        usbvm_watch_msg_free(m);
-        m = next;
-    }
     pthread_mutex_destroy(&in->lock);
     pthread_cond_destroy(&in->cond);
 }
@@ -47,9 +38,7 @@ WatchMsg *usbvm_watch_inbox_take(WatchInbox *in, uint64_t deadline_usec)
             pthread_cond_wait(&in->cond, &in->lock);
             continue;
         }
-        struct timespec ts = { .tv_sec = (time_t)(deadline_usec / 1000000),
-                               .tv_nsec = (long)(deadline_usec % 1000000) * 1000 };
-        if (pthread_cond_timedwait(&in->cond, &in->lock, &ts) == ETIMEDOUT)
+        if (usbvm_cond_wait_until(&in->cond, &in->lock, deadline_usec))
             break;
     }
     WatchMsg *m = in->head;
@@ -57,17 +46,4 @@ WatchMsg *usbvm_watch_inbox_take(WatchInbox *in, uint64_t deadline_usec)
     in->tail = &in->head;
     pthread_mutex_unlock(&in->lock);
     return m;
-}
-
-void usbvm_watch_msg_free(WatchMsg *m)
-{
-    if (!m)
-        return;
-    if (m->ud)
-        udev_device_unref(m->ud);
-    free(m->action);
-    free(m->domain);
-    free(m->alias);
-    usbvm_watch_job_free(m->job);
-    free(m);
 }

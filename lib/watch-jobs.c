@@ -6,6 +6,7 @@
 #include "watch-state.h"
 
 #include <errno.h>
+#include <string.h>
 
 WatchJob *usbvm_watch_job_new(WatchJobKind kind, const char *queue)
 {
@@ -66,7 +67,7 @@ static void run_connect(WatchJob *j)
 
 /* Asks the guest (bounded) what it has mounted from the device, so that the log can say so
  * once the device has gone: the watch never refuses, the stick is out already. */
-static void ask_guest(WatchJob *j, virDomainPtr dom)
+static void ask_guest(WatchJob *j, virDomainPtr dom, char *notes, size_t size)
 {
     UsbvmDomDevList devs = { 0 };
     bool running = false;
@@ -78,8 +79,7 @@ static void ask_guest(WatchJob *j, virDomainPtr dom)
     for (size_t i = 0; i < devs.n; i++)
         if (streq(devs.items[i].alias, j->alias)) {
             j->guest_mounted = usbvm_guest_before_detach(dom, &devs.items[i], j->model, j->alias,
-                                                         USBVM_GUEST_FORCE, j->guest_note,
-                                                         sizeof(j->guest_note), &err) > 0;
+                                                         USBVM_GUEST_FORCE, notes, size, &err) > 0;
         }
     usbvm_domdev_list_clear(&devs);
 }
@@ -90,9 +90,14 @@ static void run_detach(WatchJob *j, virConnectPtr conn)
     j->r = usbvm_virt_lookup(conn, j->domain, &dom, &j->err);
     if (j->r < 0)
         return;
-    ask_guest(j, dom);
+    char notes[sizeof(j->res.notes)] = "";
+    ask_guest(j, dom, notes, sizeof(notes));
     j->r = usbvm_virt_detach_alias(conn, dom, j->alias, USBVM_ATTACH_LIVE, 0, &j->res, &j->err);
     virDomainFree(dom);
+    /* The detach's record carries them (watch-answers.c). */
+    size_t len = strlen(j->res.notes);
+    if (notes[0])
+        snprintf(j->res.notes + len, sizeof(j->res.notes) - len, "%s%s", len ? "; " : "", notes);
 }
 
 static void run_attach(WatchJob *j, virConnectPtr conn)
@@ -142,4 +147,17 @@ void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn)
         run_detach(j, conn);
         break;
     }
+}
+
+void usbvm_watch_msg_free(WatchMsg *m)
+{
+    if (!m)
+        return;
+    if (m->ud)
+        udev_device_unref(m->ud);
+    free(m->action);
+    free(m->domain);
+    free(m->alias);
+    usbvm_watch_job_free(m->job);
+    free(m);
 }

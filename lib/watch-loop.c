@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define UDEV_RCVBUF (128 * 1024 * 1024)
@@ -24,9 +26,15 @@ static void udev_cb(int watch, int fd, int events, void *opaque)
     Watch *w = opaque;
     /* Drain everything that is queued: a burst of 32 sticks is one wakeup and one plan. */
     for (;;) {
+        errno = 0;
         struct udev_device *ud = udev_monitor_receive_device(w->monitor);
-        if (!ud)
+        if (!ud) {
+            /* The socket's buffer overflowed and the kernel dropped uevents: which ones is
+             * unknown, so the main thread reads every device again. */
+            if (errno == ENOBUFS)
+                usbvm_watch_inbox_post(&w->inbox, msg_new(WATCH_MSG_RESYNC));
             break;
+        }
         WatchMsg *m = msg_new(WATCH_MSG_UEVENT);
         const char *action = udev_device_get_action(ud);
         m->action = xstrdup(action ? action : "change");
@@ -156,11 +164,29 @@ static int monitor_open(Watch *w, UsbvmError *err)
                                "cannot listen to udev events (is systemd-udevd running?)");
     udev_monitor_filter_add_match_subsystem_devtype(w->monitor, "usb", "usb_device");
     udev_monitor_filter_add_match_subsystem_devtype(w->monitor, "block", NULL);
-    udev_monitor_set_receive_buffer_size(w->monitor, UDEV_RCVBUF);
+    /* SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it the kernel caps the size at
+     * net.core.rmem_max, so what was obtained is read back and logged. */
+    unsigned long want = UDEV_RCVBUF;
+    const char *env = getenv("USBVM_UDEV_RCVBUF"); /* tests: a tiny buffer that overflows */
+    if (env)
+        want = strtoul(env, NULL, 10);
+    udev_monitor_set_receive_buffer_size(w->monitor, (int)want);
     int r = udev_monitor_enable_receiving(w->monitor);
     if (r < 0)
         return usbvm_error_set(err, USBVM_E_FAILED, -r, "cannot listen to udev events: %s",
                                strerror(-r));
+    int got = 0;
+    socklen_t len = sizeof(got);
+    (void)getsockopt(udev_monitor_get_fd(w->monitor), SOL_SOCKET, SO_RCVBUF, &got, &len);
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "event", json_object_new_string("udev-buffer"));
+    json_object_object_add(f, "asked", json_object_new_int64((int64_t)want));
+    json_object_object_add(f, "got", json_object_new_int(got));
+    usbvm_logf((unsigned long)got < want ? USBVM_LOG_WARNING : USBVM_LOG_DEBUG, f,
+               "udev receive buffer: %d bytes (asked for %lu)%s", got, want,
+               (unsigned long)got < want ? "; a burst of uevents may overflow it, which "
+                                           "makes watch read every device again"
+                                         : "");
     return 0;
 }
 

@@ -30,6 +30,7 @@ typedef struct WatchDevice {
     bool gone;           /* removed from the host */
     bool keep;           /* present at start with --present keep: left alone until replugged */
     bool bound;          /* the USB device has its driver: ready for passthrough */
+    bool seen;           /* found by the last enumeration (resync) */
     bool held_back;      /* refused or failed: retried at its next event, not in a loop */
     unsigned backoff_ms; /* the next retry's delay after a failed attach */
     uint64_t retry_at;   /* a retry of the attach is due then (0: none) */
@@ -46,6 +47,7 @@ typedef struct WatchOp {
     uint64_t since_usec;
     bool answered; /* the executor answered (a detach now waits for libvirt's event) */
     bool slow_warned;
+    bool dry; /* --dry-run: only remembered, so the same detach is not reported again */
 } WatchOp;
 
 /* ---- messages to the main thread ---------------------------------------------------------- */
@@ -59,6 +61,7 @@ typedef enum WatchMsgKind {
     WATCH_MSG_REMOVAL_FAILED,
     WATCH_MSG_CLOSED,
     WATCH_MSG_JOB_DONE,
+    WATCH_MSG_RESYNC, /* uevents were lost: read every device again */
 } WatchMsgKind;
 
 struct WatchJob;
@@ -83,12 +86,12 @@ typedef struct WatchInbox {
 } WatchInbox;
 
 void usbvm_watch_inbox_init(WatchInbox *in);
-void usbvm_watch_inbox_destroy(WatchInbox *in);
+void usbvm_watch_inbox_destroy(WatchInbox *in); /* empty it first */
 void usbvm_watch_inbox_post(WatchInbox *in, WatchMsg *m);
 /* Every queued message (oldest first), waiting until one arrives or deadline_usec passes
  * (0: no deadline). NULL when none came. */
 WatchMsg *usbvm_watch_inbox_take(WatchInbox *in, uint64_t deadline_usec);
-void usbvm_watch_msg_free(WatchMsg *m);
+void usbvm_watch_msg_free(WatchMsg *m); /* watch-jobs.c: it frees the job it carries */
 
 /* ---- jobs for the executor ----------------------------------------------------------------- */
 
@@ -129,8 +132,7 @@ typedef struct WatchJob {
     uint64_t generation;
     uint64_t done_usec;
     int cb_lifecycle, cb_added, cb_removed, cb_failed;
-    char guest_note[512]; /* detach: what the guest had mounted from it, asked just before */
-    bool guest_mounted;
+    bool guest_mounted; /* detach: the guest had it mounted (res.notes says where) */
 } WatchJob;
 
 WatchJob *usbvm_watch_job_new(WatchJobKind kind, const char *queue);
@@ -169,11 +171,14 @@ typedef struct Watch {
     unsigned conn_gen;
     bool connecting;
     bool connect_warned;
+    UsbvmError connect_err; /* --once: why the one connection attempt failed */
     unsigned backoff_ms;
     uint64_t reconnect_at; /* 0: none scheduled */
     uint64_t known_gen;    /* the host lock generation the snapshot is current at */
     UsbvmSnapshot snapshot;
-    bool refetch_all; /* a full re-read is wanted (reload) */
+    bool refetch_all;   /* a full re-read is wanted (reload) */
+    WatchMsg *deferred; /* libvirt events that came while the connection's first read ran */
+    bool replay;        /* connected: apply them now */
 
     UsbvmRuleset *rules;
     WatchDevice **devs;
@@ -190,6 +195,43 @@ typedef struct Watch {
     unsigned waiting;
 } Watch;
 
+#define WATCH_MS(usec) ((int64_t)((usec) / 1000))
+
+/* watch-ops.c: bookkeeping of the main thread */
+void usbvm_watch_recheck_all(Watch *w);
+WatchOp *usbvm_watch_op_find(Watch *w, UsbvmOpKind kind, const char *domain, const char *alias);
+void usbvm_watch_op_add(Watch *w, UsbvmOpKind kind, const char *domain, const char *alias,
+                        const char *why);
+void usbvm_watch_op_remove(Watch *w, WatchOp *op);
+void usbvm_watch_ops_drop_domain(Watch *w, const char *domain);
+size_t usbvm_watch_pending_detaches(const Watch *w);
+/* Hands a job to the executor, with a reference to the current connection. */
+void usbvm_watch_submit(Watch *w, WatchJob *j);
+/* Logs a "wait"/"refused" note once per distinct text for the device. */
+void usbvm_watch_note(Watch *w, WatchDevice *dev, UsbvmLogLevel level, const char *event,
+                      const char *domain, const char *text);
+/* "connected", "domain-started", "domain-stopped": "<domain NAME><what>". */
+void usbvm_watch_log_event(const char *event, const char *domain, const char *what);
+
+/* watch-conn.c: the connection and libvirt's events */
+void usbvm_watch_connect_start(Watch *w);
+void usbvm_watch_schedule_reconnect(Watch *w);
+void usbvm_watch_disconnect(Watch *w);
+void usbvm_watch_connection_lost(Watch *w);
+void usbvm_watch_connected(Watch *w, WatchJob *j);
+void usbvm_watch_drop_deferred(Watch *w);
+void usbvm_watch_refetch_domain(Watch *w, const char *domain);
+void usbvm_watch_lifecycle(Watch *w, WatchMsg *m);
+void usbvm_watch_device_removed(Watch *w, WatchMsg *m, bool failed);
+void usbvm_watch_device_added(Watch *w, WatchMsg *m);
+
+/* watch-answers.c: the executor's answers */
+void usbvm_watch_job_done(Watch *w, WatchJob *j);
+
+/* watch.c */
+/* Applies a message; true when it was kept for later (the caller must not free it). */
+bool usbvm_watch_handle(Watch *w, WatchMsg *m);
+
 /* watch-loop.c */
 int usbvm_watch_loop_start(Watch *w, UsbvmError *err);
 void usbvm_watch_loop_stop(Watch *w);
@@ -200,6 +242,8 @@ void usbvm_watch_conn_deregister(WatchJob *job);
 /* watch-devices.c */
 void usbvm_watch_handle_uevent(Watch *w, struct udev_device *ud, const char *action);
 int usbvm_watch_enumerate(Watch *w, UsbvmError *err);
+/* After lost uevents: every device read again; known ones not found any more are unplugged. */
+void usbvm_watch_resync(Watch *w);
 WatchDevice *usbvm_watch_find_alias(Watch *w, const char *alias);
 void usbvm_watch_forget_gone(Watch *w);
 void usbvm_watch_device_free(WatchDevice *d);

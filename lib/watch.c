@@ -8,14 +8,10 @@
 #include <signal.h>
 #include <string.h>
 
-#define MS(usec)         ((int64_t)((usec) / 1000))
-#define SLOW_CALL_USEC   (30ULL * 1000000)
-#define STOP_GRACE_MS    500
-#define CONNECT_FIRST_MS 100
-#define READY_WAIT_USEC  (10ULL * 1000000)
-#define RETRY_FIRST_MS   250
-#define RETRY_MAX_MS     30000
-#define BUSY_RETRY_USEC  (50ULL * 1000)
+#define SLOW_CALL_USEC    (30ULL * 1000000)
+#define STOP_GRACE_MS     500
+#define READY_WAIT_USEC   (10ULL * 1000000)
+#define CONNECT_WAIT_USEC (10ULL * 1000000)
 
 /* ---- rules ------------------------------------------------------------------------------- */
 
@@ -59,416 +55,13 @@ static int load_rules(Watch *w, UsbvmError *err)
     return 0;
 }
 
-/* Everything is looked at again: a reload, a domain start, a reconnect. */
-static void recheck_all(Watch *w)
-{
-    for (size_t i = 0; i < w->n_devs; i++) {
-        w->devs[i]->held_back = false;
-        free(w->devs[i]->last_note);
-        w->devs[i]->last_note = NULL;
-    }
-    w->dirty = true;
-}
-
 /* ---- operations in flight ------------------------------------------------------------------ */
-
-static WatchOp *op_find(Watch *w, UsbvmOpKind kind, const char *domain, const char *alias)
-{
-    for (size_t i = 0; i < w->n_ops; i++)
-        if (w->ops[i].kind == kind && streq(w->ops[i].alias, alias) &&
-            (!domain || streq(w->ops[i].domain, domain)))
-            return &w->ops[i];
-    return NULL;
-}
-
-static void op_add(Watch *w, UsbvmOpKind kind, const char *domain, const char *alias,
-                   const char *why)
-{
-    w->ops = xrealloc(w->ops, (w->n_ops + 1) * sizeof(*w->ops));
-    w->ops[w->n_ops++] = (WatchOp){ .kind = kind,
-                                    .domain = xstrdup(domain),
-                                    .alias = xstrdup(alias),
-                                    .why = why ? xstrdup(why) : NULL,
-                                    .since_usec = usbvm_now_usec() };
-}
-
-static void op_remove(Watch *w, WatchOp *op)
-{
-    free(op->domain);
-    free(op->alias);
-    free(op->why);
-    size_t i = (size_t)(op - w->ops);
-    memmove(op, op + 1, (w->n_ops - i - 1) * sizeof(*op));
-    w->n_ops--;
-}
-
-static void ops_drop_domain(Watch *w, const char *domain)
-{
-    for (size_t i = 0; i < w->n_ops;)
-        if (w->ops[i].answered && streq(w->ops[i].domain, domain))
-            op_remove(w, &w->ops[i]);
-        else
-            i++;
-}
-
-static size_t pending_detaches(const Watch *w)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < w->n_ops; i++)
-        n += w->ops[i].kind == USBVM_OP_DETACH;
-    return n;
-}
 
 /* ---- the connection ------------------------------------------------------------------------ */
 
-static void submit(Watch *w, WatchJob *j)
-{
-    if (w->conn && !j->conn) {
-        j->conn = w->conn;
-        virConnectRef(w->conn);
-    }
-    j->conn_gen = w->conn_gen;
-    j->uri = w->opts->uri;
-    usbvm_executor_submit(w->exec, j);
-}
-
-static void connect_start(Watch *w)
-{
-    if (w->connecting || w->conn)
-        return;
-    w->connecting = true;
-    w->reconnect_at = 0;
-    w->conn_gen++;
-    WatchJob *j = usbvm_watch_job_new(WATCH_JOB_CONNECT, NULL);
-    j->uri = w->opts->uri;
-    j->watch = w;
-    submit(w, j);
-}
-
-static void schedule_reconnect(Watch *w)
-{
-    w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : CONNECT_FIRST_MS;
-    if (w->backoff_ms > w->opts->max_backoff_ms)
-        w->backoff_ms = w->opts->max_backoff_ms;
-    w->reconnect_at = usbvm_now_usec() + (uint64_t)w->backoff_ms * 1000;
-}
-
-/* Deregisters and closes the connection on the general queue (the calls may hang). */
-static void disconnect(Watch *w)
-{
-    WatchJob *j = usbvm_watch_job_new(WATCH_JOB_DISCONNECT, NULL);
-    j->conn = w->conn; /* the job takes our reference */
-    j->conn_gen = w->conn_gen;
-    j->cb_lifecycle = w->cb[0];
-    j->cb_added = w->cb[1];
-    j->cb_removed = w->cb[2];
-    j->cb_failed = w->cb[3];
-    usbvm_executor_submit(w->exec, j);
-    w->conn = NULL;
-}
-
-/* The connection is gone: forget what it said; the next one reads everything again. */
-static void connection_lost(Watch *w)
-{
-    if (!w->conn)
-        return;
-    disconnect(w);
-    usbvm_snapshot_clear(&w->snapshot);
-    for (size_t i = 0; i < w->n_ops;)
-        if (w->ops[i].answered)
-            op_remove(w, &w->ops[i]); /* pending detaches are re-derived after reconnecting */
-        else
-            i++;
-    usbvm_logf(USBVM_LOG_WARNING, NULL, "lost the connection to libvirtd; reconnecting");
-    w->dirty = true;
-    schedule_reconnect(w);
-}
-
-/* "connected", "domain-started", "domain-stopped": "<words> <domain> <what>". */
-static void log_event(const char *event, const char *domain, const char *what)
-{
-    json_object *f = json_object_new_object();
-    json_object_object_add(f, "event", json_object_new_string(event));
-    if (domain) {
-        _cleanup_free_ char *clean = usbvm_utf8_sanitize(domain);
-        json_object_object_add(f, "domain", json_object_new_string(clean));
-    }
-    _cleanup_free_ char *esc = domain ? usbvm_escape(domain) : NULL;
-    usbvm_logf(USBVM_LOG_INFO, f, "%s%s%s", domain ? "domain " : "", esc ? esc : "", what);
-}
-
-static void connected(Watch *w, WatchJob *j)
-{
-    w->connecting = false;
-    if (j->r < 0 || j->conn_gen != w->conn_gen) {
-        if (j->conn) {
-            WatchJob *d = usbvm_watch_job_new(WATCH_JOB_DISCONNECT, NULL);
-            d->conn = j->conn;
-            j->conn = NULL;
-            d->cb_lifecycle = j->cb_lifecycle;
-            d->cb_added = j->cb_added;
-            d->cb_removed = j->cb_removed;
-            d->cb_failed = j->cb_failed;
-            usbvm_executor_submit(w->exec, d);
-        }
-        _cleanup_free_ char *esc = usbvm_escape(j->err.message);
-        usbvm_logf(w->connect_warned ? USBVM_LOG_DEBUG : USBVM_LOG_WARNING, NULL, "%s%s", esc,
-                   w->opts->once ? "" : "; retrying");
-        w->connect_warned = true;
-        schedule_reconnect(w);
-        return;
-    }
-    w->conn = j->conn;
-    j->conn = NULL;
-    w->cb[0] = j->cb_lifecycle;
-    w->cb[1] = j->cb_added;
-    w->cb[2] = j->cb_removed;
-    w->cb[3] = j->cb_failed;
-    w->connect_warned = false;
-    w->backoff_ms = 0;
-    w->known_gen = j->generation;
-    usbvm_snapshot_take(&w->snapshot, &j->snapshot);
-    log_event("connected", NULL, "connected to libvirtd");
-    recheck_all(w);
-}
-
 /* ---- libvirt's events ------------------------------------------------------------------------ */
 
-static void refetch_domain(Watch *w, const char *domain)
-{
-    WatchJob *j = usbvm_watch_job_new(WATCH_JOB_DOMAIN, domain);
-    j->domain = xstrdup(domain);
-    submit(w, j);
-}
-
-static void lifecycle(Watch *w, WatchMsg *m)
-{
-    if (m->event == VIR_DOMAIN_EVENT_STARTED) {
-        log_event("domain-started", m->domain, " started");
-        refetch_domain(w, m->domain);
-    } else if (m->event == VIR_DOMAIN_EVENT_STOPPED) {
-        log_event("domain-stopped", m->domain, " stopped");
-        /* Whatever was there, or pending there, left with the domain. */
-        usbvm_snapshot_drop_domain(&w->snapshot, m->domain);
-        ops_drop_domain(w, m->domain);
-        recheck_all(w);
-    }
-}
-
-static void device_removed(Watch *w, WatchMsg *m, bool failed)
-{
-    WatchOp *op = op_find(w, USBVM_OP_DETACH, m->domain, m->alias);
-    WatchDevice *dev = usbvm_watch_find_alias(w, m->alias);
-    const UsbvmDevice *model = dev ? dev->model : NULL;
-    if (!failed)
-        usbvm_snapshot_remove(&w->snapshot, m->domain, m->alias);
-    if (!op && !failed) {
-        /* Not a removal this daemon asked for (an admin's 'usbvm detach', a guest eject):
-         * nothing to report, but the device is looked at again. */
-        usbvm_logf(USBVM_LOG_DEBUG, NULL, "%s left %s", m->alias, m->domain);
-    } else if (failed) {
-        w->summary->failed++;
-        usbvm_watch_record(USBVM_LOG_ERR,
-                           &(WatchRecord){ .event = "detach",
-                                           .device = model,
-                                           .domain = m->domain,
-                                           .alias = m->alias,
-                                           .result = "failed",
-                                           .msg = "the guest refused to release it; it stays "
-                                                  "attached" });
-    } else {
-        w->summary->detached++;
-        usbvm_watch_record(USBVM_LOG_NOTICE,
-                           &(WatchRecord){ .event = "detach",
-                                           .device = model,
-                                           .domain = m->domain,
-                                           .alias = m->alias,
-                                           .result = "ok",
-                                           .msg = op->why,
-                                           .has_ms = true,
-                                           .ms = MS(usbvm_now_usec() - op->since_usec) });
-    }
-    if (op)
-        op_remove(w, op);
-    if (dev)
-        dev->event_usec = usbvm_now_usec();
-    w->dirty = true;
-}
-
-static void device_added(Watch *w, WatchMsg *m)
-{
-    /* Ours are in the snapshot from the attach's own answer; anyone else's is read. */
-    UsbvmSnapDomain *d = usbvm_snapshot_domain(&w->snapshot, m->domain);
-    for (size_t i = 0; d && i < d->devs.n; i++)
-        if (streq(d->devs.items[i].alias, m->alias))
-            return;
-    refetch_domain(w, m->domain);
-}
-
 /* ---- answers from the executor --------------------------------------------------------------- */
-
-static void note(Watch *w, WatchDevice *dev, UsbvmLogLevel level, const char *event,
-                 const char *domain, const char *text)
-{
-    if (streq(dev->last_note, text))
-        return; /* once per distinct reason: an event storm does not repeat the line */
-    free(dev->last_note);
-    dev->last_note = xstrdup(text);
-    usbvm_watch_record(
-        level,
-        &(WatchRecord){ .event = event, .device = dev->model, .domain = domain, .msg = text });
-}
-
-/* A refusal (mounted, elsewhere) waits for the device's next event; another usbvm process's
- * attach of it is looked at again soon; any other failure (libvirtd restarted in the middle of
- * the call, QEMU refusing a leftover block node) is retried with a backoff, so convergence does
- * not depend on where a failure landed. Each distinct reason is logged once. */
-static void attach_failed(Watch *w, WatchDevice *dev, const WatchJob *j, WatchRecord *rec)
-{
-    bool busy = j->err.errnum == EAGAIN && j->err.kind == USBVM_E_FAILED;
-    bool refused = j->err.kind == USBVM_E_REFUSED;
-    w->summary->failed += !busy;
-    dev->held_back = refused;
-    if (!refused) {
-        if (!busy)
-            dev->backoff_ms = dev->backoff_ms ? dev->backoff_ms * 2 : RETRY_FIRST_MS;
-        if (dev->backoff_ms > RETRY_MAX_MS)
-            dev->backoff_ms = RETRY_MAX_MS;
-        dev->retry_at =
-            usbvm_now_usec() + (busy ? BUSY_RETRY_USEC : (uint64_t)dev->backoff_ms * 1000);
-    }
-    rec->result = refused ? "refused" : busy ? "busy" : "failed";
-    rec->error = j->err.message;
-    if (streq(dev->last_note, j->err.message))
-        return;
-    free(dev->last_note);
-    dev->last_note = xstrdup(j->err.message);
-    usbvm_watch_record(busy ? USBVM_LOG_DEBUG : USBVM_LOG_ERR, rec);
-}
-
-static void attach_done(Watch *w, WatchJob *j)
-{
-    usbvm_logf(USBVM_LOG_DEBUG, NULL, "attach %s -> %s: libvirt answered after %llu ms", j->alias,
-               j->domain, (unsigned long long)((j->done_usec - j->started_usec) / 1000));
-    WatchOp *op = op_find(w, USBVM_OP_ATTACH, j->domain, j->alias);
-    if (op)
-        op_remove(w, op);
-    if (j->ctx.reread) {
-        /* Another usbvm process changed a domain: the attach read them all; so do we. */
-        w->refetch_all = true;
-    } else if (j->r == 0 && j->res.changed) {
-        w->known_gen = j->ctx.generation;
-    }
-    if (j->r == 0 && j->res.changed && j->ctx.added.alias)
-        usbvm_snapshot_add(&w->snapshot, &j->ctx.added);
-    WatchDevice *dev = usbvm_watch_find_alias(w, j->alias);
-    w->dirty = true;
-    if (!dev || dev->gone)
-        return; /* the unplug is planned next */
-    const char *mode = usbvm_mode_to_string(j->spec.mode);
-    uint64_t since = j->event_usec ? j->event_usec : j->started_usec;
-    WatchRecord rec = { .event = "attach",
-                        .device = dev->model,
-                        .domain = j->domain,
-                        .mode = mode,
-                        .has_ms = true,
-                        .ms = MS(j->done_usec - since) };
-    if (j->r < 0)
-        return attach_failed(w, dev, j, &rec);
-    dev->backoff_ms = 0;
-    free(dev->last_note);
-    dev->last_note = NULL;
-    if (!j->res.changed) {
-        w->summary->unchanged++;
-        return;
-    }
-    w->summary->attached++;
-    rec.result = "ok";
-    rec.notes = j->res.notes[0] ? j->res.notes : NULL;
-    usbvm_watch_record(USBVM_LOG_NOTICE, &rec);
-}
-
-static void detach_done(Watch *w, WatchJob *j)
-{
-    WatchOp *op = op_find(w, USBVM_OP_DETACH, j->domain, j->alias);
-    WatchDevice *dev = usbvm_watch_find_alias(w, j->alias);
-    WatchRecord rec = { .event = "detach",
-                        .device = dev ? dev->model : NULL,
-                        .domain = j->domain,
-                        .alias = j->alias,
-                        .msg = j->why,
-                        .notes = j->guest_note[0] ? j->guest_note : NULL };
-    /* Pulled while the guest had it mounted: its unwritten data may be lost. */
-    UsbvmLogLevel level = j->guest_mounted ? USBVM_LOG_WARNING : USBVM_LOG_NOTICE;
-    w->dirty = true;
-    if (j->r < 0 && j->err.kind != USBVM_E_PENDING) {
-        w->summary->failed++;
-        if (op)
-            op_remove(w, op);
-        rec.result = "failed";
-        rec.error = j->err.message;
-        usbvm_watch_record(USBVM_LOG_ERR, &rec);
-        return;
-    }
-    if (j->res.state == USBVM_STATE_DETACHED) {
-        if (op)
-            op_remove(w, op);
-        usbvm_snapshot_remove(&w->snapshot, j->domain, j->alias);
-        w->summary->detached++;
-        rec.result = "ok";
-        rec.has_ms = true;
-        rec.ms = MS(j->done_usec - j->started_usec);
-        usbvm_watch_record(level, &rec);
-        return;
-    }
-    /* Asked; libvirt confirms with DEVICE_REMOVED (invariant 4). */
-    if (op)
-        op->answered = true;
-    rec.result = "requested";
-    usbvm_watch_record(j->guest_mounted ? USBVM_LOG_WARNING : USBVM_LOG_INFO, &rec);
-}
-
-static void job_done(Watch *w, WatchJob *j)
-{
-    if (j->kind == WATCH_JOB_CONNECT)
-        return connected(w, j);
-    if (j->conn_gen != w->conn_gen || !w->conn) {
-        /* An answer on a connection that has been replaced: the full read after the
-         * reconnect decides. Only the operation's bookkeeping is cleared. */
-        WatchOp *op =
-            j->alias ? op_find(w, j->kind == WATCH_JOB_ATTACH ? USBVM_OP_ATTACH : USBVM_OP_DETACH,
-                               j->domain, j->alias)
-                     : NULL;
-        if (op)
-            op_remove(w, op);
-        w->dirty = true;
-        return;
-    }
-    switch (j->kind) {
-    case WATCH_JOB_SNAPSHOT:
-        if (j->r == 0) {
-            w->known_gen = j->generation;
-            usbvm_snapshot_take(&w->snapshot, &j->snapshot);
-        }
-        w->dirty = true;
-        break;
-    case WATCH_JOB_DOMAIN:
-        if (j->running)
-            usbvm_snapshot_set_domain(&w->snapshot, j->domain, &j->devs);
-        else
-            usbvm_snapshot_drop_domain(&w->snapshot, j->domain);
-        recheck_all(w);
-        break;
-    case WATCH_JOB_ATTACH:
-        attach_done(w, j);
-        break;
-    case WATCH_JOB_DETACH:
-        detach_done(w, j);
-        break;
-    default:
-        break;
-    }
-}
 
 /* ---- planning ------------------------------------------------------------------------------- */
 
@@ -502,6 +95,10 @@ static void act_wait(Watch *w, const UsbvmAction *a)
     WatchDevice *dev = w->devs[a->device];
     w->waiting++;
     if (a->kind == USBVM_ACTION_REFUSE) {
+        /* Refused: looked at again at its next event, not by a pending retry. */
+        dev->held_back = true;
+        dev->retry_at = 0;
+        dev->backoff_ms = 0;
         UsbvmError err = { 0 };
         usbvm_device_check_host_use(dev->model, &err);
         if (streq(dev->last_note, err.message))
@@ -518,19 +115,31 @@ static void act_wait(Watch *w, const UsbvmAction *a)
     char buf[512];
     UsbvmLogLevel level;
     const char *text = wait_text(a, buf, sizeof(buf), &level);
+    _cleanup_free_ char *why =
+        a->wait == USBVM_WAIT_AMBIGUOUS ? usbvm_device_ambiguity(dev->model) : NULL;
+    if (why)
+        text = why;
     if (text)
-        note(w, dev, level, "wait", a->domain, text);
+        usbvm_watch_note(w, dev, level, "wait", a->domain, text);
 }
 
 static void act_attach(Watch *w, const UsbvmAction *a)
 {
     WatchDevice *dev = w->devs[a->device];
     if (w->opts->dry_run) {
-        _cleanup_free_ char *text = xasprintf("dry run: attach to %s as %s", a->domain,
-                                              usbvm_mode_to_string(a->spec->mode));
-        if (!streq(dev->last_note, text))
-            w->summary->attached++;
-        note(w, dev, USBVM_LOG_NOTICE, "attach", a->domain, text);
+        /* The prediction: one record per device and place, counted as an attach. */
+        const char *mode = usbvm_mode_to_string(a->spec->mode);
+        _cleanup_free_ char *key = xasprintf("dry run: attach to %s as %s", a->domain, mode);
+        if (streq(dev->last_note, key))
+            return;
+        free(dev->last_note);
+        dev->last_note = xstrdup(key);
+        w->summary->attached++;
+        usbvm_watch_record(USBVM_LOG_NOTICE, &(WatchRecord){ .event = "attach",
+                                                             .device = dev->model,
+                                                             .domain = a->domain,
+                                                             .mode = mode,
+                                                             .result = "dry-run" });
         return;
     }
     WatchJob *j = usbvm_watch_job_new(WATCH_JOB_ATTACH, a->domain);
@@ -543,9 +152,9 @@ static void act_attach(Watch *w, const UsbvmAction *a)
     j->known = usbvm_snapshot_flatten(&w->snapshot);
     j->known_gen = w->known_gen;
     j->event_usec = dev->event_usec;
-    op_add(w, USBVM_OP_ATTACH, a->domain, a->alias, NULL);
+    usbvm_watch_op_add(w, USBVM_OP_ATTACH, a->domain, a->alias, NULL);
     usbvm_logf(USBVM_LOG_DEBUG, NULL, "attach %s -> %s: asking libvirt", a->alias, a->domain);
-    submit(w, j);
+    usbvm_watch_submit(w, j);
 }
 
 static void act_detach(Watch *w, const UsbvmAction *a)
@@ -560,8 +169,9 @@ static void act_detach(Watch *w, const UsbvmAction *a)
                                                              .result = "dry-run",
                                                              .msg = a->why });
         /* Counted as pending, so a dry run does not plan it again. */
-        op_add(w, USBVM_OP_DETACH, a->domain, a->alias, a->why);
+        usbvm_watch_op_add(w, USBVM_OP_DETACH, a->domain, a->alias, a->why);
         w->ops[w->n_ops - 1].answered = true;
+        w->ops[w->n_ops - 1].dry = true;
         return;
     }
     WatchJob *j = usbvm_watch_job_new(WATCH_JOB_DETACH, a->domain);
@@ -569,23 +179,28 @@ static void act_detach(Watch *w, const UsbvmAction *a)
     j->domain = xstrdup(a->domain);
     j->alias = xstrdup(a->alias);
     j->why = xstrdup(a->why);
-    op_add(w, USBVM_OP_DETACH, a->domain, a->alias, a->why);
-    submit(w, j);
+    usbvm_watch_op_add(w, USBVM_OP_DETACH, a->domain, a->alias, a->why);
+    usbvm_watch_submit(w, j);
 }
 
-static bool ambiguous(const Watch *w, size_t i)
+/* Two present devices with one identity (a clone of a stick's vendor, product and serial):
+ * the policy acts on neither, and never detaches one because of the other. A plug, an unplug
+ * or a re-read of either changes both, so the marks are made again over the whole set. */
+static void mark_ambiguous(Watch *w)
 {
-    const WatchDevice *d = w->devs[i];
-    for (size_t k = 0; !d->gone && d->model && k < w->n_devs; k++)
-        if (k != i && !w->devs[k]->gone && w->devs[k]->model && !w->devs[k]->model->is_hub &&
-            streq(w->devs[k]->model->alias, d->model->alias))
-            return true;
-    return false;
+    UsbvmDevice **present = xcalloc(w->n_devs + 1, sizeof(*present));
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_devs; i++)
+        if (!w->devs[i]->gone && w->devs[i]->model)
+            present[n++] = w->devs[i]->model;
+    usbvm_devices_mark_ambiguous(present, n);
+    free(present);
 }
 
 /* Plans once over everything and hands the actions on; returns how many it handed on. */
 static size_t plan_and_act(Watch *w)
 {
+    mark_ambiguous(w);
     UsbvmPlanDevice *devs = xcalloc(w->n_devs + 1, sizeof(*devs));
     for (size_t i = 0; i < w->n_devs; i++) {
         const WatchDevice *d = w->devs[i];
@@ -594,7 +209,8 @@ static size_t plan_and_act(Watch *w)
                                      .keep = d->keep,
                                      .bound = d->bound,
                                      .held_back = d->held_back || d->retry_at,
-                                     .ambiguous = ambiguous(w, i) };
+                                     .ambiguous = !d->gone && d->model &&
+                                                  usbvm_device_is_ambiguous(d->model) };
     }
     UsbvmPlanOp *ops = xcalloc(w->n_ops + 1, sizeof(*ops));
     for (size_t i = 0; i < w->n_ops; i++)
@@ -651,11 +267,22 @@ static void on_signal(Watch *w, int signo)
         return;
     }
     w->refetch_all = true;
-    recheck_all(w);
+    usbvm_watch_recheck_all(w);
 }
 
-static void handle(Watch *w, WatchMsg *m)
+/* Applies a message; true when it was kept for later (the caller must not free it). */
+bool usbvm_watch_handle(Watch *w, WatchMsg *m)
 {
+    bool libvirt_event = m->kind == WATCH_MSG_LIFECYCLE || m->kind == WATCH_MSG_DEVICE_ADDED ||
+                         m->kind == WATCH_MSG_DEVICE_REMOVED || m->kind == WATCH_MSG_REMOVAL_FAILED;
+    if (libvirt_event && m->conn_gen == w->conn_gen && w->connecting && !w->conn) {
+        WatchMsg **tail = &w->deferred; /* kept in order of arrival: few, and rare */
+        while (*tail)
+            tail = &(*tail)->next;
+        m->next = NULL;
+        *tail = m;
+        return true;
+    }
     bool current = m->conn_gen == w->conn_gen && w->conn;
     switch (m->kind) {
     case WATCH_MSG_UEVENT:
@@ -666,25 +293,35 @@ static void handle(Watch *w, WatchMsg *m)
         break;
     case WATCH_MSG_LIFECYCLE:
         if (current)
-            lifecycle(w, m);
+            usbvm_watch_lifecycle(w, m);
         break;
     case WATCH_MSG_DEVICE_ADDED:
         if (current)
-            device_added(w, m);
+            usbvm_watch_device_added(w, m);
         break;
     case WATCH_MSG_DEVICE_REMOVED:
     case WATCH_MSG_REMOVAL_FAILED:
         if (current)
-            device_removed(w, m, m->kind == WATCH_MSG_REMOVAL_FAILED);
+            usbvm_watch_device_removed(w, m, m->kind == WATCH_MSG_REMOVAL_FAILED);
         break;
     case WATCH_MSG_CLOSED:
         if (current)
-            connection_lost(w);
+            usbvm_watch_connection_lost(w);
         break;
     case WATCH_MSG_JOB_DONE:
-        job_done(w, m->job);
+        if (m->job->kind == WATCH_JOB_CONNECT)
+            usbvm_watch_connected(w, m->job);
+        else
+            usbvm_watch_job_done(w, m->job);
+        break;
+    case WATCH_MSG_RESYNC:
+        usbvm_logf(USBVM_LOG_WARNING, json_tokener_parse("{\"event\":\"udev-overflow\"}"),
+                   "udev events were lost (the receive buffer overflowed); reading every "
+                   "device again");
+        usbvm_watch_resync(w);
         break;
     }
+    return false;
 }
 
 /* Operations the executor has not answered yet; a call libvirt leaves unanswered for long is
@@ -730,7 +367,21 @@ static bool settled(Watch *w, uint64_t now, uint64_t stop_at)
 {
     if (w->connecting || w->refetch_all || w->dirty || unanswered(w, now))
         return false;
-    return pending_detaches(w) == 0 || (stop_at && now >= stop_at) || !w->conn;
+    return usbvm_watch_pending_detaches(w) == 0 || (stop_at && now >= stop_at) || !w->conn;
+}
+
+/* Events of the new connection that came while its first full read ran: the read may or may
+ * not show them, so they are applied on top of it (each is harmless when already shown). */
+static void replay_deferred(Watch *w)
+{
+    WatchMsg *m = w->deferred;
+    w->deferred = NULL;
+    while (m) {
+        WatchMsg *next = m->next;
+        if (!usbvm_watch_handle(w, m))
+            usbvm_watch_msg_free(m);
+        m = next;
+    }
 }
 
 static void turn(Watch *w, uint64_t stop_at)
@@ -739,9 +390,13 @@ static void turn(Watch *w, uint64_t stop_at)
     WatchMsg *m = usbvm_watch_inbox_take(&w->inbox, next_deadline(w, now, stop_at));
     while (m) {
         WatchMsg *next = m->next;
-        handle(w, m);
-        usbvm_watch_msg_free(m);
+        if (!usbvm_watch_handle(w, m))
+            usbvm_watch_msg_free(m);
         m = next;
+    }
+    if (w->replay) {
+        w->replay = false;
+        replay_deferred(w);
     }
     now = usbvm_now_usec();
     if (w->watchdog_usec && now >= w->watchdog_at) {
@@ -755,10 +410,10 @@ static void turn(Watch *w, uint64_t stop_at)
             w->dirty = true;
         }
     if (w->reconnect_at && now >= w->reconnect_at && !(w->opts->once && w->started))
-        connect_start(w);
+        usbvm_watch_connect_start(w);
     if (w->refetch_all && w->conn) {
         w->refetch_all = false;
-        submit(w, usbvm_watch_job_new(WATCH_JOB_SNAPSHOT, NULL));
+        usbvm_watch_submit(w, usbvm_watch_job_new(WATCH_JOB_SNAPSHOT, NULL));
     }
     if (w->started && w->dirty)
         plan_and_act(w);
@@ -789,7 +444,7 @@ static void watch_free(Watch *w)
     usbvm_watch_loop_stop(w);
     bool idle = usbvm_executor_drain(w->exec, STOP_GRACE_MS);
     if (idle && w->conn) {
-        disconnect(w);
+        usbvm_watch_disconnect(w);
         idle = usbvm_executor_drain(w->exec, STOP_GRACE_MS);
     }
     if (!idle) {
@@ -797,13 +452,18 @@ static void watch_free(Watch *w)
                    "a libvirt call is still unanswered; exiting without waiting for it");
         return;
     }
+    usbvm_watch_drop_deferred(w);
     usbvm_executor_free(w->exec);
+    for (WatchMsg *m = usbvm_watch_inbox_take(&w->inbox, 1), *next; m; m = next) {
+        next = m->next;
+        usbvm_watch_msg_free(m);
+    }
     usbvm_watch_inbox_destroy(&w->inbox);
     for (size_t i = 0; i < w->n_devs; i++)
         usbvm_watch_device_free(w->devs[i]);
     free(w->devs);
     while (w->n_ops)
-        op_remove(w, &w->ops[w->n_ops - 1]);
+        usbvm_watch_op_remove(w, &w->ops[w->n_ops - 1]);
     free(w->ops);
     usbvm_snapshot_clear(&w->snapshot);
     usbvm_ruleset_free(w->rules);
@@ -822,13 +482,30 @@ static int start(Watch *w, UsbvmError *err)
         return usbvm_error_set(err, USBVM_E_FAILED, ENOMEM, "cannot talk to udev");
     if ((r = usbvm_watch_loop_start(w, err)) < 0)
         return r;
-    connect_start(w);
-    while (w->connecting && !w->quit)
-        turn(w, 0);
-    if (w->opts->once && !w->conn)
-        return usbvm_error_set(err, USBVM_E_LIBVIRT, ECONNREFUSED,
-                               "cannot reach libvirtd; start it ('systemctl start libvirtd') "
-                               "and run 'usbvm watch --once' again");
+    /* Bounded: a libvirtd that accepts and never answers must not keep the daemon from
+     * watching; the connect goes on on its own thread and its answer comes when it comes. */
+    usbvm_watch_connect_start(w);
+    uint64_t until = usbvm_now_usec() + CONNECT_WAIT_USEC;
+    while (w->connecting && !w->quit && usbvm_now_usec() < until)
+        turn(w, until);
+    if (w->opts->once && !w->conn) {
+        /* The connection's own words: which URI, why, and what to do about it. */
+        if (w->connecting)
+            return usbvm_error_set(err, USBVM_E_LIBVIRT, ETIMEDOUT,
+                                   "libvirtd does not answer; check that it runs "
+                                   "('systemctl status libvirtd') and run 'usbvm watch --once' "
+                                   "again");
+        if (err && w->connect_err.message[0])
+            *err = w->connect_err;
+        else
+            usbvm_error_set(err, USBVM_E_LIBVIRT, ECONNREFUSED, "cannot connect to libvirt");
+        return -ECONNREFUSED;
+    }
+    if (w->connecting)
+        usbvm_logf(USBVM_LOG_WARNING, NULL,
+                   "libvirtd has not answered for %llu s; watching devices meanwhile, and "
+                   "attaching once it answers",
+                   (unsigned long long)(CONNECT_WAIT_USEC / 1000000));
     if ((r = usbvm_watch_enumerate(w, err)) < 0)
         return r;
     w->started = true;
@@ -877,7 +554,7 @@ int usbvm_watch_run(const UsbvmWatchOptions *opts, UsbvmWatchSummary *summary, U
         finish(w, opts->detach_timeout_ms);
     }
 out:
-    summary->pending = (unsigned)pending_detaches(w);
+    summary->pending = (unsigned)usbvm_watch_pending_detaches(w);
     watch_free(w);
     return r;
 }

@@ -85,18 +85,31 @@ wait_usb() {
     return 1
 }
 
-# hostdevs DOM: the usb hostdevs in DOM's live XML (attribute quotes normalised to ').
-hostdevs() {
-    { virsh -q dumpxml "$1" --xpath "//devices/hostdev[@type='usb']" 2>/dev/null || true; } | tr '"' "'"
+# live_xpath DOM XPATH: the matching nodes of DOM's live XML (attribute quotes normalised
+# to '); nothing when none match. When virsh cannot read the domain at all it prints an
+# ERROR line instead, so that neither an emptiness check nor a grep can pass on a failure.
+live_xpath() {
+    local xml
+    if ! xml=$(virsh -q dumpxml "$1" 2>&1); then
+        echo "ERROR: virsh cannot read the live XML of $1: $xml"
+        return 1
+    fi
+    { virsh -q dumpxml "$1" --xpath "$2" 2>/dev/null || true; } | tr '"' "'"
 }
+# hostdevs DOM: the usb hostdevs in DOM's live XML.
+hostdevs() { live_xpath "$1" "//devices/hostdev[@type='usb']"; }
 # usbvm_devs DOM: everything carrying a ua-usbvm- alias (hostdevs and disks).
-usbvm_devs() {
-    { virsh -q dumpxml "$1" --xpath "//devices/*[alias[starts-with(@name,'ua-usbvm-')]]" 2>/dev/null || true; } | tr '"' "'"
+usbvm_devs() { live_xpath "$1" "//devices/*[alias[starts-with(@name,'ua-usbvm-')]]"; }
+# monitor DOM HMP: QEMU's answer, or an ERROR line (see live_xpath) when virsh fails.
+monitor() {
+    local out
+    out=$(virsh qemu-monitor-command "$1" --hmp "$2" 2>&1) || { echo "ERROR: $out"; return 1; }
+    printf '%s\n' "$out"
 }
 # info_usb DOM: QEMU's own view of the domain's USB bus.
-info_usb() { virsh qemu-monitor-command "$1" --hmp 'info usb'; }
+info_usb() { monitor "$1" 'info usb'; }
 # query_block DOM: QEMU's block devices (one "device/qdev: file" per line).
-query_block() { virsh qemu-monitor-command "$1" --hmp 'info block'; }
+query_block() { monitor "$1" 'info block'; }
 
 # json_get KEY: read a flat JSON object on stdin, print the value of KEY (strings
 # unquoted).  usbvm prints json-c output; the guest has no jq or python.

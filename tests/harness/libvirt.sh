@@ -229,17 +229,25 @@ usbvm_h_libvirtd_restart() {
 
 # ---- domains ---------------------------------------------------------------------------------
 
-# usbvm_h_domain_xml NAME [--no-usb] [--extra XML] : a q35 TCG domain without OS or disk.
+# usbvm_h_domain_xml NAME [--no-usb] [--usb XML] [--root-ports N] [--extra XML] : a q35 TCG
+# domain without OS or disk. --usb replaces the USB controller; --root-ports sets how many
+# pcie-root-ports it gets (default 4; devices take them first; with 0, libvirt adds its own).
 usbvm_h_domain_xml() {
-    local name=$1 usb="<controller type='usb' model='qemu-xhci'/>" extra=""
+    local name=$1 usb="<controller type='usb' model='qemu-xhci'/>" extra="" ports=4 i
     shift
     while [ $# -gt 0 ]; do
         case $1 in
         --no-usb) usb="<controller type='usb' model='none'/>" ;;
+        --usb) usb=$2; shift ;;
+        --root-ports) ports=$2; shift ;;
         --extra) extra=$2; shift ;;
         *) usbvm_h_fail "usbvm_h_domain_xml: unknown option $1" ;;
         esac
         shift
+    done
+    local rootports=""
+    for ((i = 0; i < ports; i++)); do
+        rootports+="<controller type='pci' model='pcie-root-port'/>"
     done
     cat <<EOF
 <domain type='qemu'>
@@ -251,10 +259,7 @@ usbvm_h_domain_xml() {
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     $usb
     <controller type='pci' model='pcie-root'/>
-    <controller type='pci' model='pcie-root-port'/>
-    <controller type='pci' model='pcie-root-port'/>
-    <controller type='pci' model='pcie-root-port'/>
-    <controller type='pci' model='pcie-root-port'/>
+    $rootports
     <memballoon model='none'/>
     $extra
   </devices>
@@ -339,11 +344,15 @@ _usbvm_h_udev_safe() { printf '%s' "$1" | LC_ALL=C tr -c 'A-Za-z0-9#+.:=@_-' '_'
 #   --by-id NAME       also a DEVLINKS entry /dev/disk/by-id/NAME (create it with
 #                      usbvm_h_by_id_link in the test's shell)
 #   --partition /dev/loopNp1           adds sdX1 pointing at that block device
+#   --holder NAME                      the disk is held by NAME (sysfs holders/, as dm or md)
 #   --fs-type vfat --fs-label L --fs-uuid U   udev ID_FS_* properties of the disk
+#   --speed 480        the device's speed in Mbit/s (5000 and up: a USB 3 device)
+#   --authorized 1     0: the kernel has not authorised the device
 #   --out FILE
 usbvm_h_fixture_usb_stick() {
     local port=1-2 devnum=4 vid=0781 pid=5567 serial=USBVM0001 manu=SanDisk prod="Cruzer Blade"
-    local loop="" disk=sdx byid="" part="" fstype="" fslabel="" fsuuid="" out=""
+    local loop="" disk=sdx byid="" part="" fstype="" fslabel="" fsuuid="" out="" holder=""
+    local speed=480 auth=1
     while [ $# -gt 0 ]; do
         case $1 in
         --port) port=$2 ;;
@@ -357,10 +366,13 @@ usbvm_h_fixture_usb_stick() {
         --disk) disk=$2 ;;
         --by-id) byid=$2 ;;
         --partition) part=$2 ;;
+        --holder) holder=$2 ;;
         --fs-type) fstype=$2 ;;
         --fs-label) fslabel=$2 ;;
         --fs-uuid) fsuuid=$2 ;;
         --out) out=$2 ;;
+        --speed) speed=$2 ;;
+        --authorized) auth=$2 ;;
         *) usbvm_h_fail "usbvm_h_fixture_usb_stick: unknown option $1" ;;
         esac
         shift 2
@@ -405,7 +417,8 @@ usbvm_h_fixture_usb_stick() {
         printf 'E: ID_VENDOR_ID=%s\nE: ID_MODEL_ID=%s\nE: ID_USB_INTERFACES=:080650:\n' "$vid" "$pid"
         printf 'A: idVendor=%s\nA: idProduct=%s\nA: bcdDevice=0100\nA: bDeviceClass=00\n' "$vid" "$pid"
         printf 'A: bDeviceSubClass=00\nA: bDeviceProtocol=00\nA: busnum=%s\nA: devnum=%s\n' "$bus" "$devnum"
-        printf 'A: speed=480\nA: version= 2.10\nA: authorized=1\nA: removable=removable\n'
+        printf 'A: speed=%s\nA: version= %s\nA: authorized=%s\nA: removable=removable\n' \
+            "$speed" "$([ "$speed" -ge 5000 ] && echo 3.20 || echo 2.10)" "$auth"
         printf 'A: bNumInterfaces= 1\nA: bConfigurationValue=1\nA: bMaxPower=100mA\n'
         # As hex (H:) so that any byte survives, like sysfs with its trailing newline.
         [ -n "$manu" ] && printf 'H: manufacturer=%s0A\n' "$(_usbvm_h_hex "$manu")"
@@ -436,7 +449,9 @@ usbvm_h_fixture_usb_stick() {
         [ -n "$fstype" ] && printf 'E: ID_FS_TYPE=%s\nE: ID_FS_USAGE=filesystem\n' "$fstype"
         [ -n "$fslabel" ] && printf 'E: ID_FS_LABEL=%s\nE: ID_FS_LABEL_ENC=%s\n' "$fslabel" "$fslabel"
         [ -n "$fsuuid" ] && printf 'E: ID_FS_UUID=%s\n' "$fsuuid"
-        printf 'A: dev=%s:%s\nA: size=%s\nA: removable=1\nA: ro=0\nA: range=16\n\n' "$maj" "$min" "$sectors"
+        printf 'A: dev=%s:%s\nA: size=%s\nA: removable=1\nA: ro=0\nA: range=16\n' "$maj" "$min" "$sectors"
+        [ -n "$holder" ] && printf 'L: holders/%s=../../../../../../../../../../virtual/block/%s\n' "$holder" "$holder"
+        printf '\n'
 
         if [ -n "$part" ]; then
             local pmm psz

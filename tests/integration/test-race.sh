@@ -19,11 +19,18 @@ timeline=$USBVM_H_TMP/events.txt
 virsh -c "$USBVM_H_URI" event --all --loop --timestamp >"$timeline" 2>&1 &
 EV_PID=$!
 trap 'WL_RC=$?; kill $EV_PID 2>/dev/null || true; wl_cleanup; (exit $WL_RC); usbvm_h_cleanup' EXIT
-# The recorder is subscribed once it reports an event: pause and resume A, and wait for it.
-virsh -q -c "$USBVM_H_URI" suspend "$a" >/dev/null
-virsh -q -c "$USBVM_H_URI" resume "$a" >/dev/null
-timeout "$USBVM_H_TIMEOUT" grep -q -m1 "Resumed" <(tail -n +1 -F "$timeline" 2>/dev/null) ||
-    usbvm_h_fail "virsh event recorded nothing: $(cat "$timeline")"
+# The recorder is subscribed once it reports an event of A: pause and resume A until it does
+# (it may not be registered yet the first time).
+subscribed=0
+for _ in 1 2 3 4 5; do
+    virsh -q -c "$USBVM_H_URI" suspend "$a" >/dev/null
+    virsh -q -c "$USBVM_H_URI" resume "$a" >/dev/null
+    if timeout 4 grep -q -m1 "domain '$a': Resumed" <(tail -n +1 -F "$timeline" 2>/dev/null); then
+        subscribed=1
+        break
+    fi
+done
+[ $subscribed = 1 ] || usbvm_h_fail "virsh event recorded nothing of $a: $(cat "$timeline")"
 
 cli() { LD_PRELOAD=libumockdev-preload.so.0 "$USBVM" -c "$USBVM_H_URI" "$@"; }
 

@@ -3,7 +3,8 @@
 # every call on it inside libvirtd: another domain's stick still attaches meanwhile, and the
 # first stick attaches once QEMU runs again. (2) libvirtd itself frozen (SIGSTOP) while watch
 # waits in a call: SIGTERM still ends watch within 2 s; after SIGCONT a new watch converges.
-# (3) libvirtd frozen with watch running, then continued: watch recovers on its own.
+# (3) watch started while libvirtd is frozen: ready without it, connected once it answers.
+# (4) libvirtd frozen with watch running, then continued: watch recovers on its own.
 set -euo pipefail
 # shellcheck source=watch-lib.sh
 source "$USBVM_SRCDIR/tests/integration/watch-lib.sh"
@@ -69,7 +70,17 @@ if [ "$(wl_owned "$y")" != 2 ]; then
 fi
 usbvm_h_assert_eq 2 "$(wl_owned "$y")" "after SIGCONT a new watch converged: HY1 and HL1 in $y"
 
-# ---- (3) libvirtd frozen and continued under a running watch
+# ---- (3) watch started while libvirtd is frozen: the connect is bounded, watch gets ready
+# (watching devices) and connects once libvirtd answers.
+wl_watch_stop
+kill -STOP "$lvd"
+wl_watch_start "$rules"
+wl_wait 'libvirtd has not answered'
+kill -CONT "$lvd"
+wl_wait '"event":"connected"' 1 60
+usbvm_h_ok "started against a frozen libvirtd: ready without it, connected once it answered"
+
+# ---- (4) libvirtd frozen and continued under a running watch
 kill -STOP "$lvd"
 wl_stick m 1-5 HL2
 wl_plug "$WL_FILE" >/dev/null

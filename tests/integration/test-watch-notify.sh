@@ -12,7 +12,9 @@ usbvm_h_require systemd-analyze python3
 
 # ---- the unit, with ExecStart pointing at this build
 unit=$USBVM_H_TMP/usbvm.service
-sed -e "s#^ExecStart=[^ ]*#ExecStart=$USBVM#" "$USBVM_BUILDDIR/usbvm.service" >"$unit"
+# Every command line that runs usbvm (ExecStart, and ExecReload's rules check).
+bin=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$USBVM_BUILDDIR/usbvm.service")
+sed -e "s#^\(Exec[A-Za-z]*=\)$bin #\1$USBVM #" "$USBVM_BUILDDIR/usbvm.service" >"$unit"
 # --man=no: the man pages are not installed from a build tree; mandoc checks them.
 out=$(systemd-analyze verify --man=no "$unit" 2>&1) || usbvm_h_fail "systemd-analyze verify: $out"
 usbvm_h_assert_eq "" "$(grep -v 'Failed to connect\|System has not been booted' <<<"$out" || true)" \

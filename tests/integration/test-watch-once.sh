@@ -23,13 +23,23 @@ run_once() {
     [ $rc -eq 0 ] || usbvm_h_fail "watch --once $* exited $rc: $(cat "$USBVM_H_TMP/once.out")"
     jq -c 'select(.event=="summary")' "$USBVM_H_TMP/once.out"
 }
+# what a record says was (or would be) done: "attach PORT DOMAIN MODE", one per line
+actions() {
+    jq -r --arg r "$1" 'select((.event=="attach" or .event=="detach") and .result==$r)
+        | "\(.event) \(.device) \(.domain) \(.mode // "-")"' "$USBVM_H_TMP/once.out" | sort
+}
 sum=$(run_once --dry-run)
-usbvm_h_assert_eq false "$(jq -r .changed <<<"$sum")" "--once --dry-run: changed=false"
+usbvm_h_assert_eq true "$(jq -r .changed <<<"$sum")" "--once --dry-run: changed=true (would attach)"
+usbvm_h_assert_eq 1 "$(jq -r .attached <<<"$sum")" "--once --dry-run: one attach predicted"
 usbvm_h_assert_eq 0 "$(wl_owned "$dom")" "--dry-run: nothing attached"
+predicted=$(actions dry-run)
 sum=$(run_once)
 usbvm_h_assert_eq true "$(jq -r .changed <<<"$sum")" "--once: changed=true"
 usbvm_h_assert_eq 1 "$(jq -r .attached <<<"$sum")" "--once: one attached"
 usbvm_h_assert_eq 1 "$(wl_owned "$dom")" "--once: the device is in the domain"
+usbvm_h_assert_eq "$predicted" "$(actions ok)" "--once did exactly what --dry-run predicted"
+sum=$(run_once --dry-run)
+usbvm_h_assert_eq false "$(jq -r .changed <<<"$sum")" "--once --dry-run once done: nothing more predicted"
 sum=$(run_once)
 usbvm_h_assert_eq false "$(jq -r .changed <<<"$sum")" "--once again: changed=false (idempotent)"
 usbvm_h_assert_eq 1 "$(wl_owned "$dom")" "--once again: still one device"

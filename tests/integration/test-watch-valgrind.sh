@@ -6,6 +6,8 @@ set -euo pipefail
 source "$USBVM_SRCDIR/tests/integration/watch-lib.sh"
 wl_init
 usbvm_h_require valgrind
+# valgrind runs the binary itself, not the suite's --json checking wrapper.
+USBVM=${USBVM_REAL:-$USBVM}
 # Sanitizer builds cannot run under valgrind; the sanitizers check the same things there.
 if nm -D "$USBVM" 2>/dev/null | grep -q __asan_init || ldd "$USBVM" | grep -q libasan; then
     usbvm_h_ok "ASan build: leaks are checked by LeakSanitizer in every watch test instead"

@@ -186,8 +186,15 @@ static void test_enumerate(void **state)
     assert_int_equal(d->n_blocks, 0); /* the disk behind it is the T5's, not the hub's */
     d = by_port(l, "2-1.1");
     assert_int_equal(d->bcd_usb, 0x0310);
-    assert_string_equal(d->interfaces[0].driver, "uas");
-    assert_int_equal(d->interfaces[0].alt, 1);
+    /* Both alternate settings of the T5's interface, as USBGuard sees them, although sysfs
+     * shows only the active one (UAS, alt 1), which lends its driver. */
+    assert_int_equal(d->n_interfaces, 2);
+    assert_int_equal(d->interfaces[0].alt, 0);
+    assert_int_equal(d->interfaces[0].protocol, 0x50);
+    assert_null(d->interfaces[0].driver);
+    assert_int_equal(d->interfaces[1].alt, 1);
+    assert_int_equal(d->interfaces[1].protocol, 0x62);
+    assert_string_equal(d->interfaces[1].driver, "uas");
     assert_int_equal(d->n_blocks, 2);
     assert_false(d->blocks[0].removable);
 
@@ -205,7 +212,7 @@ static void test_new_from_udev(void **state)
     UsbvmError err = { 0 };
     assert_int_equal(usbvm_device_new_from_udev(u, &host_none, &d, &err), 0);
     assert_string_equal(d->port, "2-1.1");
-    assert_int_equal(d->n_interfaces, 1);
+    assert_int_equal(d->n_interfaces, 2);
     assert_int_equal(d->n_blocks, 2);
     assert_string_equal(d->blocks[0].name, "sdg");
     assert_string_equal(d->blocks[1].name, "sdg1");
@@ -396,13 +403,117 @@ static void test_descriptors(void **state)
     assert_ptr_equal(keep, (UsbvmUsbDesc *)0x1);
 }
 
+/* The raw parser: every configuration, duplicates kept, descriptor order; malformed blobs
+ * are refused so that the caller falls back to sysfs. */
+static void test_parse_interfaces(void **state)
+{
+    static const uint8_t two_configs[] = {
+        18, 1,    0x00, 0x02, 0, 0,    0,    64,   0x34, 0x12, 0x78, 0x56, 0, 1, 0, 0, 0,
+        2,                                             /* device */
+        9,  2,    32,   0,    2, 1,    0,    0x80, 50, /* configuration 1, two interfaces */
+        9,  4,    1,    0,    0, 0x0e, 0x01, 0x00, 0,  /* interface 1 first: the order is kept */
+        9,  4,    0,    0,    0, 0x0e, 0x02, 0x00, 0,    7,    5,    0x81, 1, 0, 2, 1, /* with an
+                                                                                          endpoint
+                                                                                        */
+        9,  4,    0,    1,    0, 0x0e, 0x02, 0x00, 0,  /* a duplicate class, other alt */
+        5,  0x24, 1,    2,    3,                       /* class-specific, skipped */
+        9,  2,    18,   0,    1, 2,    0,    0x80, 50, /* configuration 2 */
+        9,  4,    0,    0,    0, 0xff, 0x00, 0x00, 0,
+    };
+    UsbvmInterface *ifs = NULL;
+    size_t n = 0;
+    assert_int_equal(usbvm_usbdesc_parse_interfaces(two_configs, sizeof(two_configs), &ifs, &n), 0);
+    assert_int_equal(n, 4);
+    static const uint8_t want[][3] = {
+        { 1, 0, 0x01 }, { 0, 0, 0x02 }, { 0, 1, 0x02 }, { 0, 0, 0 }
+    };
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(ifs[i].number, want[i][0]);
+        assert_int_equal(ifs[i].alt, want[i][1]);
+        assert_int_equal(ifs[i].subclass, want[i][2]);
+        assert_null(ifs[i].driver);
+    }
+    assert_int_equal(ifs[3].cls, 0xff);
+    free(ifs);
+
+    uint8_t bad[sizeof(two_configs)];
+    memcpy(bad, two_configs, sizeof(bad));
+    bad[18] = 0; /* a zero-length descriptor would loop forever */
+    assert_int_equal(usbvm_usbdesc_parse_interfaces(bad, sizeof(bad), &ifs, &n), -EBADMSG);
+    assert_int_equal(usbvm_usbdesc_parse_interfaces(two_configs, sizeof(two_configs) - 1, &ifs, &n),
+                     -EBADMSG); /* truncated */
+    assert_int_equal(usbvm_usbdesc_parse_interfaces(two_configs, 10, &ifs, &n), -EBADMSG);
+    memcpy(bad, two_configs, sizeof(bad));
+    bad[19] = 4; /* an interface outside any configuration */
+    assert_int_equal(usbvm_usbdesc_parse_interfaces(bad, sizeof(bad), &ifs, &n), -EBADMSG);
+}
+
+static UsbvmDevice *device_at(const char *syspath)
+{
+    _cleanup_(udev_device_unrefp) struct udev_device *u =
+        udev_device_new_from_syspath(udev, syspath);
+    assert_non_null(u);
+    UsbvmDevice *d = NULL;
+    UsbvmError err = { 0 };
+    assert_int_equal(usbvm_device_new_from_udev(u, &host_none, &d, &err), 0);
+    return d;
+}
+
+/* A device USBGuard blocks (authorized=0) has no interface nodes in sysfs, yet
+ * with-interface must see its interfaces; a device whose descriptors cannot be read falls
+ * back to the nodes. */
+static void test_interfaces_without_nodes(void **state)
+{
+    static const char blocked[] =
+        "P: /devices/pci0000:00/0000:00:14.0/usb1/1-9\n"
+        "E: DEVTYPE=usb_device\nE: SUBSYSTEM=usb\nE: BUSNUM=001\nE: DEVNUM=020\n"
+        "A: authorized=0\nA: busnum=1\nA: devnum=20\nA: idVendor=0781\nA: idProduct=5567\n"
+        "A: bDeviceClass=00\nA: version= 2.00\n"
+        "H: descriptors=12010002000000408107675500010102030109022000010100806409040000020806"
+        "50000705810200020007050202000200\n";
+    static const char no_descriptors[] =
+        "P: /devices/pci0000:00/0000:00:14.0/usb1/1-10\n"
+        "E: DEVTYPE=usb_device\nE: SUBSYSTEM=usb\nE: BUSNUM=001\nE: DEVNUM=021\n"
+        "A: authorized=1\nA: busnum=1\nA: devnum=21\nA: idVendor=046d\nA: idProduct=c31c\n"
+        "A: bDeviceClass=00\nA: version= 1.10\n\n"
+        "P: /devices/pci0000:00/0000:00:14.0/usb1/1-10/1-10:1.0\n"
+        "E: DEVTYPE=usb_interface\nE: SUBSYSTEM=usb\nE: DRIVER=usbhid\n"
+        "A: bInterfaceNumber=00\nA: bAlternateSetting= 0\nA: bInterfaceClass=03\n"
+        "A: bInterfaceSubClass=01\nA: bInterfaceProtocol=01\n"
+        "L: driver=../../../../../bus/usb/drivers/usbhid\n";
+    GError *error = NULL;
+    assert_true(umockdev_testbed_add_from_string(testbed, blocked, &error));
+    assert_true(umockdev_testbed_add_from_string(testbed, no_descriptors, &error));
+
+    _cleanup_(usbvm_device_freep) UsbvmDevice *b =
+        device_at("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-9");
+    assert_false(b->authorized);
+    assert_int_equal(b->n_interfaces, 1);
+    assert_int_equal(b->interfaces[0].cls, 0x08);
+    assert_int_equal(b->interfaces[0].protocol, 0x50);
+    assert_null(b->interfaces[0].driver);
+    assert_true(usbvm_device_is_storage(b));
+
+    _cleanup_(usbvm_device_freep) UsbvmDevice *k =
+        device_at("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-10");
+    assert_int_equal(k->n_interfaces, 1);
+    assert_int_equal(k->interfaces[0].cls, 0x03);
+    assert_string_equal(k->interfaces[0].driver, "usbhid");
+
+    umockdev_testbed_remove_device(testbed,
+                                   "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-10/1-10:1.0");
+    umockdev_testbed_remove_device(testbed, "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-10");
+    umockdev_testbed_remove_device(testbed, "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-9");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_identity_alias), cmocka_unit_test(test_enumerate),
-        cmocka_unit_test(test_new_from_udev),  cmocka_unit_test(test_resolve),
-        cmocka_unit_test(test_host_use),       cmocka_unit_test(test_decode),
-        cmocka_unit_test(test_blocks_sort),    cmocka_unit_test(test_descriptors),
+        cmocka_unit_test(test_identity_alias),   cmocka_unit_test(test_enumerate),
+        cmocka_unit_test(test_new_from_udev),    cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_host_use),         cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_blocks_sort),      cmocka_unit_test(test_descriptors),
+        cmocka_unit_test(test_parse_interfaces), cmocka_unit_test(test_interfaces_without_nodes),
     };
     return cmocka_run_group_tests_name("device", tests, setup, teardown);
 }

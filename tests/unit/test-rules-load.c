@@ -94,8 +94,43 @@ static void test_missing(void **state)
     assert_null(rs);
     assert_int_equal(d.n_errors, 1);
     assert_int_equal(d.items[0].line, 0);
-    assert_non_null(strstr(d.items[0].message, "No such file"));
+    assert_non_null(strstr(d.items[0].message, "no such file; write the rules there"));
     usbvm_rule_diags_clear(&d);
+
+    /* A missing directory: the message says how to create it. */
+    assert_int_equal(usbvm_ruleset_load("/nonexistent/rules.d", &rs, &d), -ENOENT);
+    assert_int_equal(d.n_errors, 1);
+    assert_non_null(strstr(d.items[0].message, "mkdir -p /nonexistent/rules.d"));
+    usbvm_rule_diags_clear(&d);
+}
+
+static size_t lint_warnings(const char *text, const char *want)
+{
+    UsbvmRuleset *rs = NULL;
+    UsbvmRuleDiags d = { 0 };
+    assert_int_equal(usbvm_ruleset_parse("lint.rules", text, &rs, &d), 0);
+    size_t before = d.n;
+    usbvm_ruleset_lint(rs, &d);
+    size_t n = d.n - before;
+    for (size_t i = before; i < d.n; i++) {
+        assert_true(d.items[i].warning);
+        assert_non_null(strstr(d.items[i].message, want));
+    }
+    usbvm_rule_diags_clear(&d);
+    usbvm_ruleset_free(rs);
+    return n;
+}
+
+/* An attach rule keyed only on what the device reports about itself gets advice on pinning;
+ * a rule with via-port, and ignore rules, get none. */
+static void test_lint_self_chosen(void **state)
+{
+    assert_int_equal(lint_warnings("attach id 0781:5567 serial \"X\" to vm\n", "via-port"), 1);
+    assert_int_equal(lint_warnings("attach fs-label \"BACKUP\" to vm as virtio\n", "(fs-label)"),
+                     1);
+    assert_int_equal(lint_warnings("attach id 0781:5567 via-port \"1-2\" to vm\n", ""), 0);
+    assert_int_equal(lint_warnings("ignore id 0781:5567\n", ""), 0);
+    assert_int_equal(lint_warnings("attach to vm\n", ""), 0); /* the parser warns already */
 }
 
 static void test_strict_modes(void **state)
@@ -159,12 +194,90 @@ static void test_strict_modes(void **state)
     assert_int_equal(d.n, 0);
 }
 
+/* Every directory up to "/" is checked, through the descriptor that is read, not by name. */
+static void test_strict_modes_up_to_root(void **state)
+{
+    if (geteuid() != 0) {
+        /* Ownership cannot be set up without root; StrictModes is off for others anyway. */
+        fail_msg("test-rules-load must run as root (the CI does)");
+    }
+    _cleanup_free_ char *top = xasprintf("%s/top", tmpdir);
+    _cleanup_free_ char *mid = xasprintf("%s/mid", top);
+    _cleanup_free_ char *dir = xasprintf("%s/rules.d", mid);
+    assert_int_equal(mkdir(top, 0755), 0);
+    assert_int_equal(mkdir(mid, 0755), 0);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    write_file(dir, "a.rules", "ignore\n", 7, 0644);
+    _cleanup_free_ char *file = xasprintf("%s/a.rules", dir);
+    UsbvmRuleDiags d = { 0 };
+    UsbvmRuleset *rs = NULL;
+
+    assert_int_equal(usbvm_ruleset_load_flags(dir, USBVM_RULES_STRICT, &rs, &d), 0);
+    usbvm_ruleset_free(rs);
+    rs = NULL;
+
+    /* Two levels above the file, a group-writable directory: its group could rename mid
+     * away and put a rules directory of its own in its place. */
+    assert_int_equal(chmod(top, 0775), 0);
+    const char *paths[] = { dir, file };
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(usbvm_ruleset_load_flags(paths[i], USBVM_RULES_STRICT, &rs, &d), -EPERM);
+        assert_null(rs);
+        assert_string_equal(d.items[0].file, top);
+        assert_non_null(strstr(d.items[0].message, "directory above the rules"));
+        assert_non_null(strstr(d.items[0].message, "writable by its group"));
+        usbvm_rule_diags_clear(&d);
+    }
+    /* ... with the sticky bit, others cannot replace mid: accepted. */
+    assert_int_equal(chmod(top, 01777), 0);
+    assert_int_equal(usbvm_ruleset_load_flags(dir, USBVM_RULES_STRICT, &rs, &d), 0);
+    usbvm_ruleset_free(rs);
+    rs = NULL;
+    assert_int_equal(chmod(top, 0755), 0);
+
+    /* Owned by another user, above the rules. */
+    assert_int_equal(chown(mid, 65534, 65534), 0);
+    assert_int_equal(usbvm_ruleset_load_flags(file, USBVM_RULES_STRICT, &rs, &d), -EPERM);
+    assert_string_equal(d.items[0].file, mid);
+    assert_non_null(strstr(d.items[0].message, "owned by uid 65534"));
+    usbvm_rule_diags_clear(&d);
+    assert_int_equal(chown(mid, 0, 0), 0);
+
+    /* A rules file that is a link to a file elsewhere is followed, and the target's own
+     * directories are checked: here a directory anyone can write to. */
+    _cleanup_free_ char *evil = xasprintf("%s/evil", tmpdir);
+    assert_int_equal(mkdir(evil, 0755), 0);
+    assert_int_equal(chmod(evil, 0777), 0);
+    write_file(evil, "x.rules", "ignore\n", 7, 0644);
+    _cleanup_free_ char *target = xasprintf("%s/x.rules", evil);
+    _cleanup_free_ char *link = xasprintf("%s/b.rules", dir);
+    assert_int_equal(symlink(target, link), 0);
+    assert_int_equal(usbvm_ruleset_load_flags(dir, USBVM_RULES_STRICT, &rs, &d), -EPERM);
+    assert_string_equal(d.items[0].file, evil);
+    usbvm_rule_diags_clear(&d);
+    assert_int_equal(chmod(evil, 0755), 0);
+    assert_int_equal(usbvm_ruleset_load_flags(dir, USBVM_RULES_STRICT, &rs, &d), 0);
+    assert_int_equal(usbvm_ruleset_size(rs), 2);
+    usbvm_ruleset_free(rs);
+    rs = NULL;
+    assert_int_equal(unlink(link), 0);
+
+    /* A FIFO named like a rules file does not block the load; it is skipped. */
+    _cleanup_free_ char *fifo = xasprintf("%s/c.rules", dir);
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    assert_int_equal(usbvm_ruleset_load_flags(dir, USBVM_RULES_STRICT, &rs, &d), 0);
+    assert_true(d.items[0].warning);
+    usbvm_rule_diags_clear(&d);
+    usbvm_ruleset_free(rs);
+    assert_int_equal(unlink(fifo), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_directory_order),
-        cmocka_unit_test(test_missing),
-        cmocka_unit_test(test_strict_modes),
+        cmocka_unit_test(test_directory_order),         cmocka_unit_test(test_missing),
+        cmocka_unit_test(test_lint_self_chosen),        cmocka_unit_test(test_strict_modes),
+        cmocka_unit_test(test_strict_modes_up_to_root),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

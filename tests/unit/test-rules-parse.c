@@ -1,7 +1,7 @@
 /* The rules parser against data: tests/rules/good.rules (must parse, round-trip through the
  * formatter, and give exactly the annotated warnings), tests/rules/bad.rules (each case's
- * first error at the annotated line:column), and USBGuard's own corpus on the shared
- * attributes. */
+ * first error at the annotated line:column). USBGuard's own parser judges the shared
+ * vocabulary in test-rules-usbguard.c. */
 #include "rules-internal.h"
 
 #include <errno.h>
@@ -346,108 +346,13 @@ static void test_sizes(void **state)
     }
 }
 
-/* ---- USBGuard's corpus ---- */
-
-static bool has_word_outside_strings(const char *line, const char *word)
-{
-    size_t wl = strlen(word);
-    bool in_str = false;
-    for (const char *p = line; *p; p++) {
-        if (in_str) {
-            if (*p == '\\' && p[1])
-                p++;
-            else if (*p == '"')
-                in_str = false;
-            continue;
-        }
-        if (*p == '"') {
-            in_str = true;
-            continue;
-        }
-        if ((p == line || p[-1] == ' ' || p[-1] == '\t') && strncmp(p, word, wl) == 0 &&
-            (p[wl] == '\0' || p[wl] == ' ' || p[wl] == '\t' || p[wl] == '\n'))
-            return true;
-    }
-    return false;
-}
-
-/* Lines that use attributes usbvm does not share are left out of the comparison. */
-static bool uses_unshared(const char *line)
-{
-    static const char *const words[] = { "hash", "parent-hash", "if", "label", NULL };
-    for (size_t i = 0; words[i]; i++)
-        if (has_word_outside_strings(line, words[i]))
-            return true;
-    return false;
-}
-
-/* "allow id ..." -> "ignore id ...": the USBGuard target becomes usbvm's ignore target, so
- * that only the match part is compared. Lines without a target stay as they are. */
-static char *translate(const char *line)
-{
-    static const char *const targets[] = { "allow", "block", "reject", NULL };
-    for (size_t i = 0; targets[i]; i++) {
-        size_t n = strlen(targets[i]);
-        if (strncmp(line, targets[i], n) == 0 && (line[n] == '\0' || line[n] == ' '))
-            return xasprintf("ignore%s", line + n);
-    }
-    return xstrdup(line);
-}
-
-static size_t compare_corpus(const char *path, bool expect_ok, size_t *ret_total)
-{
-    _cleanup_free_ char *text = NULL;
-    size_t len, compared = 0, total = 0;
-    assert_int_equal(usbvm_read_file(path, &text, &len), 0);
-    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-        total++;
-        if (uses_unshared(line))
-            continue;
-        _cleanup_free_ char *t = translate(line);
-        UsbvmRuleDiags d = { 0 };
-        UsbvmRuleset *rs = NULL;
-        int r = usbvm_ruleset_parse("usbguard", t, &rs, &d);
-        if ((r == 0) != expect_ok)
-            print_error("%s: '%s' is %s by usbvm%s%s\n", path, line,
-                        r == 0 ? "accepted" : "rejected", d.n ? ": " : "",
-                        d.n ? d.items[0].message : "");
-        assert_int_equal(r == 0, expect_ok);
-        if (r == 0) {
-            /* Same meaning also means it survives our round trip. */
-            assert_int_equal(
-                usbvm_ruleset_size(rs),
-                strspn(line, " ") < strlen(line) && line[strspn(line, " ")] != '#' ? 1 : 0);
-        }
-        usbvm_ruleset_free(rs);
-        usbvm_rule_diags_clear(&d);
-        compared++;
-    }
-    *ret_total = total;
-    return compared;
-}
-
-static void test_usbguard_corpus(void **state)
-{
-    size_t total_good, total_bad;
-    size_t good = compare_corpus(USBVM_SHARED "/data/usbguard/test-rules.good", true, &total_good);
-    size_t bad = compare_corpus(USBVM_SHARED "/data/usbguard/test-rules.bad", false, &total_bad);
-    print_message("USBGuard corpus: compared %zu of %zu good lines and %zu of %zu bad lines "
-                  "(the rest use hash, parent-hash, if or label)\n",
-                  good, total_good, bad, total_bad);
-    /* The corpus has 770 good and 75 bad lines, of which 107 and 57 use only shared
-     * attributes; if the filter ate more, the comparison would prove little. */
-    assert_true(good >= 100);
-    assert_true(bad >= 50);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),           cmocka_unit_test(test_bad),
         cmocka_unit_test(test_bad_whole_file), cmocka_unit_test(test_multiple_errors),
         cmocka_unit_test(test_accessors),      cmocka_unit_test(test_format),
-        cmocka_unit_test(test_sizes),          cmocka_unit_test(test_usbguard_corpus),
+        cmocka_unit_test(test_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,6 +26,9 @@ scenario() {
     [[ -n $(g 'usbvm_devs inner') ]] || fail "the disk vanished from the live XML although the guest never released it"
     out=$(g 'usbvm status --json')
     echo "status: $out"
+    jq -e '[.. | objects | select(.domain? == "inner" and .mode? == "virtio" and .present? == true
+            and ((.alias? // "") | startswith("ua-usbvm-")))] | length == 1' <<<"$out" >/dev/null ||
+        fail "usbvm status does not show the one virtio disk still held in inner: $out"
     unplug s12
     # reset_state restarts inner: only a domain restart clears a never-released disk
 }

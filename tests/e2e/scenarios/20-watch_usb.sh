@@ -30,6 +30,7 @@ scenario() {
     plug s20 E2E20 "$img"
     read -r _ bus2 devnum2 < <(g 'wait_usb E2E20')
     echo "replugged at bus $bus2 device $devnum2 (was $bus/$devnum)"
+    [[ "$bus2/$devnum2" != "$bus/$devnum" ]] || fail "the replug did not change the address: the test proves nothing"
     g 'events_wait inner "device-added.*ua-usbvm-" 60 2' || fail "no device-added event after the replug"
     out=$(g 'hostdevs inner')
     echo "$out"

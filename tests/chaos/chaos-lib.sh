@@ -1,0 +1,84 @@
+# The chaos suite's shared part (sourced after tests/integration/watch-lib.sh): what the
+# converged state must be, waiting for it, and the figures of a scenario.
+#
+#   chaos_expect ALIAS DOMAIN / chaos_forget ALIAS   a present stick must be in DOMAIN only
+#   chaos_domains DOMAIN...                          the domains whose live XML is checked
+#   chaos_converge LIMIT_S                           waits until the state is the expected one,
+#                                                    or LIMIT_S passes; records the run
+#   chaos_report NAME                                prints the scenario's figures, and fails
+#                                                    the test when a run did not converge
+#
+# The state is read from the live XML of the domains: every expected alias exactly once, in
+# its domain (else "wrong domain" or "duplicate"), and no other ua-usbvm- alias ("stale").
+# Between looks the wait is for libvirt's next event on any domain, bounded: no sleeps.
+
+declare -A CHAOS_WANT=()
+CHAOS_DOMAINS=()
+CHAOS_RUNS=0 CHAOS_CONVERGED=0 CHAOS_STALE=0 CHAOS_DUP=0 CHAOS_WRONG=0 CHAOS_MISSING=0
+CHAOS_TIMES=$USBVM_H_TMP/chaos-times
+
+chaos_domains() { CHAOS_DOMAINS=("$@"); }
+chaos_expect() { CHAOS_WANT[$1]=$2; }
+chaos_forget() { unset "CHAOS_WANT[$1]"; }
+
+# chaos_state : "stale dup wrong missing" as of now.
+chaos_state() {
+    local d a stale=0 dup=0 wrong=0 missing=0
+    declare -A seen=()
+    for d in "${CHAOS_DOMAINS[@]}"; do
+        for a in $(virsh -c "$USBVM_H_URI" dumpxml "$d" 2>/dev/null |
+            grep -o "alias name='ua-usbvm-[0-9a-f]*" | cut -d"'" -f2); do
+            if [ -z "${CHAOS_WANT[$a]:-}" ]; then
+                stale=$((stale + 1))
+                continue
+            fi
+            [ "${CHAOS_WANT[$a]}" = "$d" ] || wrong=$((wrong + 1))
+            [ -z "${seen[$a]:-}" ] || dup=$((dup + 1))
+            seen[$a]=1
+        done
+    done
+    for a in "${!CHAOS_WANT[@]}"; do
+        [ -n "${seen[$a]:-}" ] || missing=$((missing + 1))
+    done
+    echo "$stale $dup $wrong $missing"
+}
+
+chaos_converge() {
+    local limit=$1 t0 st
+    t0=$(date +%s%N)
+    local deadline=$((SECONDS + limit))
+    CHAOS_RUNS=$((CHAOS_RUNS + 1))
+    while :; do
+        st=$(chaos_state)
+        if [ "$st" = "0 0 0 0" ]; then
+            CHAOS_CONVERGED=$((CHAOS_CONVERGED + 1))
+            echo $((($(date +%s%N) - t0) / 1000)) >>"$CHAOS_TIMES"
+            return 0
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            read -r s d w m <<<"$st"
+            CHAOS_STALE=$((CHAOS_STALE + s)) CHAOS_DUP=$((CHAOS_DUP + d))
+            CHAOS_WRONG=$((CHAOS_WRONG + w)) CHAOS_MISSING=$((CHAOS_MISSING + m))
+            usbvm_h_log "run $CHAOS_RUNS did not converge in ${limit}s: stale $s, duplicates $d, wrong domain $w, missing $m"
+            return 1
+        fi
+        virsh -q -c "$USBVM_H_URI" event --all --timeout 1 >/dev/null 2>&1 || true
+    done
+}
+
+chaos_report() {
+    local name=$1 p50=- p99=-
+    if [ -s "$CHAOS_TIMES" ]; then
+        read -r p50 p99 < <(sort -n "$CHAOS_TIMES" | awk '{v[NR]=$1} END {
+            printf "%.0f %.0f\n", v[int((NR-1)*0.50)+1]/1000, v[int((NR-1)*0.99)+1]/1000 }')
+    fi
+    printf 'chaos %s: runs %d, converged %d, converge p50 %s ms p99 %s ms, stale %d, duplicates %d, wrong domain %d, missing %d\n' \
+        "$name" "$CHAOS_RUNS" "$CHAOS_CONVERGED" "$p50" "$p99" "$CHAOS_STALE" "$CHAOS_DUP" \
+        "$CHAOS_WRONG" "$CHAOS_MISSING" | tee -a "${USBVM_CHAOS_FIGURES:-/dev/null}"
+    usbvm_h_assert_eq "$CHAOS_RUNS" "$CHAOS_CONVERGED" "$name: every run converged"
+}
+
+# chaos_alias SERIAL : the alias watch gave the stick (from its plug record).
+chaos_alias() {
+    jq -r --arg s "$1" 'select(.event=="plug" and .serial==$s) | .alias' "$WL_LOG" | head -n1
+}

@@ -1,0 +1,81 @@
+#!/bin/bash
+# CI cannot skip a stage silently: tests/run-all fails before the build when the fuzzer or the
+# e2e runner is missing or not executable; tests/e2e/run fails before anything boots when its
+# filter names no scenario or the retired optional list is set; every script tests/bench/run
+# calls can run. Nothing here builds, boots or installs: the runners are checked on copies
+# with stand-ins for the heavy stages.
+set -uo pipefail
+
+: "${USBVM_SRCDIR:?}"
+SRC=$USBVM_SRCDIR
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+expect() { if [[ "$2" == "$3" ]]; then ok; else fail "$1: expected [$2], got [$3]"; fi; }
+contains() { if [[ "$3" == *"$2"* ]]; then ok; else fail "$1: [$2] not in [$3]"; fi; }
+
+# ---- tests/run-all on a copy whose stages are stand-ins -------------------------------------
+# fake_tree DIR: run-all beside executable stand-ins that only leave a mark.
+fake_tree() {
+    mkdir -p "$1/tests/fuzz" "$1/tests/e2e"
+    cp "$SRC/tests/run-all" "$1/tests/run-all"
+    local s
+    for s in tests/install-deps tests/fuzz/run-fuzz.sh tests/e2e/run; do
+        printf '#!/bin/sh\ntouch "%s/ran.$(basename "$0")"\n' "$1" >"$1/$s"
+        chmod +x "$1/$s"
+    done
+}
+check_run_all() {
+    local what=$1 tree=$2 stage=$3
+    local rc=0
+    timeout 60 "$tree/tests/run-all" >"$TMP/out" 2>"$TMP/err" || rc=$?
+    expect "run-all with $what: exit status" 1 "$rc"
+    contains "run-all with $what: names the stage" "$stage is missing or not executable" \
+        "$(cat "$TMP/err")"
+    expect "run-all with $what: fails before any stage" "" "$(ls "$tree" | grep '^ran\.')"
+}
+
+fake_tree "$TMP/a"
+rm "$TMP/a/tests/fuzz/run-fuzz.sh"
+check_run_all "no fuzzer" "$TMP/a" tests/fuzz/run-fuzz.sh
+fake_tree "$TMP/b"
+chmod -x "$TMP/b/tests/e2e/run"
+check_run_all "an e2e runner without its run bit" "$TMP/b" tests/e2e/run
+fake_tree "$TMP/c"
+chmod -x "$TMP/c/tests/fuzz/run-fuzz.sh"
+check_run_all "a fuzzer without its run bit" "$TMP/c" tests/fuzz/run-fuzz.sh
+
+# The real tree has them all.
+for s in tests/run-all tests/install-deps tests/fuzz/run-fuzz.sh tests/e2e/run tests/bench/run; do
+    if [[ -x $SRC/$s ]]; then ok; else fail "$s is not executable"; fi
+done
+
+# ---- tests/e2e/run: a bad filter fails at once ----------------------------------------------
+e2e() {
+    local rc=0 t0=$SECONDS
+    env "$@" timeout 30 "$SRC/tests/e2e/run" >"$TMP/out" 2>"$TMP/err" || rc=$?
+    E2E_RC=$rc E2E_TIME=$((SECONDS - t0))
+}
+before=$(ls "$SRC/tests/e2e/work" 2>/dev/null | wc -l)
+e2e USBVM_E2E_ONLY="usb_disk no_such_scenario"
+expect "e2e filter naming no scenario: exit status" 1 "$E2E_RC"
+contains "e2e filter naming no scenario: says which" "'no_such_scenario', which is no scenario" \
+    "$(cat "$TMP/err")"
+expect "e2e filter: fails in seconds (nothing built or booted)" 1 "$((E2E_TIME < 10))"
+e2e USBVM_E2E_OPTIONAL=watch_usb
+expect "e2e optional list: exit status" 1 "$E2E_RC"
+contains "e2e optional list: refused" "USBVM_E2E_OPTIONAL is no longer supported" "$(cat "$TMP/err")"
+expect "e2e: no work directory created" "$before" "$(ls "$SRC/tests/e2e/work" 2>/dev/null | wc -l)"
+
+# ---- tests/bench/run reaches its end: every script it calls can run -------------------------
+n=0
+while read -r s; do
+    n=$((n + 1))
+    if [[ -x $SRC/$s ]]; then ok; else fail "tests/bench/run calls $s, which is not executable"; fi
+done < <(grep -o 'tests/bench/[A-Za-z0-9_-]*\.sh' "$SRC/tests/bench/run" | sort -u)
+expect "tests/bench/run calls its scripts" 1 "$((n >= 3))"
+
+echo "$passed passed, $failed failed"
+((failed == 0))
