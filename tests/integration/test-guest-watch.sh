@@ -3,6 +3,7 @@
 # host has written, the policy attaches it, the guest reads it (sha256) and writes its own file;
 # the stick is pulled while the guest still has it mounted: watch detaches it and its log says
 # where the guest had it mounted; the host reads the guest's file (sha256).
+# GUEST_MODES="virtio" runs only the modes named.
 set -euo pipefail
 # shellcheck source=watch-lib.sh
 source "$USBVM_SRCDIR/tests/integration/watch-lib.sh"
