@@ -72,6 +72,10 @@ for mode in usb-disk virtio scsi; do
     usbvm_h_assert_eq '[]' "$(guest_mounts)" "$mode: status says the guest has it unmounted"
     sum_guest=$(usbvm_g_exec "$dom" "udevadm wait --settle --timeout=60 $link >/dev/null &&
         mkdir -p $GMNT && mount $link $GMNT && sha256sum $GMNT/from-host | cut -d' ' -f1" 90)
+    if [ -z "$sum_guest" ] && ! usbvm_h_live_xml "$dom" | grep -q "alias name='ua-usbvm-"; then
+        usbvm_h_fail "$mode: the disk left $dom before the guest read it (a usbvm watch of" \
+            "another test on this host detaches what it does not know): run again"
+    fi
     usbvm_h_assert_eq "$sum_host" "$sum_guest" "$mode: the guest reads the host's file"
     usbvm_h_log "$mode ($fs): host wrote from-host sha256 $sum_host; the guest read $sum_guest"
 
