@@ -69,7 +69,7 @@ static int open_checked(const char *canon, bool strict, UsbvmRuleDiags *diags, s
     _cleanup_free_ char *walked = xstrdup("/");
     const char *p = canon;
     for (;;) {
-        struct stat st;
+        struct stat st = { 0 };
         if (fstat(fd, &st) < 0)
             return file_error(diags, walked, -errno, "cannot stat: %s", strerror(errno));
         while (*p == '/')
@@ -258,7 +258,7 @@ static int load_path(const char *path, bool dir_ok, bool strict, UsbvmRuleset *r
         return missing_path(diags, path);
     if (!canon)
         return file_error(diags, path, -errno, "cannot read rules: %s", strerror(errno));
-    struct stat st;
+    struct stat st = { 0 };
     int fd = open_checked(canon, strict, diags, &st);
     if (fd < 0)
         return fd;

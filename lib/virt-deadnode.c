@@ -176,7 +176,7 @@ int usbvm_deadnode_remove_at(int devfd, const char *source, dev_t rdev, char *co
         return 0;
     }
     for (size_t i = 0; others && others[i]; i++) {
-        dev_t o;
+        dev_t o = 0;
         if (usbvm_deadnode_stat_at(devfd, others[i], &o) == 0 && o == rdev) {
             _cleanup_free_ char *other = usbvm_escape(others[i]);
             *ret_msg = xasprintf("left %s (%u:%u) in the domain's /dev: the domain's disk %s "

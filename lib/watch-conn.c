@@ -167,8 +167,11 @@ void usbvm_watch_device_removed(Watch *w, WatchMsg *m, bool failed)
     }
     if (op)
         usbvm_watch_op_remove(w, op);
-    if (dev)
+    if (dev) {
+        /* Its place changed: a refusal because it was elsewhere may not hold any more. */
+        dev->held_back = false;
         dev->event_usec = usbvm_now_usec();
+    }
     w->dirty = true;
 }
 

@@ -386,6 +386,9 @@ static void replay_deferred(Watch *w)
 
 static void turn(Watch *w, uint64_t stop_at)
 {
+    /* What changed outside a turn (stopping with --detach-on-exit) is planned before waiting. */
+    if (w->started && w->dirty)
+        plan_and_act(w);
     uint64_t now = usbvm_now_usec();
     WatchMsg *m = usbvm_watch_inbox_take(&w->inbox, next_deadline(w, now, stop_at));
     while (m) {
