@@ -1,9 +1,10 @@
-/* usbvm detach <domain>|--all <device> [--timeout SECONDS] [--check] [--force] [--json]
+/* usbvm detach <domain>|--all <device> [--timeout SECONDS] [--check] [--force] [--flush] [--json]
  *
  * <device> is a device specifier (resolved through udev) or an alias ("ua-usbvm-..."), which
  * works after the host device is gone. Done only when libvirt confirms the removal; otherwise
- * state "pending" and exit code 5. */
+ * state "pending" and exit code 5. Refused while the guest has the disk mounted (lib/guest.h). */
 #include "cli.h"
+#include "guest-json.h"
 #include "virt.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@ enum {
     OPT_TIMEOUT = USBVM_OPT_VERB_BASE,
     OPT_CHECK,
     OPT_FORCE,
+    OPT_FLUSH,
 };
 
 const struct poptOption usbvm_detach_options[] = {
@@ -24,7 +26,11 @@ const struct poptOption usbvm_detach_options[] = {
     { "check", '\0', POPT_ARG_NONE, NULL, OPT_CHECK,
       "Only predict whether anything would change (Ansible check mode)", NULL },
     { "force", 'f', POPT_ARG_NONE, NULL, OPT_FORCE,
-      "Also detach a device that usbvm did not attach (named explicitly)", NULL },
+      "Also detach a device that usbvm did not attach (named explicitly), or one the guest "
+      "has mounted",
+      NULL },
+    { "flush", '\0', POPT_ARG_NONE, NULL, OPT_FLUSH,
+      "Freeze and thaw the guest's filesystems on the device first (needs the guest agent)", NULL },
     USBVM_SCOPE_OPTIONS,
     USBVM_COMMON_OPTIONS,
     POPT_TABLEEND,
@@ -60,21 +66,30 @@ static const UsbvmDomDev *pick(const UsbvmDomDevList *l, const char *domain, con
 }
 
 static int detach_one(UsbvmCli *cli, virConnectPtr conn, UsbvmAnswer *a, const char *domain,
-                      const char *alias, unsigned flags, int timeout_ms, UsbvmError *err)
+                      const char *alias, unsigned flags, int timeout_ms, const UsbvmGuestCheck *g,
+                      UsbvmError *err)
 {
     _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
     int r = usbvm_virt_lookup(conn, domain, &dom, err);
     if (r < 0)
         return r;
     a->domain = domain; /* by name: the caller normalised it */
+    char notes[sizeof(a->res.notes)] = "";
+    if (g->dd && (flags & USBVM_ATTACH_LIVE)) {
+        r = usbvm_guest_before_detach(dom, g->dd, g->d, a->device, g->flags, notes, sizeof(notes),
+                                      err);
+        if (r < 0)
+            return r;
+    }
     r = usbvm_virt_detach_alias(conn, dom, alias, flags, timeout_ms, &a->res, err);
     a->have_res = r == 0 || (err && err->kind == USBVM_E_PENDING);
+    usbvm_cli_guest_notes(&a->res, notes);
     return r;
 }
 
 typedef struct DetachOptions {
     bool all;
-    unsigned flags;
+    unsigned flags, gflags;
     int timeout_ms;
 } DetachOptions;
 
@@ -95,6 +110,10 @@ static int on_option(UsbvmCli *cli, const UsbvmVerb *verb, int val, const char *
         break;
     case OPT_FORCE:
         o->flags |= USBVM_ATTACH_FORCE;
+        o->gflags |= USBVM_GUEST_FORCE;
+        break;
+    case OPT_FLUSH:
+        o->gflags |= USBVM_GUEST_FLUSH;
         break;
     }
     return 0;
@@ -198,7 +217,11 @@ int usbvm_cmd_detach(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
     a.alias = alias;
     _cleanup_free_ char *target_domain = xstrdup(dd ? dd->domain : domain);
 
-    if (detach_one(cli, conn, &a, target_domain, alias, flags, o.timeout_ms, &err) < 0)
+    /* --check changes nothing, in the guest neither. */
+    UsbvmGuestCheck g = {
+        .dd = dd, .d = d, .flags = o.gflags & ~(flags & USBVM_ATTACH_CHECK ? USBVM_GUEST_FLUSH : 0)
+    };
+    if (detach_one(cli, conn, &a, target_domain, alias, flags, o.timeout_ms, &g, &err) < 0)
         return usbvm_cli_answer(cli, &a, NULL, &err);
     _cleanup_free_ char *msg = answer_message(&a, flags);
     return usbvm_cli_answer(cli, &a, msg, NULL);

@@ -2,6 +2,7 @@
  * Text is a set of aligned, labelled sections rendered from the same object --json prints. */
 #include "cli.h"
 #include "device-json.h"
+#include "guest-json.h"
 #include "usbdesc.h"
 
 #include <string.h>
@@ -90,6 +91,7 @@ static const UsbvmColumn device_fields[] = {
     { "connect_type", "Connect type", USBVM_FMT_STR },
     { "size", "Size", USBVM_FMT_SIZE },
     { "text.domain", "Domain", USBVM_FMT_STR },
+    { "text.guest", "In the guest", USBVM_FMT_STR },
 };
 
 static const UsbvmColumn interface_columns[] = {
@@ -208,6 +210,39 @@ static void print_descriptors(json_object *dev)
     json_object_put(rows);
 }
 
+/* Where each running domain holding the device has it mounted (lib/guest.h). */
+static json_object *guest_json(UsbvmCli *cli, const UsbvmCliDomains *domains, const UsbvmDevice *d)
+{
+    if (!domains->available)
+        return NULL;
+    UsbvmCliGuests guests = { 0 };
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < domains->domdevs->n; i++)
+        if (usbvm_domdev_matches(&domains->domdevs->items[i], d))
+            json_object_array_add(
+                arr, usbvm_cli_guest_json(cli->conn, &guests, &domains->domdevs->items[i], d));
+    usbvm_cli_guests_clear(&guests);
+    return arr;
+}
+
+static void add_guest_text(json_object *dev, json_object *t)
+{
+    json_object *guest = get(dev, "guest");
+    if (!guest) { /* libvirt unavailable */
+        json_object_object_add(t, "guest", json_object_new_string("unknown"));
+        return;
+    }
+    UsbvmBuf b = { 0 };
+    for (size_t i = 0; i < json_object_array_length(guest); i++) {
+        json_object *g = json_object_array_get_idx(guest, i);
+        _cleanup_free_ char *gt = usbvm_cli_guest_text(g);
+        usbvm_buf_printf(&b, "%s%s: %s", i ? "; " : "", json_object_get_string(get(g, "domain")),
+                         gt);
+    }
+    _cleanup_free_ char *s = usbvm_buf_steal(&b);
+    json_object_object_add(t, "guest", *s ? json_object_new_string(s) : NULL);
+}
+
 static void print_text(json_object *dev)
 {
     /* Text-only renderings, derived from the object's own facts. */
@@ -221,6 +256,7 @@ static void print_text(json_object *dev)
     _cleanup_free_ char *domtext =
         doms ? usbvm_out_format(doms, USBVM_FMT_LIST) : xstrdup("unknown");
     json_object_object_add(t, "domain", json_object_new_string(domtext));
+    add_guest_text(dev, t);
 
     _cleanup_free_ char *title = usbvm_out_format(get(dev, "port"), USBVM_FMT_STR);
     printf("Device %s\n", title);
@@ -257,6 +293,7 @@ int usbvm_cmd_show(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **
     UsbvmCliDomains domains;
     usbvm_cli_domains_load(cli, &domains);
     json_object *dev = usbvm_device_to_json(d, &domains);
+    json_object_object_add(dev, "guest", guest_json(cli, &domains, d));
 
     /* Descriptors are a bonus over sysfs: when libusb cannot read them, say why and go on. */
     _cleanup_(usbvm_usbdesc_freep) UsbvmUsbDesc *desc = NULL;

@@ -1,6 +1,8 @@
 /* usbvm status [--json]: every device carrying a ua-usbvm- alias in a running domain, with
- * its mode and whether its host device is still present. The live XML is the state. */
+ * its mode, whether its host device is still present and where the guest has it mounted. The
+ * live XML is the state. */
 #include "cli.h"
+#include "guest-json.h"
 #include "virt.h"
 
 #include <string.h>
@@ -14,7 +16,7 @@ static const UsbvmColumn status_columns[] = {
     { "domain", "DOMAIN", USBVM_FMT_STR },    { "device", "DEVICE", USBVM_FMT_STR },
     { "mode", "MODE", USBVM_FMT_STR },        { "target", "TARGET", USBVM_FMT_STR },
     { "present", "PRESENT", USBVM_FMT_BOOL }, { "source", "SOURCE", USBVM_FMT_STR },
-    { "alias", "ALIAS", USBVM_FMT_STR },
+    { "alias", "ALIAS", USBVM_FMT_STR },      { "text.guest", "GUEST", USBVM_FMT_STR },
 };
 
 int usbvm_cmd_status(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
@@ -37,6 +39,7 @@ int usbvm_cmd_status(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
     if (usbvm_cli_devices(cli, &devs, &derr) < 0)
         usbvm_cli_warning(cli, "cannot tell which devices are present: %s", derr.message);
 
+    UsbvmCliGuests guests = { 0 };
     json_object *arr = json_object_new_array();
     for (size_t i = 0; i < l->n; i++) {
         const UsbvmDomDev *dd = &l->items[i];
@@ -64,8 +67,17 @@ int usbvm_cmd_status(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
                                devs ? json_object_new_boolean(present != NULL) : NULL);
         usbvm_json_add_str(o, "device", present ? present->port : NULL);
         usbvm_json_add_str(o, "identity", present ? present->identity : NULL);
+        json_object *guest = usbvm_cli_guest_json(conn, &guests, dd, present);
+        json_object_object_add(o, "guest", guest);
+        if (!cli->json) {
+            json_object *t = json_object_new_object();
+            _cleanup_free_ char *gt = usbvm_cli_guest_text(guest);
+            json_object_object_add(t, "guest", json_object_new_string(gt));
+            json_object_object_add(o, "text", t);
+        }
         json_object_array_add(arr, o);
     }
+    usbvm_cli_guests_clear(&guests);
     if (cli->json)
         usbvm_out_json(arr);
     else if (json_object_array_length(arr) == 0) {

@@ -88,6 +88,8 @@ static void detach_done(Watch *w, WatchJob *j)
                         .domain = j->domain,
                         .alias = j->alias,
                         .msg = j->why };
+    /* Pulled while the guest had it mounted: its unwritten data may be lost. */
+    UsbvmLogLevel level = j->guest_mounted ? USBVM_LOG_WARNING : USBVM_LOG_NOTICE;
     w->dirty = true;
     if (j->r < 0 && j->err.kind != USBVM_E_PENDING) {
         w->summary->failed++;
@@ -107,7 +109,7 @@ static void detach_done(Watch *w, WatchJob *j)
         rec.has_ms = true;
         rec.ms = WATCH_MS(j->done_usec - j->started_usec);
         rec.notes = j->res.notes[0] ? j->res.notes : NULL;
-        usbvm_watch_record(USBVM_LOG_NOTICE, &rec);
+        usbvm_watch_record(level, &rec);
         return;
     }
     /* Asked; libvirt confirms with DEVICE_REMOVED (invariant 4). */
@@ -115,7 +117,7 @@ static void detach_done(Watch *w, WatchJob *j)
         op->answered = true;
     rec.result = "requested";
     rec.notes = j->res.notes[0] ? j->res.notes : NULL;
-    usbvm_watch_record(USBVM_LOG_INFO, &rec);
+    usbvm_watch_record(j->guest_mounted ? USBVM_LOG_WARNING : USBVM_LOG_INFO, &rec);
 }
 
 void usbvm_watch_job_done(Watch *w, WatchJob *j)

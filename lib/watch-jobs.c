@@ -1,10 +1,12 @@
 /* What the executor's threads do for the daemon: every libvirt call of usbvm watch is made
  * here, never on the main or the event-loop thread. A job owns copies of everything it reads,
  * so the main thread may move on (or exit) while a call is stuck. */
+#include "guest.h"
 #include "hostlock.h"
 #include "watch-state.h"
 
 #include <errno.h>
+#include <string.h>
 
 WatchJob *usbvm_watch_job_new(WatchJobKind kind, const char *queue)
 {
@@ -63,14 +65,39 @@ static void run_connect(WatchJob *j)
     j->r = usbvm_virt_read_snapshot(conn, NULL, &j->snapshot, &j->err);
 }
 
+/* Asks the guest (bounded) what it has mounted from the device, so that the log can say so
+ * once the device has gone: the watch never refuses, the stick is out already. */
+static void ask_guest(WatchJob *j, virDomainPtr dom, char *notes, size_t size)
+{
+    UsbvmDomDevList devs = { 0 };
+    bool running = false;
+    UsbvmError err = { 0 };
+    if (usbvm_virt_read_domain(dom, &devs, &running, &err) < 0 || !running) {
+        usbvm_domdev_list_clear(&devs);
+        return;
+    }
+    for (size_t i = 0; i < devs.n; i++)
+        if (streq(devs.items[i].alias, j->alias)) {
+            j->guest_mounted = usbvm_guest_before_detach(dom, &devs.items[i], j->model, j->alias,
+                                                         USBVM_GUEST_FORCE, notes, size, &err) > 0;
+        }
+    usbvm_domdev_list_clear(&devs);
+}
+
 static void run_detach(WatchJob *j, virConnectPtr conn)
 {
     virDomainPtr dom = NULL;
     j->r = usbvm_virt_lookup(conn, j->domain, &dom, &j->err);
     if (j->r < 0)
         return;
+    char notes[sizeof(j->res.notes)] = "";
+    ask_guest(j, dom, notes, sizeof(notes));
     j->r = usbvm_virt_detach_alias(conn, dom, j->alias, USBVM_ATTACH_LIVE, 0, &j->res, &j->err);
     virDomainFree(dom);
+    /* The detach's record carries them (watch-answers.c). */
+    size_t len = strlen(j->res.notes);
+    if (notes[0])
+        snprintf(j->res.notes + len, sizeof(j->res.notes) - len, "%s%s", len ? "; " : "", notes);
 }
 
 static void run_attach(WatchJob *j, virConnectPtr conn)

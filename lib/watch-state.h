@@ -132,6 +132,7 @@ typedef struct WatchJob {
     uint64_t generation;
     uint64_t done_usec;
     int cb_lifecycle, cb_added, cb_removed, cb_failed;
+    bool guest_mounted; /* detach: the guest had it mounted (res.notes says where) */
 } WatchJob;
 
 WatchJob *usbvm_watch_job_new(WatchJobKind kind, const char *queue);

@@ -175,6 +175,7 @@ static void act_detach(Watch *w, const UsbvmAction *a)
         return;
     }
     WatchJob *j = usbvm_watch_job_new(WATCH_JOB_DETACH, a->domain);
+    j->model = model ? usbvm_device_dup(model) : NULL; /* a USB hostdev's serial, for the guest */
     j->domain = xstrdup(a->domain);
     j->alias = xstrdup(a->alias);
     j->why = xstrdup(a->why);

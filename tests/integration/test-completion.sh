@@ -52,6 +52,7 @@ usbvm_h_assert_match "(^| )/dev/sdb " "$devs" "devices from udev: disk node"
 usbvm_h_assert_match "(^| )serial=4C530001230615117092 " "$devs" "devices from udev: serial"
 usbvm_h_assert_nomatch "usb1 " "$devs" "root hubs are not offered"
 usbvm_h_assert_match "1-1" "$(complete_line "usbvm detach $dom ")" "detach offers devices"
+usbvm_h_assert_eq "--flush " "$(complete_line 'usbvm detach --fl')" "detach --flush"
 doc=$(complete_line 'usbvm doctor ')
 usbvm_h_assert_match "(^| )$dom " "$doc" "doctor's first argument: a domain"
 usbvm_h_assert_match "(^| )1-1 " "$doc" "doctor's first argument: or a device"
