@@ -75,6 +75,9 @@ usbvm_h_assert_match "mkdir -p $USBVM_H_TMP/missing.d" "$out_err" "a missing rul
 printf 'attach idd 1 to x\n' >"$USBVM_H_TMP/bad.rules"
 usbvm_h_run out uv rules test 1-1 --rules "$USBVM_H_TMP/bad.rules"
 usbvm_h_assert_nomatch 'applied' "$out_err" "rules test does not claim to apply anything"
+# Which drivers exist only a running daemon can say: without one, libvirt reports the missing
+# socket for any URI.
+usbvm_h_libvirtd_start
 usbvm_h_run out umockdev-run -d "$LAB" -- "$USBVM" -c bogus:///x status
 usbvm_h_assert_nomatch 'libvirtd running' "$out_err" "a bad URI is not blamed on libvirtd"
 usbvm_h_assert_match "'bogus:///x'.*check the URI" "$out_err" "a bad URI: check it"

@@ -68,5 +68,8 @@ usbvm_h_run out umockdev-run -d "$FX2" -- "$USBVM" -c "$USBVM_H_URI" attach "$do
     --mode usb-disk --json
 usbvm_h_assert_eq 0 "$out_rc" "attach again ($out_err)"
 usbvm_h_run out as_unit "$USBVM" -c "$USBVM_H_URI" detach "$dom" "$alias" --json
-usbvm_h_assert_eq '[]' "$(jq -c .notes <<<"$out")" "a disk still on the host: no cleanup, no note"
+# (The note that the guest's mounts are unknown - this domain has no guest agent - is issue
+# 13's, not the cleanup's.)
+usbvm_h_assert_eq '[]' "$(jq -c '[.notes[] | select(startswith("the guest") | not)]' <<<"$out")" \
+    "a disk still on the host: no cleanup, no note"
 [ -b "$loop" ] || usbvm_h_fail "the host's $loop was touched"
