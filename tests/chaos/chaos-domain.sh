@@ -44,8 +44,7 @@ usbvm_h_assert_eq 3 "$(wl_owned "$dom")" "virtio detach pending: the guest holds
 virsh -q -c "$USBVM_H_URI" destroy "$dom" >/dev/null
 wl_wait '"event":"domain-stopped"'
 virsh -q -c "$USBVM_H_URI" start "$dom" >/dev/null
-CHAOS_RUNS=0 CHAOS_CONVERGED=0
-: >"$CHAOS_TIMES"
+chaos_reset
 chaos_converge 30 || true
 chaos_report "domain stopped with a detach pending"
 wl_watch_stop

@@ -3,6 +3,7 @@
 #
 #   chaos_expect ALIAS DOMAIN / chaos_forget ALIAS   a present stick must be in DOMAIN only
 #   chaos_domains DOMAIN...                          the domains whose live XML is checked
+#   chaos_reset                                      figures of a next scenario start at zero
 #   chaos_converge LIMIT_S                           waits until the state is the expected one,
 #                                                    or LIMIT_S passes; records the run
 #   chaos_report NAME                                prints the scenario's figures, and fails
@@ -18,6 +19,11 @@ CHAOS_RUNS=0 CHAOS_CONVERGED=0 CHAOS_STALE=0 CHAOS_DUP=0 CHAOS_WRONG=0 CHAOS_MIS
 CHAOS_TIMES=$USBVM_H_TMP/chaos-times
 
 chaos_domains() { CHAOS_DOMAINS=("$@"); }
+# chaos_reset : a new scenario's figures start from zero.
+chaos_reset() {
+    CHAOS_RUNS=0 CHAOS_CONVERGED=0 CHAOS_STALE=0 CHAOS_DUP=0 CHAOS_WRONG=0 CHAOS_MISSING=0
+    : >"$CHAOS_TIMES"
+}
 chaos_expect() { CHAOS_WANT[$1]=$2; }
 chaos_forget() { unset "CHAOS_WANT[$1]"; }
 

@@ -64,8 +64,7 @@ done
 chaos_report "libvirtd killed during plug and unplug"
 
 # ---- 6. SIGTERM with devices attached, then with a detach pending
-CHAOS_RUNS=0 CHAOS_CONVERGED=0
-: >"$CHAOS_TIMES"
+chaos_reset
 usbvm_h_libvirtd_stop
 usbvm_h_libvirtd_start
 chaos_converge 10 || true
