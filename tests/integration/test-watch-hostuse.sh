@@ -45,7 +45,8 @@ for m in "${modes[@]}"; do
     usbvm_h_mount_track "$mnt"
     wl_stick "p$port" "1-$port" "PART-$m" --partition "$part"
     wl_plug "$WL_FILE" >/dev/null
-    # Named as the model knows it, or (when the final check found it first) by its kernel name.
+    # Named as the model knows it, or (when the executor's last look found it first) by its
+    # kernel name.
     refused "PART-$m" "($part|/dev/sd[a-z0-9]+) is mounted on $mnt" "$m: a mounted partition is refused, naming it"
     # Swap.
     port=$((port + 1))
@@ -63,6 +64,8 @@ for m in "${modes[@]}"; do
     refused "HELD-$m" "held by dm-9" "$m: a disk held by device-mapper is refused"
 done
 usbvm_h_assert_eq 0 "$(wl_owned "$dom")" "nothing the host uses was attached, in any mode"
+usbvm_h_assert_eq 0 "$(wl_count '"event":"attach".*"result":"failed"')" \
+    "refused before libvirt was asked: no attach of a stick the host uses reached libvirt"
 usbvm_h_assert_eq 12 "$(jq -r 'select(.result=="refused") | .serial' "$WL_LOG" | sort -u | wc -l)" \
     "twelve sticks refused"
 # Once by the plan; at most once more by the final check, when it saw a partition first.

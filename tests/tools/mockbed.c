@@ -8,8 +8,8 @@
  * "error <text>":
  * The time reported is taken right before the first uevent of the command goes out.
  *   load FILE          add the devices of a umockdev-record file, no uevents
- *   plug FILE          add them and send "add" for each in file order, then "bind" for
- *                      USB devices that have a driver (as the kernel does)
+ *   plug FILE          add them all, then send "add" for each in file order, then "bind"
+ *                      for USB devices that have a driver (as the kernel does)
  *   unplug SYSPATH     send "remove" for SYSPATH and everything below it (deepest first),
  *                      then take them out of the testbed
  *   uevent SYSPATH ACTION
@@ -141,6 +141,33 @@ static void unlink_dangling_in(const char *dir)
         closedir(d);
 }
 
+/* umockdev itself sends an "add" for each device as it writes it, before its children (a
+ * disk's partitions) and even its own attributes exist, where the kernel announces a disk
+ * only once its partitions are in sysfs. While the testbed is being written, the listeners'
+ * sockets (ROOT/eventN, found by umockdev's glob) are renamed out of its sight; the bound
+ * sockets stay the same, so renamed back they receive the uevents this tool sends once
+ * everything is in place. */
+static void listeners_hide(const char *root, bool hide)
+{
+    char *pattern;
+    glob_t g;
+    if (asprintf(&pattern, "%s/%s", root, hide ? "event[0-9]*" : "held-event[0-9]*") < 0)
+        abort();
+    if (glob(pattern, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            const char *base = strrchr(g.gl_pathv[i], '/') + 1;
+            char *to;
+            if (asprintf(&to, "%s/%s%s", root, hide ? "held-" : "", base + (hide ? 0 : 5)) < 0)
+                abort();
+            if (rename(g.gl_pathv[i], to) < 0)
+                fprintf(stderr, "mockbed: cannot rename %s: %m\n", g.gl_pathv[i]);
+            free(to);
+        }
+        globfree(&g);
+    }
+    free(pattern);
+}
+
 static void remove_dangling_links(const char *root)
 {
     static const char *const patterns[] = { "/sys/block", "/sys/class/*", "/sys/bus/*/devices" };
@@ -176,7 +203,10 @@ int main(void)
         if (strcmp(line, "quit") == 0) {
             break;
         } else if ((strcmp(line, "load") == 0 || strcmp(line, "plug") == 0) && arg) {
-            if (!umockdev_testbed_add_from_file(tb, arg, &error)) {
+            listeners_hide(root, true);
+            bool added = umockdev_testbed_add_from_file(tb, arg, &error);
+            listeners_hide(root, false);
+            if (!added) {
                 printf("error %s\n", error->message);
                 g_error_free(error);
             } else {
@@ -207,7 +237,9 @@ int main(void)
                 unsigned long long t = now_usec();
                 for (size_t i = 0; i < n; i++) {
                     umockdev_testbed_uevent(tb, paths[i], "remove");
+                    listeners_hide(root, true);
                     umockdev_testbed_remove_device(tb, paths[i]);
+                    listeners_hide(root, false);
                     free(paths[i]);
                 }
                 remove_dangling_links(root);
