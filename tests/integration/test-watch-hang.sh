@@ -47,8 +47,20 @@ wl_wait '"event":"attach".*"serial":"HX1".*"result":"ok"' 1 60
 usbvm_h_assert_eq 1 "$(wl_owned "$x")" "the stuck domain's stick attached once QEMU ran again"
 
 # ---- (2) libvirtd frozen in the middle of a call: SIGTERM still ends watch
-lvd=$(pgrep -xo libvirtd) || usbvm_h_fail "no libvirtd process"
-kill -STOP "$lvd"
+# The daemon that serves the socket: the harness's, else the one libvirtd's own pid file names.
+# Not "the oldest process called libvirtd": where PID 1 does not reap, a libvirtd killed by an
+# earlier test stays behind as a zombie of that name, and stopping it freezes nothing.
+lvd=$(usbvm_h_libvirtd_pid || true)
+[ -n "$lvd" ] || lvd=$(cat /run/libvirtd.pid 2>/dev/null || true)
+[ -n "$lvd" ] && [ "$(cat "/proc/$lvd/comm" 2>/dev/null)" = libvirtd ] ||
+    usbvm_h_fail "cannot find the libvirtd that serves $USBVM_H_URI (pid '${lvd}')"
+freeze_libvirtd() {
+    local state
+    state=$(awk '{print $3}' "/proc/$lvd/stat")
+    [ "$state" != Z ] || usbvm_h_fail "libvirtd $lvd is a zombie"
+    kill -STOP "$lvd"
+}
+freeze_libvirtd
 STOPPED+=("$lvd")
 wl_stick l 1-4 HL1
 wl_plug "$WL_FILE" >/dev/null
@@ -73,7 +85,7 @@ usbvm_h_assert_eq 2 "$(wl_owned "$y")" "after SIGCONT a new watch converged: HY1
 # ---- (3) watch started while libvirtd is frozen: the connect is bounded, watch gets ready
 # (watching devices) and connects once libvirtd answers.
 wl_watch_stop
-kill -STOP "$lvd"
+freeze_libvirtd
 wl_watch_start "$rules"
 wl_wait 'libvirtd has not answered'
 kill -CONT "$lvd"
@@ -81,7 +93,7 @@ wl_wait '"event":"connected"' 1 60
 usbvm_h_ok "started against a frozen libvirtd: ready without it, connected once it answered"
 
 # ---- (4) libvirtd frozen and continued under a running watch
-kill -STOP "$lvd"
+freeze_libvirtd
 wl_stick m 1-5 HL2
 wl_plug "$WL_FILE" >/dev/null
 wl_wait '"event":"plug".*"serial":"HL2"'
