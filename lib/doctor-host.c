@@ -29,17 +29,6 @@ static const struct {
     { 0x174c, 0x55aa, "ASMedia ASM1051E/ASM1053E" },
 };
 
-char *usbvm_doctor_uas_fix(const UsbvmDevice *d)
-{
-    char id[16] = "VVVV:PPPP";
-    if (d)
-        snprintf(id, sizeof(id), "%04x:%04x", d->vendor_id, d->product_id);
-    return xasprintf("Make the kernel drive the disk with usb-storage instead of uas: put "
-                     "'options usb-storage quirks=%s:u' in /etc/modprobe.d/usbvm-uas.conf, run "
-                     "'update-initramfs -u' and replug the device.",
-                     id);
-}
-
 void usbvm_proc_each(const char *proc, UsbvmProcFn fn, void *userdata)
 {
     _cleanup_(closedirp) DIR *dir = opendir(proc);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -13,6 +14,18 @@
 #define REPEAT_LIMIT 3
 /* Enough lines to show the pattern without flooding the terminal. */
 #define MAX_QUOTED 8
+
+/* The cure for a bridge that fails under uas; the host check names it too. */
+char *usbvm_doctor_uas_fix(const UsbvmDevice *d)
+{
+    char id[16] = "VVVV:PPPP";
+    if (d)
+        snprintf(id, sizeof(id), "%04x:%04x", d->vendor_id, d->product_id);
+    return xasprintf("Make the kernel drive the disk with usb-storage instead of uas: put "
+                     "'options usb-storage quirks=%s:u' in /etc/modprobe.d/usbvm-uas.conf, run "
+                     "'update-initramfs -u' and replug the device.",
+                     id);
+}
 
 static bool parse_u64_field(const char **p, const char *end, uint64_t *ret)
 {

@@ -18,6 +18,7 @@ typedef struct UsbvmCheck {
     char **log;  /* quoted kernel/audit log lines (raw), NULL-terminated, or NULL */
 } UsbvmCheck;
 
+/* ---- the list of results (doctor-checks.c) ---- */
 typedef struct UsbvmChecks {
     UsbvmCheck *items;
     size_t n;
@@ -50,6 +51,9 @@ typedef struct UsbvmDoctorQuery {
 } UsbvmDoctorQuery;
 
 /* ---- the kernel log (doctor-kmsg.c) ---- */
+
+/* The fix for a UAS disk that misbehaves: drive it with usb-storage (quirk 'u'). New string. */
+char *usbvm_doctor_uas_fix(const UsbvmDevice *d);
 
 typedef struct UsbvmKmsgRecord {
     unsigned level; /* syslog level 0..7 */
@@ -95,8 +99,6 @@ void usbvm_doctor_kernel(const UsbvmDoctorPaths *paths, const UsbvmDoctorQuery *
  * host use (mounted, swap, held) and the udisks2 auto-mounter. */
 void usbvm_doctor_host(struct udev *udev, const UsbvmDoctorPaths *paths, const UsbvmDoctorQuery *q,
                        UsbvmChecks *out);
-/* The fix for a UAS disk that misbehaves: drive it with usb-storage (quirk 'u'). New string. */
-char *usbvm_doctor_uas_fix(const UsbvmDevice *d);
 /* Whether a process whose argv[0] basename is comm (and whose argv holds arg, when not NULL)
  * runs; proc is the /proc directory. */
 bool usbvm_proc_running(const char *proc, const char *comm, const char *arg);
