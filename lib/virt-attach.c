@@ -202,6 +202,49 @@ static bool dac_in_use(void)
     return e && e->code == VIR_ERR_OPERATION_INVALID && e->domain == VIR_FROM_SECURITY;
 }
 
+/* QEMU refused a command of the attach (libvirt's "unable to execute QEMU command"): what
+ * the leftovers of an attach libvirtd did not finish cause ("Duplicate nodes", "Failed to get
+ * "write" lock"). Told by libvirt's code, not by QEMU's words. */
+static bool qemu_refused(void)
+{
+    virErrorPtr e = virGetLastError();
+    return e && e->code == VIR_ERR_INTERNAL_ERROR && e->domain == VIR_FROM_QEMU;
+}
+
+/* After such a refusal (or libvirt's DAC one): what QEMU holds of an unfinished attach of this
+ * device. Nodes alone are removed and the attach asked again: 1 when it went through. Leftovers
+ * that stay (or a second refusal) make err say what QEMU holds and that a restart of the domain
+ * frees it: < 0. 0 when there are none, and libvirt's refusal stands. */
+static int attach_leftovers(Attach *a, const char *xml, unsigned vflags, UsbvmError *err)
+{
+    const UsbvmBlock *b = a->spec.mode == USBVM_MODE_USB ? NULL : usbvm_virt_pick_disk(a->d);
+    _cleanup_free_ char *what = NULL;
+    UsbvmError e = { 0 };
+    int r = b ? usbvm_virt_find_leftovers(a->dom, a->d->alias, usbvm_virt_disk_source(b), &what, &e)
+              : 0;
+    if (r <= 0)
+        return 0;
+    if (r == 2) {
+        if (virDomainAttachDeviceFlags(a->dom, xml, vflags) < 0)
+            return usbvm_virt_error(err, USBVM_E_LIBVIRT,
+                                    "cannot attach %s to '%s' even after removing %s, left in "
+                                    "QEMU by an attach that libvirtd did not finish; restart "
+                                    "the domain ('virsh destroy %s' and 'virsh start %s') when "
+                                    "the guest can stop. libvirt said",
+                                    a->dev, a->name, what, a->name, a->name);
+        _cleanup_free_ char *n =
+            xasprintf("removed %s, left in QEMU by an attach that libvirtd did not finish", what);
+        note(&a->res, n);
+        return 1;
+    }
+    return usbvm_error_set(err, USBVM_E_FAILED, EBUSY,
+                           "cannot attach %s to '%s': QEMU still holds %s, left by an attach "
+                           "that libvirtd did not finish (libvirt lists none of it), and "
+                           "libvirt will not attach %s again until the domain restarts; run "
+                           "'virsh destroy %s' and 'virsh start %s' when the guest can stop",
+                           a->dev, a->name, what, usbvm_virt_disk_source(b), a->name, a->name);
+}
+
 /* The calls that change the domain: the virtio-scsi controller when needed, then the device. */
 static int attach_do(Attach *a, const char *xml, UsbvmError *err)
 {
@@ -215,7 +258,21 @@ static int attach_do(Attach *a, const char *xml, UsbvmError *err)
         note(&a->res, "added a virtio-scsi controller");
     }
     if (virDomainAttachDeviceFlags(a->dom, xml, vflags) < 0) {
-        if (dac_in_use())
+        /* libvirt's refusal as it was, read before any other call resets it. */
+        bool dac = dac_in_use(), qemu = qemu_refused();
+        UsbvmError first = { 0 };
+        int r =
+            usbvm_virt_error(&first, USBVM_E_LIBVIRT, "libvirt refused to attach %s to '%s' as %s",
+                             a->dev, a->name, a->mode);
+        /* Both refusals are what leftovers of an unfinished attach cause: said so when found. */
+        if (dac || qemu) {
+            r = attach_leftovers(a, xml, vflags, err);
+            if (r > 0)
+                goto attached;
+            if (r < 0)
+                return r;
+        }
+        if (dac)
             /* The dead copy of an earlier stick's node (see lib/virt-deadnode.c) that usbvm did
              * not get to remove: detached by something else, or libvirt on another host. */
             return usbvm_error_set(
@@ -225,9 +282,11 @@ static int attach_do(Attach *a, const char *xml, UsbvmError *err)
                 "detached without usbvm; restart the domain to clear it, and detach pulled "
                 "disks with 'usbvm detach' (or let 'usbvm watch' do it)",
                 a->dev, a->name);
-        return usbvm_virt_error(err, USBVM_E_LIBVIRT, "libvirt refused to attach %s to '%s' as %s",
-                                a->dev, a->name, a->mode);
+        if (err)
+            *err = first;
+        return first.errnum ? -first.errnum : -EIO;
     }
+attached:
     a->res.changed = true;
     a->res.state = USBVM_STATE_ATTACHED;
     return 0;

@@ -93,3 +93,20 @@ int usbvm_deadnode_stat_at(int devfd, const char *source, dev_t *ret_rdev);
  * which, in one sentence. Exposed for tests. */
 int usbvm_deadnode_remove_at(int devfd, const char *source, dev_t rdev, char *const *others,
                              char **ret_msg);
+
+/* Block nodes an attach that libvirtd did not finish left in QEMU (lib/virt-orphan.c).
+ * usbvm_orphan_nodes picks, from QEMU's answer to query-named-block-nodes (reply), the nodes
+ * named "libvirt-N-storage"/"libvirt-N-format" whose N no disk of the live XML uses and that
+ * are opened on source: a NULL-terminated list, format nodes first, or NULL. */
+int usbvm_orphan_nodes(const char *reply, const char *live_xml, const char *source, char ***ret,
+                       UsbvmError *err);
+/* Whether QEMU's answer to qom-list lists a child named id. */
+bool usbvm_qom_has_child(const char *reply, const char *id);
+/* What an attach that libvirtd did not finish left in QEMU for this device (lib/virt-orphan.c):
+ * the device itself (its id is alias; in QEMU, not in the live XML) and the orphan nodes of
+ * source. What was found goes to *ret_what as words ("the device ua-usbvm-... and block nodes
+ * libvirt-1-format, libvirt-1-storage"). Nodes without the device are removed. Returns 2 when
+ * they were (the attach may be asked again), 1 when leftovers stay (only a restart of the
+ * domain frees them), 0 when there were none, or < 0 with err. */
+int usbvm_virt_find_leftovers(virDomainPtr dom, const char *alias, const char *source,
+                              char **ret_what, UsbvmError *err);
