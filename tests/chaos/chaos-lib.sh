@@ -88,6 +88,16 @@ chaos_report() {
     # Convergence too, unless the scenario says why a stick may stay out (CHAOS_MAY_MISS).
     if [ -n "${CHAOS_MAY_MISS:-}" ]; then
         usbvm_h_ok "$name: $((CHAOS_RUNS - CHAOS_CONVERGED)) of $CHAOS_RUNS runs left a stick out ($CHAOS_MAY_MISS)"
+        # A stick left out is never silent: watch says what holds it and what frees it.
+        if [ "$CHAOS_MISSING" -gt 0 ] && [ -n "${CHAOS_MISS_SAID:-}" ]; then
+            # CHAOS_OLD_LOGS: the logs of earlier watch processes of the scenario.
+            local said
+            # shellcheck disable=SC2086 # none, one or more files
+            said=$(cat ${CHAOS_OLD_LOGS:-} "$WL_LOG" | grep -m1 -oE "$CHAOS_MISS_SAID[^\"]*" || true)
+            [ -n "$said" ] ||
+                usbvm_h_fail "$name: a stick was left out and watch never said why (/$CHAOS_MISS_SAID/)"
+            usbvm_h_ok "$name: watch said why: $said"
+        fi
     else
         usbvm_h_assert_eq "$CHAOS_RUNS" "$CHAOS_CONVERGED" "$name: every run converged"
     fi
