@@ -167,6 +167,74 @@ XML
     virsh -q start "$name" >/dev/null
 }
 
+# watch_start RULE: usbvm watch (its log $RUNDIR/watch.log) with RULE as its only rule, and
+# inner's libvirt events recorded; returns once watch is ready.
+watch_start() {
+    printf '%s\n' "$1" >/tmp/e2e-rules
+    events_start inner
+    bg watch usbvm -v watch --rules /tmp/e2e-rules
+    wait_line "$RUNDIR/watch.log" "ready:" 30 >/dev/null
+}
+
+# --- the usb-mode data round trip (scenario usb_roundtrip; the guest's side is roundtrip.S)
+RT_MNT=/mnt/stick-rt
+RT_SECTORS=64 # 32 KiB: what the guest's program moves in one BIOS call
+
+# rt_part SERIAL: the stick's first partition, once udev has it.
+rt_part() {
+    local disk part
+    disk=$(wait_disk "$1") || return 1
+    part=${disk}1
+    udevadm wait --timeout=30 --settle "$part" >/dev/null || die "$part did not appear"
+    echo "$part"
+}
+
+# rt_lba FILE PART: the disk sector where FILE's data starts; FILE must be one extent.
+rt_lba() {
+    local out start
+    out=$(filefrag -v -b512 "$1")
+    grep -q ': 1 extent found' <<<"$out" || die "$1 is not one extent: $out"
+    start=$(cat "/sys/class/block/${2##*/}/start")
+    echo $((start + $(awk '$1 == "0:" { sub(/\.\.$/, "", $4); print $4 }' <<<"$out")))
+}
+
+# rt_prepare SERIAL MARKER: a fresh ext4 on the stick's partition with data.bin (random
+# bytes) and guest.bin (zeros, the guest's answer goes there), and the guest's job in
+# sector 1. Prints the sha256 of data.bin and the sha256 the guest's answer must have (every
+# byte of data.bin inverted).
+rt_prepare() {
+    local part disk src dst host want
+    part=$(rt_part "$1")
+    disk=${part%1}
+    mkfs.ext4 -q -F -L rt "$part"
+    mkdir -p "$RT_MNT"
+    mount "$part" "$RT_MNT"
+    head -c $((RT_SECTORS * 512)) /dev/urandom >"$RT_MNT/data.bin"
+    head -c $((RT_SECTORS * 512)) /dev/zero >"$RT_MNT/guest.bin"
+    sync
+    src=$(rt_lba "$RT_MNT/data.bin" "$part")
+    dst=$(rt_lba "$RT_MNT/guest.bin" "$part")
+    host=$(sha256sum <"$RT_MNT/data.bin" | cut -d' ' -f1)
+    want=$(perl -0777 -pe '$_ = ~$_' <"$RT_MNT/data.bin" | sha256sum | cut -d' ' -f1)
+    umount "$RT_MNT"
+    perl -e 'print pack("a8 V V v x6 Z*", "USBVMRT1", @ARGV)' "$src" "$dst" "$RT_SECTORS" "$2" |
+        dd of="$disk" bs=512 seek=1 conv=notrunc,fsync status=none
+    sync
+    echo "$host $want"
+}
+
+# rt_read SERIAL: the sha256 of data.bin and of guest.bin, read from the stick's filesystem.
+rt_read() {
+    local part a b
+    part=$(rt_part "$1")
+    mkdir -p "$RT_MNT"
+    mount -o ro "$part" "$RT_MNT"
+    a=$(sha256sum <"$RT_MNT/data.bin" | cut -d' ' -f1)
+    b=$(sha256sum <"$RT_MNT/guest.bin" | cut -d' ' -f1)
+    umount "$RT_MNT"
+    echo "$a $b"
+}
+
 # --- background helpers (spawned with setsid; pids kept so reset can stop them) ---------
 RUNDIR=/run/e2e
 mkdir -p "$RUNDIR"

@@ -7,10 +7,7 @@ needs() { echo watch; }
 scenario() {
     local img out bus devnum bus2 devnum2 _
     img=$(mkstick s20 blank)
-    g 'echo "attach serial \"E2E20\" to inner as usb" >/tmp/e2e-rules20 &&
-       events_start inner &&
-       bg watch usbvm -v watch --rules /tmp/e2e-rules20 &&
-       wait_line $RUNDIR/watch.log "ready:" 30'
+    g 'watch_start "attach serial \"E2E20\" to inner as usb"' || fail "watch did not start"
 
     plug s20 E2E20 "$img"
     g 'events_wait inner "device-added.*ua-usbvm-" 60' || fail "no device-added event for the stick"

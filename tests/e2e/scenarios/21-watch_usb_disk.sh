@@ -9,10 +9,8 @@ needs() { echo watch; }
 scenario() {
     local img dev1 dev2
     img=$(mkstick s21 blank)
-    g 'echo "attach serial \"E2E21\" with-interface 08:*:* to inner as usb-disk" >/tmp/e2e-rules21 &&
-       events_start inner &&
-       bg watch usbvm -v watch --rules /tmp/e2e-rules21 &&
-       wait_line $RUNDIR/watch.log "ready:" 30'
+    g 'watch_start "attach serial \"E2E21\" with-interface 08:*:* to inner as usb-disk"' ||
+        fail "watch did not start"
 
     plug s21 E2E21 "$img"
     dev1=$(g 'wait_disk E2E21')
