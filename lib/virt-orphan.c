@@ -207,10 +207,8 @@ int usbvm_virt_find_leftovers(virDomainPtr dom, const char *alias, const char *s
         dropped = monitor(dom, cmd, NULL, &e) == 0;
     }
     usbvm_strv_free(nodes);
-    *ret_what = usbvm_buf_steal(&what);
-    if (!found) {
-        free(*ret_what);
-        *ret_what = NULL;
-    }
+    _cleanup_free_ char *words = usbvm_buf_steal(&what);
+    if (found)
+        *ret_what = TAKE_PTR(words);
     return dropped ? 2 : found;
 }
