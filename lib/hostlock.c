@@ -166,7 +166,55 @@ void usbvm_hostlock_release(UsbvmHostLock *l)
     l->fd = -1;
 }
 
-static int generation_rw(const UsbvmHostLock *l, bool bump, uint64_t *ret)
+/* This process's own bumps, the last OWN_MAX of them, each with the lock file it went to: a
+ * daemon whose threads attach one after the other knows its own changes (their answers update
+ * its snapshot) and must not take them for another process's, which it would have to read. */
+#define OWN_MAX 1024
+static pthread_mutex_t own_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    dev_t dev;
+    ino_t ino;
+    uint64_t gen;
+} own[OWN_MAX];
+static size_t own_next;
+
+static void own_record(int fd, uint64_t g)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return; /* unrecorded: counted as another process's, which only costs a read */
+    pthread_mutex_lock(&own_lock);
+    own[own_next % OWN_MAX].dev = st.st_dev;
+    own[own_next % OWN_MAX].ino = st.st_ino;
+    own[own_next % OWN_MAX].gen = g;
+    own_next++;
+    pthread_mutex_unlock(&own_lock);
+}
+
+/* Whether a generation in (since, g] was made by another process: each of them must be one of
+ * ours, counted once (a lock file made anew can have an old one's inode number). */
+static bool foreign_since(int fd, uint64_t since, uint64_t g)
+{
+    struct stat st;
+    if (g < since || fstat(fd, &st) < 0)
+        return true; /* a new lock file, or an unreadable one */
+    if (g - since > OWN_MAX)
+        return true; /* more than we remember */
+    bool seen[OWN_MAX] = { false };
+    uint64_t mine = 0;
+    pthread_mutex_lock(&own_lock);
+    for (size_t i = 0; i < OWN_MAX && i < own_next; i++)
+        if (own[i].dev == st.st_dev && own[i].ino == st.st_ino && own[i].gen > since &&
+            own[i].gen <= g && !seen[own[i].gen - since - 1]) {
+            seen[own[i].gen - since - 1] = true;
+            mine++;
+        }
+    pthread_mutex_unlock(&own_lock);
+    return mine < g - since;
+}
+
+static int generation_rw(const UsbvmHostLock *l, bool bump, uint64_t since, uint64_t *ret,
+                         bool *ret_foreign)
 {
     int r = lock_range(l->fd, F_WRLCK, 0, true);
     if (r < 0)
@@ -179,7 +227,11 @@ static int generation_rw(const UsbvmHostLock *l, bool bump, uint64_t *ret)
         g++;
         if (pwrite(l->fd, &g, sizeof(g), 0) != (ssize_t)sizeof(g))
             r = -errno;
+        else
+            own_record(l->fd, g); /* before the unlock: no reader sees it unrecorded */
     }
+    if (ret_foreign)
+        *ret_foreign = foreign_since(l->fd, since, g);
     struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = SLOT_LEN };
     (void)fcntl(l->fd, F_OFD_SETLK, &fl);
     if (r < 0)
@@ -190,10 +242,16 @@ static int generation_rw(const UsbvmHostLock *l, bool bump, uint64_t *ret)
 
 int usbvm_hostlock_generation(const UsbvmHostLock *l, uint64_t *ret)
 {
-    return generation_rw(l, false, ret);
+    return generation_rw(l, false, 0, ret, NULL);
 }
 
 int usbvm_hostlock_bump(const UsbvmHostLock *l, uint64_t *ret)
 {
-    return generation_rw(l, true, ret);
+    return generation_rw(l, true, 0, ret, NULL);
+}
+
+int usbvm_hostlock_changed_since(const UsbvmHostLock *l, uint64_t since, bool *ret)
+{
+    uint64_t g;
+    return generation_rw(l, false, since, &g, ret);
 }

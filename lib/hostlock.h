@@ -33,3 +33,7 @@ void usbvm_hostlock_release(UsbvmHostLock *l);
 /* The generation counter, read (and for bump, incremented) under a short lock of slot 0. */
 int usbvm_hostlock_generation(const UsbvmHostLock *l, uint64_t *ret);
 int usbvm_hostlock_bump(const UsbvmHostLock *l, uint64_t *ret);
+/* Whether another process bumped the counter after generation 'since': this process's own
+ * bumps (any thread's) are told apart from other processes', so a daemon that knows its own
+ * changes reads the domains again only for someone else's. */
+int usbvm_hostlock_changed_since(const UsbvmHostLock *l, uint64_t since, bool *ret);

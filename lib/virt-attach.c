@@ -143,8 +143,9 @@ static int attach_final_check(Attach *a, virConnectPtr conn, const UsbvmHostLock
                               UsbvmAttachCtx *ctx, UsbvmError *err)
 {
     const UsbvmDomDevList *all = ctx ? ctx->known : NULL;
-    uint64_t gen = 0;
-    if (lock && usbvm_hostlock_generation(lock, &gen) == 0 && ctx && gen != ctx->known_generation)
+    bool foreign = true;
+    if (lock && ctx &&
+        (usbvm_hostlock_changed_since(lock, ctx->known_generation, &foreign) < 0 || foreign))
         all = NULL; /* another usbvm process changed a domain since the caller looked */
     _cleanup_(usbvm_domdev_list_freep) UsbvmDomDevList *fresh = NULL;
     if (!all) {
@@ -337,12 +338,11 @@ static int attach_locked(Attach *a, virConnectPtr conn, UsbvmAttachCtx *ctx, Usb
     r = attach_final_check(a, conn, &lock, ctx, err);
     if (r == 0)
         r = attach_do(a, xml, err);
-    if (r == 0 && ctx) {
-        (void)usbvm_hostlock_bump(&lock, &ctx->generation);
-        attach_describe(a, &ctx->added);
-    } else if (r == 0) {
+    if (r == 0) {
         uint64_t g;
         (void)usbvm_hostlock_bump(&lock, &g);
+        if (ctx)
+            attach_describe(a, &ctx->added);
     }
     usbvm_hostlock_release(&lock);
     return r;

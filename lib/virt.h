@@ -118,14 +118,14 @@ int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d
  * final check runs under the device's slot of the host lock (lib/hostlock.h). */
 typedef struct UsbvmAttachCtx {
     const UsbvmDomDevList *known; /* devices of every running domain, NULL: read them */
-    uint64_t known_generation;    /* the host lock's generation that 'known' is current at */
+    uint64_t known_generation;    /* the host lock's generation that 'known' is current at;
+                                   * later bumps of this process do not make it stale */
     bool recheck_host_use;        /* read mountinfo/swaps again for the final check */
     bool lock_nowait;             /* a held slot gives an error instead of waiting */
     const char *lock_path;        /* NULL: the default */
     /* out */
-    uint64_t generation; /* the generation after this attach */
-    bool reread;         /* 'known' was stale: the other domains were read again */
-    UsbvmDomDev added;   /* what the domain now holds (when changed) */
+    bool reread;       /* 'known' was stale: the other domains were read again */
+    UsbvmDomDev added; /* what the domain now holds (when changed) */
 } UsbvmAttachCtx;
 int usbvm_virt_attach_ctx(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
                           const UsbvmAttachSpec *spec, unsigned flags, UsbvmAttachCtx *ctx,

@@ -43,12 +43,12 @@ static void attach_done(Watch *w, WatchJob *j)
     WatchOp *op = usbvm_watch_op_find(w, USBVM_OP_ATTACH, j->domain, j->alias);
     if (op)
         usbvm_watch_op_remove(w, op);
-    if (j->ctx.reread) {
-        /* Another usbvm process changed a domain: the attach read them all; so do we. */
+    /* Another usbvm process changed a domain: the attach read them all; so do we. Our own
+     * changes leave known_gen as it is: the host lock tells them from other processes'. */
+    if (j->ctx.reread)
         w->refetch_all = true;
-    } else if (j->r == 0 && j->res.changed) {
-        w->known_gen = j->ctx.generation;
-    }
+    else if (j->r < 0 && j->err.kind != USBVM_E_REFUSED)
+        usbvm_watch_refetch_domain(w, j->domain); /* a device-added event was skipped */
     if (j->r == 0 && j->ctx.added.alias &&
         !usbvm_snapshot_has(&w->snapshot, j->domain, j->ctx.added.alias))
         usbvm_snapshot_add(&w->snapshot, &j->ctx.added);

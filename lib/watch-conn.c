@@ -177,7 +177,10 @@ void usbvm_watch_device_removed(Watch *w, WatchMsg *m, bool failed)
 
 void usbvm_watch_device_added(Watch *w, WatchMsg *m)
 {
-    /* Ours are in the snapshot from the attach's own answer; anyone else's is read. */
+    /* Ours are in the snapshot from the attach's own answer, which may come after this event
+     * (it comes on another connection); anyone else's is read. */
+    if (usbvm_watch_op_find(w, USBVM_OP_ATTACH, m->domain, m->alias))
+        return;
     UsbvmSnapDomain *d = usbvm_snapshot_domain(&w->snapshot, m->domain);
     for (size_t i = 0; d && i < d->devs.n; i++)
         if (streq(d->devs.items[i].alias, m->alias))

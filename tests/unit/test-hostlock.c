@@ -1,6 +1,7 @@
 /* The host lock (lib/hostlock.c): one device's slot excludes another holder of the same
  * identity, even in the same process (open-file-description locks), but not other identities;
- * a release frees the slot; the generation counter counts changes. */
+ * a release frees the slot; the generation counter counts changes, and tells this process's
+ * own changes (any thread's) from another process's. */
 #include "hostlock.h"
 
 #include <errno.h>
@@ -8,7 +9,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -64,11 +67,77 @@ static void test_generation(void **state)
     usbvm_hostlock_release(&a);
 }
 
+/* A bump by another process, which has its own record of bumps (none of ours). */
+static void bump_in_child(void)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        UsbvmHostLock l = { .fd = -1 };
+        uint64_t g;
+        _exit(usbvm_hostlock_acquire(path, "ua-usbvm-00000000000000ff", 0, &l, NULL) == 0 &&
+                      usbvm_hostlock_bump(&l, &g) == 0
+                  ? 0
+                  : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void *bump_thread(void *opaque)
+{
+    UsbvmHostLock l = { .fd = -1 };
+    uint64_t g;
+    if (usbvm_hostlock_acquire(path, "ua-usbvm-00000000000000fe", 0, &l, NULL) == 0) {
+        (void)usbvm_hostlock_bump(&l, &g);
+        usbvm_hostlock_release(&l);
+    }
+    return opaque;
+}
+
+static void test_own_changes(void **state)
+{
+    UsbvmHostLock a = { .fd = -1 };
+    UsbvmError err = { 0 };
+    assert_int_equal(usbvm_hostlock_acquire(path, "ua-usbvm-0000000000000004", 0, &a, &err), 0);
+    uint64_t known = 0, g = 0;
+    bool foreign = true;
+    assert_int_equal(usbvm_hostlock_generation(&a, &known), 0);
+    assert_int_equal(usbvm_hostlock_changed_since(&a, known, &foreign), 0);
+    assert_false(foreign);
+    /* Our own bumps, from this thread and from another one (a daemon's executor threads): not
+     * someone else's change. */
+    assert_int_equal(usbvm_hostlock_bump(&a, &g), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, bump_thread, NULL), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(usbvm_hostlock_generation(&a, &g), 0);
+    assert_int_equal(g, known + 2);
+    assert_int_equal(usbvm_hostlock_changed_since(&a, known, &foreign), 0);
+    assert_false(foreign);
+    /* Another process's bump among ours: foreign, however many of ours surround it. */
+    bump_in_child();
+    assert_int_equal(usbvm_hostlock_bump(&a, &g), 0);
+    assert_int_equal(usbvm_hostlock_changed_since(&a, known, &foreign), 0);
+    assert_true(foreign);
+    /* Seen from after it, only our own bump follows. */
+    assert_int_equal(usbvm_hostlock_changed_since(&a, g - 1, &foreign), 0);
+    assert_false(foreign);
+    assert_int_equal(usbvm_hostlock_changed_since(&a, g - 2, &foreign), 0);
+    assert_true(foreign);
+    /* A counter below what the caller knew (the file was made anew): foreign. */
+    assert_int_equal(usbvm_hostlock_changed_since(&a, g + 5, &foreign), 0);
+    assert_true(foreign);
+    usbvm_hostlock_release(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exclusion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_changes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
