@@ -18,6 +18,7 @@ typedef struct ExecQueue {
      * one domain's QEMU was stopped, 30-150 ms with a connection of its own). */
     virConnectPtr conn;
     unsigned conn_gen;
+    virDomainPtr dom; /* the domain's handle on conn: one lookup, not one per call */
     struct ExecQueue *next;
 } ExecQueue;
 
@@ -52,6 +53,9 @@ static virConnectPtr queue_conn(ExecQueue *q, const WatchJob *j)
         return j->conn;
     if (q->conn && q->conn_gen == j->conn_gen)
         return q->conn;
+    if (q->dom)
+        virDomainFree(q->dom);
+    q->dom = NULL;
     if (q->conn)
         virConnectClose(q->conn);
     q->conn = NULL;
@@ -86,7 +90,8 @@ static void *worker_main(void *opaque)
         pthread_mutex_unlock(&ex->lock);
 
         j->next = NULL;
-        usbvm_watch_job_run(j, queue_conn(q, j));
+        virConnectPtr conn = queue_conn(q, j);
+        usbvm_watch_job_run(j, conn, conn && conn == q->conn ? &q->dom : NULL);
         j->done_usec = usbvm_now_usec();
         WatchMsg *m = xcalloc(1, sizeof(*m));
         m->kind = WATCH_MSG_JOB_DONE;
@@ -156,6 +161,8 @@ void usbvm_executor_free(UsbvmExecutor *ex)
             q->head = j->next;
             usbvm_watch_job_free(j);
         }
+        if (q->dom)
+            virDomainFree(q->dom);
         if (q->conn)
             virConnectClose(q->conn);
         free(q->key);

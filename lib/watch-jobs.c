@@ -84,11 +84,30 @@ static void ask_guest(WatchJob *j, virDomainPtr dom, char *notes, size_t size)
     usbvm_domdev_list_clear(&devs);
 }
 
-static void run_detach(WatchJob *j, virConnectPtr conn)
+/* The job's domain: the queue's handle when it has one (fresh: looked up again, as after the
+ * domain started), else looked up and kept. A reference of the caller's own. */
+static virDomainPtr job_domain(WatchJob *j, virConnectPtr conn, virDomainPtr *cache, bool fresh)
 {
+    if (cache && *cache && !fresh) {
+        virDomainRef(*cache);
+        return *cache;
+    }
     virDomainPtr dom = NULL;
     j->r = usbvm_virt_lookup(conn, j->domain, &dom, &j->err);
-    if (j->r < 0)
+    if (cache) {
+        if (*cache)
+            virDomainFree(*cache);
+        *cache = dom;
+        if (dom)
+            virDomainRef(dom);
+    }
+    return dom;
+}
+
+static void run_detach(WatchJob *j, virConnectPtr conn, virDomainPtr *cache)
+{
+    virDomainPtr dom = job_domain(j, conn, cache, false);
+    if (!dom)
         return;
     char notes[sizeof(j->res.notes)] = "";
     ask_guest(j, dom, notes, sizeof(notes));
@@ -100,11 +119,10 @@ static void run_detach(WatchJob *j, virConnectPtr conn)
         snprintf(j->res.notes + len, sizeof(j->res.notes) - len, "%s%s", len ? "; " : "", notes);
 }
 
-static void run_attach(WatchJob *j, virConnectPtr conn)
+static void run_attach(WatchJob *j, virConnectPtr conn, virDomainPtr *cache)
 {
-    virDomainPtr dom = NULL;
-    j->r = usbvm_virt_lookup(conn, j->domain, &dom, &j->err);
-    if (j->r < 0)
+    virDomainPtr dom = job_domain(j, conn, cache, false);
+    if (!dom)
         return;
     j->spec.cache = j->cache;
     j->spec.io = j->io;
@@ -117,7 +135,7 @@ static void run_attach(WatchJob *j, virConnectPtr conn)
     virDomainFree(dom);
 }
 
-void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn)
+void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn, virDomainPtr *dom_cache)
 {
     j->started_usec = usbvm_now_usec();
     switch (j->kind) {
@@ -132,8 +150,9 @@ void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn)
         j->r = usbvm_virt_read_snapshot(conn, NULL, &j->snapshot, &j->err);
         break;
     case WATCH_JOB_DOMAIN: {
-        virDomainPtr dom = virDomainLookupByName(conn, j->domain);
+        virDomainPtr dom = job_domain(j, conn, dom_cache, true);
         j->running = false;
+        j->r = 0; /* a domain that is gone is not running */
         if (dom) {
             j->r = usbvm_virt_read_domain(dom, &j->devs, &j->running, &j->err);
             virDomainFree(dom);
@@ -141,10 +160,10 @@ void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn)
         break;
     }
     case WATCH_JOB_ATTACH:
-        run_attach(j, conn);
+        run_attach(j, conn, dom_cache);
         break;
     case WATCH_JOB_DETACH:
-        run_detach(j, conn);
+        run_detach(j, conn, dom_cache);
         break;
     }
 }

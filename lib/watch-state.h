@@ -266,5 +266,7 @@ void usbvm_watch_record(UsbvmLogLevel level, const WatchRecord *r);
 /* "1-2 SanDisk Cruzer Blade 0781:5567 sn=4C53..." (escaped). */
 char *usbvm_watch_label(const UsbvmDevice *d);
 
-/* executor jobs' work, run on executor threads (watch-jobs.c) */
-void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn);
+/* executor jobs' work, run on executor threads (watch-jobs.c). dom_cache: the domain queue's
+ * handle of its domain on conn (NULL: none kept), looked up again by every WATCH_JOB_DOMAIN,
+ * which a domain's start queues ahead of its attaches. */
+void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn, virDomainPtr *dom_cache);
