@@ -276,26 +276,6 @@ static UsbvmDevice *owner_of(UsbvmDevice **devs, size_t n, const char *path)
     return best;
 }
 
-static int enumerate(struct udev *udev, const char *subsystem, const char *devtype,
-                     struct udev_device *parent, struct udev_enumerate **ret, UsbvmError *err)
-{
-    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *e = udev_enumerate_new(udev);
-    if (!e)
-        return usbvm_error_set(err, USBVM_E_FAILED, ENOMEM, "cannot enumerate udev devices");
-    int r = udev_enumerate_add_match_subsystem(e, subsystem);
-    if (r >= 0 && devtype)
-        r = udev_enumerate_add_match_property(e, "DEVTYPE", devtype);
-    if (r >= 0 && parent)
-        r = udev_enumerate_add_match_parent(e, parent);
-    if (r >= 0)
-        r = udev_enumerate_scan_devices(e);
-    if (r < 0)
-        return usbvm_error_set(err, USBVM_E_FAILED, r, "cannot enumerate %s devices with udev: %s",
-                               subsystem, strerror(-r));
-    *ret = TAKE_PTR(e);
-    return 0;
-}
-
 /* with-interface means what it means in USBGuard: every interface and alternate setting the
  * device describes, not only the interface nodes sysfs shows now (one alternate setting per
  * interface, and none at all before the device is configured or while it is not
@@ -389,34 +369,35 @@ static char **sysfs_entries(const char *dir)
     return v;
 }
 
-/* The syspaths a scan found, as a list. */
-static char **scan_list(struct udev_enumerate *e)
+/* A device's interfaces: the entries of its directory with a ':' in the name ("1-2:1.0", and
+ * a root hub's "1-0:1.0"); nothing else there has one. Listed rather than scanned with
+ * libudev's enumerator, which walks the whole subtree and reads every uevent file in it (1 of
+ * the 1.6 ms a plug's read took under umockdev). */
+static char **interface_entries(const char *syspath)
 {
+    DIR *d = opendir(syspath);
+    if (!d)
+        return NULL;
     char **v = NULL;
-    struct udev_list_entry *le;
-    udev_list_entry_foreach(le, udev_enumerate_get_list_entry(e)) v =
-        usbvm_strv_push(v, udev_list_entry_get_name(le));
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && strchr(e->d_name, ':')) {
+            _cleanup_free_ char *path = xasprintf("%s/%s", syspath, e->d_name);
+            v = usbvm_strv_push(v, path);
+        }
+    closedir(d);
     return v;
 }
 
-/* Interfaces and block devices below the devices: for one device (parent) a scan below it;
- * for every device, usb_all (the usb bus's entries) and the block class's links. */
-static int collect_children(struct udev *udev, struct udev_device *parent, char *const *usb_all,
-                            UsbvmDevice **devs, size_t n, const UsbvmHostUse *use, UsbvmError *err)
+/* Interfaces and block devices below the devices: the interfaces from the parent's directory
+ * (one device) or usb_all (the usb bus's entries), the block devices from the block class's
+ * links, each handed to the device it is below. */
+static void collect_children(struct udev *udev, struct udev_device *parent, char *const *usb_all,
+                             UsbvmDevice **devs, size_t n, const UsbvmHostUse *use)
 {
-    _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *eu = NULL, *eb = NULL;
-    char **usb = NULL, **blocks = NULL;
-    int r;
-    if (parent) {
-        if ((r = enumerate(udev, "usb", "usb_interface", parent, &eu, err)) < 0 ||
-            (r = enumerate(udev, "block", NULL, parent, &eb, err)) < 0)
-            return r;
-        usb = scan_list(eu);
-        blocks = scan_list(eb);
-        usb_all = usb;
-    } else {
-        blocks = sysfs_entries("/sys/class/block");
-    }
+    char **usb = NULL, **blocks = sysfs_entries("/sys/class/block");
+    if (parent)
+        usb_all = usb = interface_entries(udev_device_get_syspath(parent));
     for (size_t i = 0; usb_all && usb_all[i]; i++) {
         const char *path = usb_all[i];
         /* Interfaces are named "<device>:<config>.<number>"; devices never hold a ':'. */
@@ -445,7 +426,6 @@ static int collect_children(struct udev *udev, struct udev_device *parent, char 
     usbvm_strv_free(usb);
     for (size_t i = 0; i < n; i++)
         device_finish(devs[i]);
-    return 0;
 }
 
 int usbvm_device_new_from_udev(struct udev_device *d, const UsbvmHostPaths *paths,
@@ -462,10 +442,8 @@ int usbvm_device_new_from_udev(struct udev_device *d, const UsbvmHostPaths *path
     r = usbvm_host_use_load(paths, &use, err);
     if (r < 0)
         return r;
-    r = collect_children(udev_device_get_udev(d), d, NULL, &dev, 1, &use, err);
+    collect_children(udev_device_get_udev(d), d, NULL, &dev, 1, &use);
     usbvm_host_use_clear(&use);
-    if (r < 0)
-        return r;
     *ret = TAKE_PTR(dev);
     return 0;
 }
@@ -532,10 +510,8 @@ int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
     r = usbvm_host_use_load(paths, &use, err);
     if (r < 0)
         return r;
-    r = collect_children(udev, NULL, usb, l->devices, l->n, &use, err);
+    collect_children(udev, NULL, usb, l->devices, l->n, &use);
     usbvm_host_use_clear(&use);
-    if (r < 0)
-        return r;
     usbvm_devices_mark_ambiguous(l->devices, l->n);
     *ret = TAKE_PTR(l);
     return 0;
