@@ -18,7 +18,7 @@ typedef struct ExecQueue {
      * one domain's QEMU was stopped, 30-150 ms with a connection of its own). */
     virConnectPtr conn;
     unsigned conn_gen;
-    virDomainPtr dom; /* the domain's handle on conn: one lookup, not one per call */
+    WatchDomCache cache; /* the domain's handle and view on conn (watch-state.h) */
     struct ExecQueue *next;
 } ExecQueue;
 
@@ -44,6 +44,14 @@ UsbvmExecutor *usbvm_executor_new(WatchInbox *inbox)
     return ex;
 }
 
+static void cache_drop(ExecQueue *q)
+{
+    if (q->cache.dom)
+        virDomainFree(q->cache.dom);
+    q->cache.dom = NULL;
+    usbvm_domview_forget(q->cache.view);
+}
+
 /* The connection a job's calls use: its queue's own for a domain's queue, opened on first use
  * and again after a reconnect; the shared one when that fails and for the general queue. Only
  * the queue's one thread touches it. */
@@ -53,9 +61,7 @@ static virConnectPtr queue_conn(ExecQueue *q, const WatchJob *j)
         return j->conn;
     if (q->conn && q->conn_gen == j->conn_gen)
         return q->conn;
-    if (q->dom)
-        virDomainFree(q->dom);
-    q->dom = NULL;
+    cache_drop(q);
     if (q->conn)
         virConnectClose(q->conn);
     q->conn = NULL;
@@ -78,6 +84,7 @@ static void *worker_main(void *opaque)
         pthread_mutex_lock(&ex->lock);
         WatchJob *j = q->head;
         if (!j) {
+            usbvm_domview_forget(q->cache.view); /* what comes next may follow anything */
             q->running = false;
             ex->busy--;
             pthread_cond_broadcast(&ex->idle);
@@ -91,7 +98,9 @@ static void *worker_main(void *opaque)
 
         j->next = NULL;
         virConnectPtr conn = queue_conn(q, j);
-        usbvm_watch_job_run(j, conn, conn && conn == q->conn ? &q->dom : NULL);
+        if (conn && conn == q->conn && !q->cache.view)
+            q->cache.view = usbvm_domview_new();
+        usbvm_watch_job_run(j, conn, conn && conn == q->conn ? &q->cache : NULL);
         j->done_usec = usbvm_now_usec();
         WatchMsg *m = xcalloc(1, sizeof(*m));
         m->kind = WATCH_MSG_JOB_DONE;
@@ -161,8 +170,8 @@ void usbvm_executor_free(UsbvmExecutor *ex)
             q->head = j->next;
             usbvm_watch_job_free(j);
         }
-        if (q->dom)
-            virDomainFree(q->dom);
+        cache_drop(q);
+        usbvm_domview_free(q->cache.view);
         if (q->conn)
             virConnectClose(q->conn);
         free(q->key);

@@ -55,12 +55,78 @@ typedef struct Attach {
     UsbvmDomDevList here; /* USB devices of the target, from the reference XML */
     UsbvmDomInfo info;    /* controllers, targets and SCSI units in use (live and persistent) */
     UsbvmResult res;
+    char *xml;           /* the device's XML, as attached */
+    bool added_scsi_ctl; /* a virtio-scsi controller was added for it */
 } Attach;
 
 static void attach_clear(Attach *a)
 {
     usbvm_domdev_list_clear(&a->here);
     usbvm_dominfo_clear(&a->info);
+    free(a->xml);
+    a->xml = NULL;
+}
+
+/* What one caller's attaches to one domain, one after the other, left there: the next one
+ * starts from it instead of reading the domain's XML again (a burst of 32 sticks read a
+ * growing XML 32 times). Only this caller's own changes are in it; a change someone else made
+ * meanwhile shows as libvirt's refusal, and that attach reads the XML after all. */
+struct UsbvmDomView {
+    bool valid;
+    UsbvmDomDevList here;
+    UsbvmDomInfo info;
+};
+
+UsbvmDomView *usbvm_domview_new(void)
+{
+    return xcalloc(1, sizeof(UsbvmDomView));
+}
+
+void usbvm_domview_forget(UsbvmDomView *v)
+{
+    if (!v)
+        return;
+    usbvm_domdev_list_clear(&v->here);
+    usbvm_dominfo_clear(&v->info);
+    v->valid = false;
+}
+
+void usbvm_domview_free(UsbvmDomView *v)
+{
+    usbvm_domview_forget(v);
+    free(v);
+}
+
+/* Starts the attach from the view, which it takes over: true when there was one. */
+static bool view_take(Attach *a, UsbvmAttachCtx *ctx)
+{
+    UsbvmDomView *v = ctx ? ctx->view : NULL;
+    if (!v || !v->valid || (a->flags & (USBVM_ATTACH_CONFIG | USBVM_ATTACH_CHECK)))
+        return false;
+    a->here = v->here;
+    a->info = v->info;
+    *v = (UsbvmDomView){ 0 };
+    return true;
+}
+
+/* Hands the domain, as this attach left it, to the next one. */
+static void view_keep(Attach *a, UsbvmAttachCtx *ctx)
+{
+    UsbvmDomView *v = ctx ? ctx->view : NULL;
+    if (!v || (a->flags & (USBVM_ATTACH_CONFIG | USBVM_ATTACH_CHECK)))
+        return;
+    usbvm_domview_forget(v);
+    if (a->res.changed) {
+        if (a->added_scsi_ctl)
+            a->info.virtio_scsi = true;
+        usbvm_dominfo_add_disk_xml(&a->info, a->xml);
+        usbvm_domdev_copy(usbvm_domdev_list_add(&a->here), &ctx->added);
+    }
+    v->here = a->here;
+    v->info = a->info;
+    a->here = (UsbvmDomDevList){ 0 };
+    a->info = (UsbvmDomInfo){ 0 };
+    v->valid = true;
 }
 
 /* Reads the live XML (and the persistent one for --config) once each; the reference is the
@@ -257,6 +323,7 @@ static int attach_do(Attach *a, const char *xml, UsbvmError *err)
                                     "cannot add a virtio-scsi controller to '%s' for %s", a->name,
                                     a->dev);
         note(&a->res, "added a virtio-scsi controller");
+        a->added_scsi_ctl = true;
     }
     if (virDomainAttachDeviceFlags(a->dom, xml, vflags) < 0) {
         /* libvirt's refusal as it was, read before any other call resets it. */
@@ -316,8 +383,7 @@ static void attach_describe(const Attach *a, UsbvmDomDev *ret)
 /* From the final check to libvirt's answer, under the device's slot of the host lock. */
 static int attach_locked(Attach *a, virConnectPtr conn, UsbvmAttachCtx *ctx, UsbvmError *err)
 {
-    _cleanup_free_ char *xml = NULL;
-    int r = usbvm_virt_device_xml_info(a->d, &a->spec, &a->info, &xml, err);
+    int r = usbvm_virt_device_xml_info(a->d, &a->spec, &a->info, &a->xml, err);
     if (r < 0) {
         usbvm_error_prefix(err, "cannot attach %s to '%s': ", a->dev, a->name);
         return r;
@@ -337,7 +403,7 @@ static int attach_locked(Attach *a, virConnectPtr conn, UsbvmAttachCtx *ctx, Usb
         return r;
     r = attach_final_check(a, conn, &lock, ctx, err);
     if (r == 0)
-        r = attach_do(a, xml, err);
+        r = attach_do(a, a->xml, err);
     if (r == 0) {
         uint64_t g;
         (void)usbvm_hostlock_bump(&lock, &g);
@@ -353,6 +419,21 @@ int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d
                       UsbvmError *err)
 {
     return usbvm_virt_attach_ctx(conn, dom, d, spec, flags, NULL, ret, err);
+}
+
+/* From the target's devices on: idempotence, the domain's checks, then the locked part. */
+static int attach_run(Attach *a, virConnectPtr conn, UsbvmAttachCtx *ctx, UsbvmError *err)
+{
+    int r = attach_present(a, err);
+    if (r == 1) {
+        a->res.state = USBVM_STATE_ATTACHED; /* already there: changed stays false */
+        if (ctx && !(a->flags & USBVM_ATTACH_CHECK))
+            attach_describe(a, &ctx->added); /* a caller's picture that missed it learns it */
+        return 0;
+    }
+    if (r == 0 && (r = attach_check_domain(a, err)) == 0)
+        r = attach_locked(a, conn, ctx, err);
+    return r;
 }
 
 int usbvm_virt_attach_ctx(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
@@ -371,17 +452,32 @@ int usbvm_virt_attach_ctx(virConnectPtr conn, virDomainPtr dom, const UsbvmDevic
     a.spec.persistent = (flags & USBVM_ATTACH_CONFIG) != 0;
     a.mode = usbvm_mode_to_string(a.spec.mode);
     snprintf(a.res.alias, sizeof(a.res.alias), "%s", strempty(d->alias));
-    int r = attach_read(&a, err);
-    if (r == 0)
-        r = attach_present(&a, err);
-    if (r == 1) {
-        a.res.state = USBVM_STATE_ATTACHED; /* already there: changed stays false */
-        if (ctx && !(flags & USBVM_ATTACH_CHECK))
-            attach_describe(&a, &ctx->added); /* a caller's picture that missed it learns it */
-        r = 0;
-    } else if (r == 0 && (r = attach_check_domain(&a, err)) == 0) {
-        r = attach_locked(&a, conn, ctx, err);
+    bool from_view = view_take(&a, ctx);
+    if (from_view && attach_present(&a, NULL) != 0) {
+        attach_clear(&a); /* "there already" is for the domain's own XML to say */
+        from_view = false;
     }
+    int r = from_view ? 0 : attach_read(&a, err);
+    if (r == 0)
+        r = attach_run(&a, conn, ctx, err);
+    if (r < 0 && from_view && err && err->kind == USBVM_E_LIBVIRT) {
+        /* libvirt refused what the view allowed: someone else changed the domain meanwhile
+         * (a target name or SCSI unit taken). Once more, from the domain's XML. */
+        attach_clear(&a);
+        a.res = (UsbvmResult){ .state = USBVM_STATE_DETACHED };
+        a.added_scsi_ctl = false;
+        snprintf(a.res.alias, sizeof(a.res.alias), "%s", strempty(d->alias));
+        *err = (UsbvmError){ 0 };
+        r = attach_read(&a, err);
+        if (r == 0) {
+            note(&a.res, "the domain changed meanwhile; read it again");
+            r = attach_run(&a, conn, ctx, err);
+        }
+    }
+    if (r == 0)
+        view_keep(&a, ctx);
+    else if (ctx)
+        usbvm_domview_forget(ctx->view);
     attach_clear(&a);
     if (r == 0)
         *ret = a.res;

@@ -243,6 +243,23 @@ int usbvm_dominfo_from_xml(const char *xml, UsbvmDomInfo *ret, UsbvmError *err)
     return 0;
 }
 
+/* A <disk>'s target name, and its unit when it sits on the virtio-scsi controller. */
+static void note_disk(UsbvmDomInfo *info, xmlNodePtr n)
+{
+    _cleanup_free_ char *t = prop(child(n, "target"), "dev");
+    if (t)
+        info->targets = usbvm_strv_push(info->targets, t);
+    xmlNodePtr a = child(n, "address");
+    if (!a || !prop_eq(a, "type", "drive"))
+        return;
+    _cleanup_free_ char *c = prop(a, "controller"), *tg = prop(a, "target"), *u = prop(a, "unit");
+    unsigned ci = 0;
+    if ((c && usbvm_parse_uint(c, 10, 255, &ci) < 0) || (int)ci != info->scsi_index)
+        return;
+    _cleanup_free_ char *tu = xasprintf("%s:%s", tg ? tg : "0", u ? u : "0");
+    info->scsi_units = usbvm_strv_push(info->scsi_units, tu);
+}
+
 void usbvm_dominfo_from_doc(xmlDocPtr doc, UsbvmDomInfo *ret)
 {
     UsbvmDomInfo info = { .scsi_index = -1 };
@@ -273,26 +290,21 @@ void usbvm_dominfo_from_doc(xmlDocPtr doc, UsbvmDomInfo *ret)
     }
     if (!info.virtio_scsi)
         info.scsi_index = next_scsi;
-    for (xmlNodePtr n = devices ? devices->children : NULL; n; n = n->next) {
-        if (n->type != XML_ELEMENT_NODE || !xmlStrEqual(n->name, BAD_CAST "disk"))
-            continue;
-        _cleanup_free_ char *t = prop(child(n, "target"), "dev");
-        if (t)
-            info.targets = usbvm_strv_push(info.targets, t);
-        xmlNodePtr a = child(n, "address");
-        if (!a || !prop_eq(a, "type", "drive"))
-            continue;
-        _cleanup_free_ char *c = prop(a, "controller"), *tg = prop(a, "target"),
-                            *u = prop(a, "unit");
-        unsigned ci = 0;
-        if (c && usbvm_parse_uint(c, 10, 255, &ci) < 0)
-            continue;
-        if ((int)ci != info.scsi_index)
-            continue;
-        _cleanup_free_ char *tu = xasprintf("%s:%s", tg ? tg : "0", u ? u : "0");
-        info.scsi_units = usbvm_strv_push(info.scsi_units, tu);
-    }
+    for (xmlNodePtr n = devices ? devices->children : NULL; n; n = n->next)
+        if (n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, BAD_CAST "disk"))
+            note_disk(&info, n);
     *ret = info;
+}
+
+void usbvm_dominfo_add_disk_xml(UsbvmDomInfo *info, const char *xml)
+{
+    xmlDocPtr doc = xml ? xmlReadMemory(xml, (int)strlen(xml), "disk.xml", NULL,
+                                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+                        : NULL;
+    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+    if (root && xmlStrEqual(root->name, BAD_CAST "disk"))
+        note_disk(info, root);
+    xmlFreeDoc(doc);
 }
 
 char *usbvm_virt_next_target(const char *prefix, char *const *used)

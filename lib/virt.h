@@ -114,6 +114,14 @@ int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d
                       const UsbvmAttachSpec *spec, unsigned flags, UsbvmResult *ret,
                       UsbvmError *err);
 
+/* The target domain as a caller's earlier attaches left it (see virt-attach.c): a caller that
+ * attaches to one domain one device after the other keeps one, and forgets it before anything
+ * else touches the domain. */
+typedef struct UsbvmDomView UsbvmDomView;
+UsbvmDomView *usbvm_domview_new(void);
+void usbvm_domview_forget(UsbvmDomView *v); /* the next attach reads the domain's XML */
+void usbvm_domview_free(UsbvmDomView *v);
+
 /* What a caller that keeps its own picture of the domains (watch) gives and gets back. The
  * final check runs under the device's slot of the host lock (lib/hostlock.h). */
 typedef struct UsbvmAttachCtx {
@@ -123,6 +131,7 @@ typedef struct UsbvmAttachCtx {
     bool recheck_host_use;        /* read mountinfo/swaps again for the final check */
     bool lock_nowait;             /* a held slot gives an error instead of waiting */
     const char *lock_path;        /* NULL: the default */
+    UsbvmDomView *view;           /* NULL, or the target as the last attach left it (in/out) */
     /* out */
     bool reread;       /* 'known' was stale: the other domains were read again */
     UsbvmDomDev added; /* what the domain now holds (when changed) */

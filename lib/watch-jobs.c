@@ -86,8 +86,9 @@ static void ask_guest(WatchJob *j, virDomainPtr dom, char *notes, size_t size)
 
 /* The job's domain: the queue's handle when it has one (fresh: looked up again, as after the
  * domain started), else looked up and kept. A reference of the caller's own. */
-static virDomainPtr job_domain(WatchJob *j, virConnectPtr conn, virDomainPtr *cache, bool fresh)
+static virDomainPtr job_domain(WatchJob *j, virConnectPtr conn, WatchDomCache *dc, bool fresh)
 {
+    virDomainPtr *cache = dc ? &dc->dom : NULL;
     if (cache && *cache && !fresh) {
         virDomainRef(*cache);
         return *cache;
@@ -104,7 +105,7 @@ static virDomainPtr job_domain(WatchJob *j, virConnectPtr conn, virDomainPtr *ca
     return dom;
 }
 
-static void run_detach(WatchJob *j, virConnectPtr conn, virDomainPtr *cache)
+static void run_detach(WatchJob *j, virConnectPtr conn, WatchDomCache *cache)
 {
     virDomainPtr dom = job_domain(j, conn, cache, false);
     if (!dom)
@@ -119,7 +120,7 @@ static void run_detach(WatchJob *j, virConnectPtr conn, virDomainPtr *cache)
         snprintf(j->res.notes + len, sizeof(j->res.notes) - len, "%s%s", len ? "; " : "", notes);
 }
 
-static void run_attach(WatchJob *j, virConnectPtr conn, virDomainPtr *cache)
+static void run_attach(WatchJob *j, virConnectPtr conn, WatchDomCache *cache)
 {
     virDomainPtr dom = job_domain(j, conn, cache, false);
     if (!dom)
@@ -130,14 +131,17 @@ static void run_attach(WatchJob *j, virConnectPtr conn, virDomainPtr *cache)
     j->ctx = (UsbvmAttachCtx){ .known = j->known,
                                .known_generation = j->known_gen,
                                .recheck_host_use = true,
-                               .lock_nowait = true };
+                               .lock_nowait = true,
+                               .view = cache ? cache->view : NULL };
     j->r = usbvm_virt_attach_ctx(conn, dom, j->model, &j->spec, flags, &j->ctx, &j->res, &j->err);
     virDomainFree(dom);
 }
 
-void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn, virDomainPtr *dom_cache)
+void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn, WatchDomCache *dom_cache)
 {
     j->started_usec = usbvm_now_usec();
+    if (dom_cache && j->kind != WATCH_JOB_ATTACH)
+        usbvm_domview_forget(dom_cache->view);
     switch (j->kind) {
     case WATCH_JOB_CONNECT:
         run_connect(j);

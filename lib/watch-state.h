@@ -266,7 +266,14 @@ void usbvm_watch_record(UsbvmLogLevel level, const WatchRecord *r);
 /* "1-2 SanDisk Cruzer Blade 0781:5567 sn=4C53..." (escaped). */
 char *usbvm_watch_label(const UsbvmDevice *d);
 
-/* executor jobs' work, run on executor threads (watch-jobs.c). dom_cache: the domain queue's
- * handle of its domain on conn (NULL: none kept), looked up again by every WATCH_JOB_DOMAIN,
- * which a domain's start queues ahead of its attaches. */
-void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn, virDomainPtr *dom_cache);
+/* What a domain's queue keeps between its jobs, on its own connection: the domain's handle,
+ * looked up again by every WATCH_JOB_DOMAIN (which a domain's start queues ahead of its
+ * attaches), and the domain as the queue's attaches left it, valid only from one attach to the
+ * next (any other job, and an empty queue, forget it). */
+typedef struct WatchDomCache {
+    virDomainPtr dom;
+    UsbvmDomView *view;
+} WatchDomCache;
+
+/* executor jobs' work, run on executor threads (watch-jobs.c); cache NULL: none kept */
+void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn, WatchDomCache *cache);

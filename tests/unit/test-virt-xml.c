@@ -262,6 +262,37 @@ static void test_scsi_address(void **state)
     assert_non_null(strstr(ctl, "index=\"1\""));
 }
 
+/* A domain as an attach left it (lib/virt-attach.c's view): the disk's XML adds its target
+ * name and SCSI unit, so that the next attach's XML takes the next ones, as it would from the
+ * domain's own XML. */
+static void test_dominfo_add_disk(void **state)
+{
+    static const char dom[] = "<domain><name>d</name><devices>"
+                              "<controller type='scsi' index='0' model='virtio-scsi'/>"
+                              "</devices></domain>";
+    UsbvmAttachSpec spec = { .mode = USBVM_MODE_SCSI };
+    UsbvmError err = { 0 };
+    UsbvmDomInfo info = { 0 };
+    assert_int_equal(usbvm_dominfo_from_xml(dom, &info, &err), 0);
+    for (int i = 0; i < 9; i++) {
+        _cleanup_free_ char *xml = NULL;
+        assert_int_equal(usbvm_virt_device_xml_info(&golden_device, &spec, &info, &xml, &err), 0);
+        char want[96];
+        snprintf(want, sizeof(want), "controller=\"0\" bus=\"0\" target=\"0\" unit=\"%d\"", i);
+        assert_non_null(strstr(xml, want));
+        snprintf(want, sizeof(want), "<target dev=\"sd%c\" bus=\"scsi\"/>", 'a' + i);
+        assert_non_null(strstr(xml, want));
+        usbvm_dominfo_add_disk_xml(&info, xml);
+    }
+    /* Anything else is not a disk: nothing added. */
+    usbvm_dominfo_add_disk_xml(&info, "<hostdev mode='subsystem' type='usb'/>");
+    usbvm_dominfo_add_disk_xml(&info, "<disk><target dev='sdz'");
+    usbvm_dominfo_add_disk_xml(&info, NULL);
+    assert_false(usbvm_strv_contains(info.targets, "sdz"));
+    assert_int_equal(usbvm_strv_length(info.targets), 9);
+    usbvm_dominfo_clear(&info);
+}
+
 static void test_xml_errors(void **state)
 {
     UsbvmError err = { 0 };
@@ -356,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_target_from_domain),
         cmocka_unit_test(test_scsi_address),
+        cmocka_unit_test(test_dominfo_add_disk),
         cmocka_unit_test(test_xml_errors),
         cmocka_unit_test(test_hostile_serial_xml),
         cmocka_unit_test(test_matches),

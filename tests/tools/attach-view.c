@@ -1,0 +1,75 @@
+/* Drives the attach view (lib/virt-attach.c) into a change it cannot know, for
+ * tests/integration/test-attach-view.sh: two sticks' disks attached as scsi to one domain, one
+ * after the other with one view, as a domain's queue of usbvm watch does in a burst; between
+ * the two, someone else attaches a disk on the target name and SCSI unit the view would give
+ * the second. The second attach must meet libvirt's refusal, read the domain again and attach
+ * on free ones. Prints, for each attach, "attached ALIAS changed=0|1 notes=TEXT".
+ *
+ *   attach-view URI DOMAIN LOOP_A LOOP_B LOOP_OTHER TARGET UNIT
+ */
+#include "virt.h"
+
+#include <libvirt/libvirt.h>
+#include <stdio.h>
+#include <string.h>
+
+static int attach(virConnectPtr conn, virDomainPtr dom, UsbvmDevice *d, UsbvmAttachCtx *ctx)
+{
+    UsbvmAttachSpec spec = { .mode = USBVM_MODE_SCSI };
+    UsbvmResult res = { 0 };
+    UsbvmError err = { 0 };
+    if (usbvm_virt_attach_ctx(conn, dom, d, &spec, USBVM_ATTACH_LIVE, ctx, &res, &err) < 0) {
+        fprintf(stderr, "attach-view: cannot attach %s: %s\n", d->alias, err.message);
+        return 1;
+    }
+    printf("attached %s changed=%d notes=%s\n", d->alias, res.changed, res.notes);
+    usbvm_domdev_clear(&ctx->added);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 8) {
+        fprintf(stderr, "usage: attach-view URI DOMAIN LOOP_A LOOP_B LOOP_OTHER TARGET UNIT\n");
+        return 2;
+    }
+    virConnectPtr conn = virConnectOpen(argv[1]);
+    virDomainPtr dom = conn ? virDomainLookupByName(conn, argv[2]) : NULL;
+    if (!dom) {
+        fprintf(stderr, "attach-view: cannot reach domain '%s'\n", argv[2]);
+        return 1;
+    }
+    UsbvmBlock ba = { .type = USBVM_BLOCK_DISK, .name = "sdva", .devnode = argv[3] };
+    UsbvmBlock bb = { .type = USBVM_BLOCK_DISK, .name = "sdvb", .devnode = argv[4] };
+    UsbvmDevice a = { .port = "9-1", .busnum = 9, .devnum = 11, .vendor_id = 0x0781,
+                      .product_id = 0x5567, .serial = "VIEWA", .blocks = &ba, .n_blocks = 1,
+                      .identity = "0781:5567:VIEWA", .alias = "ua-usbvm-00000000000000a1" };
+    UsbvmDevice b = a;
+    b.port = "9-2";
+    b.devnum = 12;
+    b.serial = "VIEWB";
+    b.blocks = &bb;
+    b.identity = "0781:5567:VIEWB";
+    b.alias = "ua-usbvm-00000000000000b1";
+    UsbvmDomDevList known = { 0 };
+    UsbvmAttachCtx ctx = { .known = &known, .view = usbvm_domview_new() };
+    int rc = attach(conn, dom, &a, &ctx);
+    if (rc == 0) {
+        char xml[512];
+        snprintf(xml, sizeof(xml),
+                 "<disk type='block' device='disk'><driver name='qemu' type='raw'/>"
+                 "<source dev='%s'/><target dev='%s' bus='scsi'/>"
+                 "<address type='drive' controller='0' bus='0' target='0' unit='%s'/></disk>",
+                 argv[5], argv[6], argv[7]);
+        if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+            fprintf(stderr, "attach-view: the other disk: %s\n", virGetLastErrorMessage());
+            rc = 1;
+        }
+    }
+    if (rc == 0)
+        rc = attach(conn, dom, &b, &ctx);
+    usbvm_domview_free(ctx.view);
+    virDomainFree(dom);
+    virConnectClose(conn);
+    return rc;
+}
