@@ -140,6 +140,7 @@ void usbvm_watch_job_done(Watch *w, WatchJob *j)
         if (j->r == 0) {
             w->known_gen = j->generation;
             usbvm_snapshot_take(&w->snapshot, &j->snapshot);
+            usbvm_watch_warm_targets(w); /* the rules may name others after a reload */
         }
         w->dirty = true;
         break;

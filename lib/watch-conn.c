@@ -106,6 +106,7 @@ void usbvm_watch_connected(Watch *w, WatchJob *j)
     w->backoff_ms = 0;
     w->known_gen = j->generation;
     usbvm_snapshot_take(&w->snapshot, &j->snapshot);
+    usbvm_watch_warm_targets(w);
     usbvm_watch_log_event("connected", NULL, "connected to libvirtd");
     w->replay = true; /* watch.c applies them after this answer */
     usbvm_watch_recheck_all(w);
@@ -116,6 +117,21 @@ void usbvm_watch_refetch_domain(Watch *w, const char *domain)
     WatchJob *j = usbvm_watch_job_new(WATCH_JOB_DOMAIN, domain);
     j->domain = xstrdup(domain);
     usbvm_watch_submit(w, j);
+}
+
+void usbvm_watch_warm_targets(Watch *w)
+{
+    size_t n = usbvm_ruleset_size(w->rules);
+    for (size_t k = 0; k < w->snapshot.n; k++) {
+        const char *name = w->snapshot.domains[k].name;
+        for (size_t i = 0; i < n; i++)
+            if (streq(usbvm_rule_domain(usbvm_ruleset_get(w->rules, i)), name)) {
+                WatchJob *j = usbvm_watch_job_new(WATCH_JOB_WARM, name);
+                j->domain = xstrdup(name);
+                usbvm_watch_submit(w, j);
+                break;
+            }
+    }
 }
 
 void usbvm_watch_lifecycle(Watch *w, WatchMsg *m)

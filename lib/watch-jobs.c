@@ -163,6 +163,12 @@ void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn, WatchDomCache *dom_cac
         }
         break;
     }
+    case WATCH_JOB_WARM: {
+        virDomainPtr dom = job_domain(j, conn, dom_cache, false);
+        if (dom)
+            virDomainFree(dom);
+        break;
+    }
     case WATCH_JOB_ATTACH:
         run_attach(j, conn, dom_cache);
         break;

@@ -100,6 +100,7 @@ typedef enum WatchJobKind {
     WATCH_JOB_DISCONNECT, /* deregister and close an old connection */
     WATCH_JOB_SNAPSHOT,   /* every running domain's devices */
     WATCH_JOB_DOMAIN,     /* one domain's devices */
+    WATCH_JOB_WARM,       /* a rule's target: its queue's connection and handle, made ready */
     WATCH_JOB_ATTACH,
     WATCH_JOB_DETACH,
 } WatchJobKind;
@@ -221,6 +222,9 @@ void usbvm_watch_connection_lost(Watch *w);
 void usbvm_watch_connected(Watch *w, WatchJob *j);
 void usbvm_watch_drop_deferred(Watch *w);
 void usbvm_watch_refetch_domain(Watch *w, const char *domain);
+/* Readies the queue of every running domain a rule names, so that the first plug for it does
+ * not wait for a connection of its own (8 ms here). */
+void usbvm_watch_warm_targets(Watch *w);
 void usbvm_watch_lifecycle(Watch *w, WatchMsg *m);
 void usbvm_watch_device_removed(Watch *w, WatchMsg *m, bool failed);
 void usbvm_watch_device_added(Watch *w, WatchMsg *m);
