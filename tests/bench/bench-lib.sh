@@ -5,6 +5,8 @@
 #   bw_next REGEX             waits for the next matching line; sets BW_LINE
 #   bw_burst                  plugs 32 sticks (ports 3-1..3-32) at once and waits until all
 #                             are attached; sets BW_BURST_US (first uevent -> last attached)
+#   bw_burst_prepare, bw_burst_plug   the same in two steps: makes the 32 sticks once, then
+#                             plugs them (again after they were unplugged)
 
 bw_open() {
     exec {BW_FD}< <(exec tail -n +1 -F "$WL_LOG" 2>/dev/null)
@@ -27,19 +29,28 @@ bw_next() {
     usbvm_h_fail "timed out waiting for /$re/"
 }
 
-bw_burst() {
-    local letters=(a b c d e f g h i j k l m n o p q r s t u v w x y z) i t0 last=0
-    local burst=$USBVM_H_TMP/burst.umockdev
-    : >"$burst"
+bw_burst_prepare() {
+    local letters=(a b c d e f g h i j k l m n o p q r s t u v w x y z) i
+    BW_BURST_FILE=$USBVM_H_TMP/burst.umockdev
+    : >"$BW_BURST_FILE"
     for i in $(seq 1 32); do
         wl_stick "${letters[$((1 + (i - 1) / 26))]}${letters[$(((i - 1) % 26))]}" "3-$i" "BURST$i"
-        cat "$WL_FILE" >>"$burst"
+        cat "$WL_FILE" >>"$BW_BURST_FILE"
     done
     wl_cmd "load ${WL_FILE%.umockdev}.full.hub" >/dev/null
-    t0=$(wl_cmd "plug $burst")
+}
+
+bw_burst_plug() {
+    local t0 last=0
+    t0=$(wl_cmd "plug $BW_BURST_FILE")
     for _ in $(seq 1 32); do
         bw_next '"event":"attach".*"result":"ok"'
         last=$(jq -r .mono_usec <<<"$BW_LINE")
     done
     BW_BURST_US=$((last - t0))
+}
+
+bw_burst() {
+    bw_burst_prepare
+    bw_burst_plug
 }
