@@ -41,9 +41,16 @@ int main(int argc, char **argv)
     }
     UsbvmBlock ba = { .type = USBVM_BLOCK_DISK, .name = "sdva", .devnode = argv[3] };
     UsbvmBlock bb = { .type = USBVM_BLOCK_DISK, .name = "sdvb", .devnode = argv[4] };
-    UsbvmDevice a = { .port = "9-1", .busnum = 9, .devnum = 11, .vendor_id = 0x0781,
-                      .product_id = 0x5567, .serial = "VIEWA", .blocks = &ba, .n_blocks = 1,
-                      .identity = "0781:5567:VIEWA", .alias = "ua-usbvm-00000000000000a1" };
+    UsbvmDevice a = { .port = "9-1",
+                      .busnum = 9,
+                      .devnum = 11,
+                      .vendor_id = 0x0781,
+                      .product_id = 0x5567,
+                      .serial = "VIEWA",
+                      .blocks = &ba,
+                      .n_blocks = 1,
+                      .identity = "0781:5567:VIEWA",
+                      .alias = "ua-usbvm-00000000000000a1" };
     UsbvmDevice b = a;
     b.port = "9-2";
     b.devnum = 12;
