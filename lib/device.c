@@ -369,35 +369,76 @@ static char **sysfs_entries(const char *dir)
     return v;
 }
 
-/* A device's interfaces: the entries of its directory with a ':' in the name ("1-2:1.0", and
- * a root hub's "1-0:1.0"); nothing else there has one. Listed rather than scanned with
- * libudev's enumerator, which walks the whole subtree and reads every uevent file in it (1 of
- * the 1.6 ms a plug's read took under umockdev). */
-static char **interface_entries(const char *syspath)
+static bool is_dir(const char *dir, const struct dirent *e)
 {
-    DIR *d = opendir(syspath);
-    if (!d)
-        return NULL;
-    char **v = NULL;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.' && strchr(e->d_name, ':')) {
-            _cleanup_free_ char *path = xasprintf("%s/%s", syspath, e->d_name);
-            v = usbvm_strv_push(v, path);
-        }
-    closedir(d);
-    return v;
+    if (e->d_type != DT_UNKNOWN)
+        return e->d_type == DT_DIR; /* a link (driver, subsystem, device) is not followed */
+    struct stat st;
+    _cleanup_free_ char *path = xasprintf("%s/%s", dir, e->d_name);
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Interfaces and block devices below the devices: the interfaces from the parent's directory
- * (one device) or usb_all (the usb bus's entries), the block devices from the block class's
- * links, each handed to the device it is below. */
+/* A disk's partitions: the directories in its own named after it ("sdb1"). */
+static void disk_partitions(const char *disk, const char *name, char ***v)
+{
+    DIR *d = opendir(disk);
+    if (!d)
+        return;
+    size_t n = strlen(name);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, name, n) == 0 && e->d_name[n] && is_dir(disk, e)) {
+            _cleanup_free_ char *path = xasprintf("%s/%s", disk, e->d_name);
+            *v = usbvm_strv_push(*v, path);
+        }
+    closedir(d);
+}
+
+/* The interfaces and block devices in a device's subtree, by its directories alone: an
+ * interface is named "<device>:<config>.<number>" (a root hub's "1-0:1.0"), a "block"
+ * directory holds disks, a disk's directory its partitions. The walk follows no link, and goes
+ * into no other USB device (a hub's children), power/ or endpoint. libudev's enumerator reads
+ * the uevent file of every directory in the subtree (1 of the 1.6 ms a plug's read took under
+ * umockdev), and the block class lists every disk of the host. */
+static void subtree_entries(const char *dir, int depth, char ***usb, char ***blocks)
+{
+    DIR *d = depth < 16 ? opendir(dir) : NULL;
+    if (!d)
+        return;
+    const char *base = strrchr(dir, '/');
+    bool block_dir = base && streq(base + 1, "block");
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        if (name[0] == '.' || streq(name, "power") || strncmp(name, "ep_", 3) == 0 ||
+            is_usb_device_name(name, strlen(name)) || !is_dir(dir, e))
+            continue;
+        _cleanup_free_ char *path = xasprintf("%s/%s", dir, name);
+        if (block_dir) {
+            *blocks = usbvm_strv_push(*blocks, path);
+            disk_partitions(path, name, blocks);
+            continue;
+        }
+        if (depth == 0 && strchr(name, ':'))
+            *usb = usbvm_strv_push(*usb, path);
+        subtree_entries(path, depth + 1, usb, blocks);
+    }
+    closedir(d);
+}
+
+/* Interfaces and block devices below the devices, each handed to the device it is below: for
+ * one device (parent), from its subtree; for every device, from usb_all (the usb bus's
+ * entries) and the block class's links. */
 static void collect_children(struct udev *udev, struct udev_device *parent, char *const *usb_all,
                              UsbvmDevice **devs, size_t n, const UsbvmHostUse *use)
 {
-    char **usb = NULL, **blocks = sysfs_entries("/sys/class/block");
-    if (parent)
-        usb_all = usb = interface_entries(udev_device_get_syspath(parent));
+    char **usb = NULL, **blocks = NULL;
+    if (parent) {
+        subtree_entries(udev_device_get_syspath(parent), 0, &usb, &blocks);
+        usb_all = usb;
+    } else {
+        blocks = sysfs_entries("/sys/class/block");
+    }
     for (size_t i = 0; usb_all && usb_all[i]; i++) {
         const char *path = usb_all[i];
         /* Interfaces are named "<device>:<config>.<number>"; devices never hold a ':'. */
