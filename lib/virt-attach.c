@@ -109,13 +109,16 @@ static bool view_take(Attach *a, UsbvmAttachCtx *ctx)
     return true;
 }
 
-/* Hands the domain, as this attach left it, to the next one. */
+/* Hands the domain, as this attach left it, to the next one. An attach that also changed the
+ * persistent definition started from both XMLs, not from the view: the next one reads again. */
 static void view_keep(Attach *a, UsbvmAttachCtx *ctx)
 {
     UsbvmDomView *v = ctx ? ctx->view : NULL;
-    if (!v || (a->flags & (USBVM_ATTACH_CONFIG | USBVM_ATTACH_CHECK)))
+    if (!v || (a->flags & USBVM_ATTACH_CHECK))
         return;
     usbvm_domview_forget(v);
+    if (a->flags & USBVM_ATTACH_CONFIG)
+        return;
     if (a->res.changed) {
         if (a->added_scsi_ctl)
             a->info.virtio_scsi = true;
