@@ -217,7 +217,6 @@ int main(int argc, const char **argv)
 {
     setlocale(LC_ALL, "");
     setlinebuf(stdout);
-    usbvm_virt_init();
 
     UsbvmCli cli = { .progname = "usbvm", .json = wants_json(argc, argv) };
     _cleanup_free_ char *connect_uri = NULL;

@@ -11,7 +11,10 @@ set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-# Depends is computed from the binary's shared libraries by dpkg-shlibdeps (dpkg-dev).
+# Depends is computed from the binary's shared libraries by dpkg-shlibdeps (dpkg-dev), plus
+# libvirt's client libraries, which usbvm loads when a verb first needs them (lib/virt-load.c)
+# and dpkg-shlibdeps therefore cannot see. CPack appends the computed list to this one.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libvirt0 (>= 7.0.0)")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libvirt-daemon-system")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "bash-completion, zsh")

@@ -247,6 +247,12 @@ static void report_unreachable(const char *uri, UsbvmChecks *out)
 
 static virConnectPtr check_libvirt(const char *uri, UsbvmChecks *out)
 {
+    UsbvmError err = { 0 };
+    if (usbvm_virt_load(&err) < 0) {
+        usbvm_checks_add(out, "libvirt", false, "Install it: 'apt install libvirt0'.", "%s",
+                         err.message);
+        return NULL;
+    }
     usbvm_virt_init();
     virConnectPtr conn = virConnectOpen(uri);
     if (!conn) {

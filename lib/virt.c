@@ -78,6 +78,9 @@ static const char *connect_advice(const virError *e)
 
 int usbvm_virt_open(const char *uri, virConnectPtr *ret, UsbvmError *err)
 {
+    int r = usbvm_virt_load(err);
+    if (r < 0)
+        return r;
     usbvm_virt_init();
     virConnectPtr c = virConnectOpen(uri);
     if (!c) {

@@ -8,9 +8,14 @@
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <sys/types.h>
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(virConnectPtr, virConnectClose)
 DEFINE_TRIVIAL_CLEANUP_FUNC(virDomainPtr, virDomainFree)
+
+/* Loads libvirt.so.0 (virt-load.c) unless done already. When it cannot, err says why and what to
+ * install, kind USBVM_E_LIBVIRT, and every libvirt function fails as libvirt would. */
+int usbvm_virt_load(UsbvmError *err);
 
 /* Installs an error handler so libvirt never prints on its own (once per process). */
 void usbvm_virt_init(void);

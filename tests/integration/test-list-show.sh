@@ -198,5 +198,30 @@ else
     fail "cannot set up a mounted loop device"
 fi
 
+# ---- libvirt's client library missing: loaded on first use, so list still works ---------------
+# The sanitized build links libvirt (CMakeLists.txt says why), every other build must not.
+: "${USBVM_REAL:?}" "${USBVM_BUILDDIR:?}"
+linked=$(ldd "$USBVM_REAL" | grep -c 'libvirt\.so\.0')
+if grep -qx 'USBVM_SANITIZE:BOOL=ON' "$USBVM_BUILDDIR/CMakeCache.txt"; then
+    expect "sanitized build: libvirt loaded at start" 1 "$linked"
+    echo "$passed passed, $failed failed"
+    [[ $failed -eq 0 ]]
+    exit
+fi
+expect "usbvm does not link libvirt" 0 "$linked"
+# A file that is not a library stands in for libvirt.so.0: dlopen finds it first and fails.
+mkdir -p "$TMP/nolibvirt"
+echo 'not a library' >"$TMP/nolibvirt/libvirt.so.0"
+LD_LIBRARY_PATH="$TMP/nolibvirt" run "$LAB" list --json
+expect "no libvirt: list exit code" 0 "$rc"
+expect "no libvirt: libvirt unavailable" false "$(j .libvirt.available)"
+expect "no libvirt: the error says what to install" true \
+    "$(j '.libvirt.error | test("^cannot load libvirt: .*libvirt\\.so\\.0.*; install libvirt.s client library \\(.apt install libvirt0.\\)$")')"
+expect "no libvirt: devices still listed" 6 "$(j '.devices | length')"
+LD_LIBRARY_PATH="$TMP/nolibvirt" run "$LAB" status
+expect "no libvirt: status fails" true "$([[ $rc -ne 0 ]] && echo true || echo false)"
+expect "no libvirt: status says what to install" 1 \
+    "$(grep -c "^usbvm: cannot load libvirt: .*; install libvirt's client library ('apt install libvirt0')$" "$TMP/err")"
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
