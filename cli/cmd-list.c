@@ -101,13 +101,16 @@ int usbvm_cmd_list(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **
     if (!usbvm_cli_parse(cli, verb, argc, argv, on_option, &all, &p))
         return p.rc;
 
+    /* libvirt is asked while the devices are read: loading it takes as long as reading them. */
+    UsbvmCliDomains domains;
+    usbvm_cli_domains_start(cli, &domains);
     UsbvmError err = { 0 };
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
-    if (usbvm_cli_devices(cli, &list, &err) < 0)
+    if (usbvm_cli_devices(cli, &list, &err) < 0) {
+        usbvm_cli_domains_cancel(&domains);
         return usbvm_cli_error(cli, &err);
-
-    UsbvmCliDomains domains;
-    usbvm_cli_domains_load(cli, &domains);
+    }
+    usbvm_cli_domains_finish(cli, &domains);
 
     json_object *root = json_object_new_object();
     json_object *devices = json_object_new_array();

@@ -2,20 +2,43 @@
 
 #include <string.h>
 
+static void domains_unavailable(UsbvmCli *cli, UsbvmCliDomains *d)
+{
+    if (!d->error.message[0])
+        snprintf(d->error.message, sizeof(d->error.message), "libvirt gave no reason");
+    usbvm_cli_warning(cli,
+                      "cannot ask libvirt which domains hold the devices, so the domain "
+                      "shows as unknown: %s",
+                      d->error.message);
+}
+
 void usbvm_cli_domains_load(UsbvmCli *cli, UsbvmCliDomains *ret)
 {
     *ret = (UsbvmCliDomains){ 0 };
     virConnectPtr conn = usbvm_cli_connect(cli, &ret->error);
-    if (conn && usbvm_virt_list_domdevs(conn, &ret->domdevs, &ret->error) >= 0) {
+    if (conn && usbvm_virt_list_domdevs(conn, &ret->domdevs, &ret->error) >= 0)
         ret->available = true;
-        return;
-    }
-    if (!ret->error.message[0])
-        snprintf(ret->error.message, sizeof(ret->error.message), "libvirt gave no reason");
-    usbvm_cli_warning(cli,
-                      "cannot ask libvirt which domains hold the devices, so the domain "
-                      "shows as unknown: %s",
-                      ret->error.message);
+    else
+        domains_unavailable(cli, ret);
+}
+
+void usbvm_cli_domains_start(UsbvmCli *cli, UsbvmCliDomains *ret)
+{
+    *ret = (UsbvmCliDomains){ 0 };
+    usbvm_virt_ask_start(cli->connect_uri, &ret->ask);
+}
+
+void usbvm_cli_domains_finish(UsbvmCli *cli, UsbvmCliDomains *d)
+{
+    if (usbvm_virt_ask_finish(&d->ask, &d->domdevs, &d->error) >= 0)
+        d->available = true;
+    else
+        domains_unavailable(cli, d);
+}
+
+void usbvm_cli_domains_cancel(UsbvmCliDomains *d)
+{
+    usbvm_virt_ask_cancel(&d->ask);
 }
 
 void usbvm_cli_domains_clear(UsbvmCliDomains *d)

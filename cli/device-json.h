@@ -10,12 +10,19 @@ typedef struct UsbvmCliDomains {
     bool available;
     UsbvmError error;
     UsbvmDomDevList *domdevs;
+    UsbvmVirtAsk ask; /* between start and finish */
 } UsbvmCliDomains;
 
 /* Connects (cli->conn) and reads every running domain's USB hostdevs and block disks. When
  * libvirt cannot be reached this is not an error: available is false and ONE warning says
  * why. */
 void usbvm_cli_domains_load(UsbvmCli *cli, UsbvmCliDomains *ret);
+/* The same in two halves, for a verb that needs no connection of its own: start has a child
+ * process ask libvirt (usbvm_virt_ask_start), so that loading libvirt overlaps with reading
+ * the devices; finish takes the answer and warns as load does; cancel drops it. */
+void usbvm_cli_domains_start(UsbvmCli *cli, UsbvmCliDomains *ret);
+void usbvm_cli_domains_finish(UsbvmCli *cli, UsbvmCliDomains *d);
+void usbvm_cli_domains_cancel(UsbvmCliDomains *d);
 void usbvm_cli_domains_clear(UsbvmCliDomains *d);
 /* {"available": true} or {"available": false, "error": "..."}. */
 json_object *usbvm_cli_domains_json(const UsbvmCliDomains *d);

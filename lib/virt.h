@@ -78,6 +78,17 @@ int usbvm_virt_read_domain(virDomainPtr dom, UsbvmDomDevList *ret, bool *ret_run
 
 /* Every USB hostdev and block disk in the live XML of every running domain (owned or not). */
 int usbvm_virt_list_domdevs(virConnectPtr conn, UsbvmDomDevList **ret, UsbvmError *err);
+/* usbvm_virt_list_domdevs in a child process (virt-ask.c), while the caller does other work:
+ * start forks it, finish waits for its answer (or its error, as the child saw it), cancel kills
+ * it. Without a pipe or a child, finish asks in this process. uri must live until finish. */
+typedef struct UsbvmVirtAsk {
+    pid_t pid;
+    int fd;
+    const char *uri;
+} UsbvmVirtAsk;
+void usbvm_virt_ask_start(const char *uri, UsbvmVirtAsk *ask);
+int usbvm_virt_ask_finish(UsbvmVirtAsk *ask, UsbvmDomDevList **ret, UsbvmError *err);
+void usbvm_virt_ask_cancel(UsbvmVirtAsk *ask);
 /* The same for one domain's live XML text (for tests and for reconcile on one domain). */
 int usbvm_domdevs_from_xml(const char *domain, const char *xml, UsbvmDomDevList *list,
                            UsbvmError *err);

@@ -70,6 +70,15 @@ for mode in usb-disk scsi virtio; do
     usbvm_h_assert_eq false "$(usbvm_h_json .changed "$out")" "$mode: second attach changed=false"
     usbvm_h_assert_eq attached "$(usbvm_h_json .state "$out")" "$mode: second attach state"
 
+    # list names the domain (its answer comes from a child process that asks libvirt).
+    usbvm_h_run out uv list --json
+    usbvm_h_assert_eq 0 "$out_rc" "$mode: list exits 0 ($out_err)"
+    usbvm_h_assert_eq true "$(usbvm_h_json .libvirt.available "$out")" "$mode: list reached libvirt"
+    usbvm_h_assert_eq "[\"$dom\"]" \
+        "$(jq -c '.devices[] | select(.port == "1-2") | .domains' <<<"$out")" \
+        "$mode: list says which domain holds the stick"
+    usbvm_h_assert_eq "" "$out_err" "$mode: list warns about nothing"
+
     # status lists it, present.
     usbvm_h_run out uv status --json
     usbvm_h_assert_eq 0 "$out_rc" "status exits 0 ($out_err)"
