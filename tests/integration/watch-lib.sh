@@ -91,13 +91,14 @@ wl_stick() {
     WL_LOOP=$loop
 }
 
-# wl_plug FILE : loads its bus's root hub first if needed; prints the uevent time (usec).
+# wl_plug FILE [plugt] : loads its bus's root hub first if needed; prints the uevent time (usec);
+# with plugt, also the time right after the last "add" went out (see tests/tools/mockbed.c).
 wl_plug() {
-    local file=$1 hub=${1%.umockdev}.full.hub bus
+    local file=$1 cmd=${2:-plug} hub=${1%.umockdev}.full.hub bus
     bus=$(awk '/^P: /{print $2; exit}' "$hub")
     # Asked of the testbed itself, so it also works from a $(...) subshell.
     [ -d "$UMOCKDEV_DIR/sys$bus" ] || wl_cmd "load $hub" >/dev/null
-    wl_cmd "plug $file"
+    wl_cmd "$cmd $file"
 }
 
 # wl_unplug PORT : "remove" for the device at bus 1 port PORT and everything below it.

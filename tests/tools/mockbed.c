@@ -10,6 +10,8 @@
  *   load FILE          add the devices of a umockdev-record file, no uevents
  *   plug FILE          add them all, then send "add" for each in file order, then "bind"
  *                      for USB devices that have a driver (as the kernel does)
+ *   plugt FILE         the same, answered "ok <first> <last>": <last> is taken right after
+ *                      the last "add" went out, when the whole device is announced
  *   unplug SYSPATH     send "remove" for SYSPATH and everything below it (deepest first),
  *                      then take them out of the testbed
  *   uevent SYSPATH ACTION
@@ -202,7 +204,9 @@ int main(void)
         GError *error = NULL;
         if (strcmp(line, "quit") == 0) {
             break;
-        } else if ((strcmp(line, "load") == 0 || strcmp(line, "plug") == 0) && arg) {
+        } else if ((strcmp(line, "load") == 0 || strcmp(line, "plug") == 0 ||
+                    strcmp(line, "plugt") == 0) &&
+                   arg) {
             listeners_hide(root, true);
             bool added = umockdev_testbed_add_from_file(tb, arg, &error);
             listeners_hide(root, false);
@@ -210,12 +214,13 @@ int main(void)
                 printf("error %s\n", error->message);
                 g_error_free(error);
             } else {
-                unsigned long long t0 = now_usec();
-                if (strcmp(line, "plug") == 0) {
+                unsigned long long t0 = now_usec(), t_added = t0;
+                if (strcmp(line, "load") != 0) {
                     size_t n = 0;
                     char **paths = file_syspaths(arg, &n);
                     for (size_t i = 0; i < n; i++)
                         umockdev_testbed_uevent(tb, paths[i], "add");
+                    t_added = now_usec();
                     for (size_t i = 0; i < n; i++) {
                         if (has_driver_usb_device(paths[i]))
                             umockdev_testbed_uevent(tb, paths[i], "bind");
@@ -223,7 +228,10 @@ int main(void)
                     }
                     free(paths);
                 }
-                printf("ok %llu\n", t0);
+                if (strcmp(line, "plugt") == 0)
+                    printf("ok %llu %llu\n", t0, t_added);
+                else
+                    printf("ok %llu\n", t0);
             }
         } else if (strcmp(line, "unplug") == 0 && arg) {
             size_t n = 0;
