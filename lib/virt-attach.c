@@ -67,6 +67,16 @@ static void attach_clear(Attach *a)
     a->xml = NULL;
 }
 
+/* Back to before anything was read or done: no domain facts, a result that only names the
+ * alias. */
+static void attach_reset(Attach *a)
+{
+    attach_clear(a);
+    a->res = (UsbvmResult){ .state = USBVM_STATE_DETACHED };
+    a->added_scsi_ctl = false;
+    snprintf(a->res.alias, sizeof(a->res.alias), "%s", strempty(a->d->alias));
+}
+
 /* What one caller's attaches to one domain, one after the other, left there: the next one
  * starts from it instead of reading the domain's XML again (a burst of 32 sticks read a
  * growing XML 32 times). Only this caller's own changes are in it; a change someone else made
@@ -450,11 +460,10 @@ int usbvm_virt_attach_ctx(virConnectPtr conn, virDomainPtr dom, const UsbvmDevic
                  .dev = device_name(d),
                  .d = d,
                  .spec = *spec,
-                 .flags = flags,
-                 .res = { .state = USBVM_STATE_DETACHED } };
+                 .flags = flags };
     a.spec.persistent = (flags & USBVM_ATTACH_CONFIG) != 0;
     a.mode = usbvm_mode_to_string(a.spec.mode);
-    snprintf(a.res.alias, sizeof(a.res.alias), "%s", strempty(d->alias));
+    attach_reset(&a);
     bool from_view = view_take(&a, ctx);
     if (from_view && attach_present(&a, NULL) != 0) {
         attach_clear(&a); /* "there already" is for the domain's own XML to say */
@@ -466,10 +475,7 @@ int usbvm_virt_attach_ctx(virConnectPtr conn, virDomainPtr dom, const UsbvmDevic
     if (r < 0 && from_view && err && err->kind == USBVM_E_LIBVIRT) {
         /* libvirt refused what the view allowed: someone else changed the domain meanwhile
          * (a target name or SCSI unit taken). Once more, from the domain's XML. */
-        attach_clear(&a);
-        a.res = (UsbvmResult){ .state = USBVM_STATE_DETACHED };
-        a.added_scsi_ctl = false;
-        snprintf(a.res.alias, sizeof(a.res.alias), "%s", strempty(d->alias));
+        attach_reset(&a);
         *err = (UsbvmError){ 0 };
         r = attach_read(&a, err);
         if (r == 0) {
