@@ -19,6 +19,7 @@ typedef struct ExecQueue {
     virConnectPtr conn;
     unsigned conn_gen;
     WatchDomCache cache; /* the domain's handle and view on conn (watch-state.h) */
+    char **removed; /* removals libvirt confirmed during a job, for the view to drop after it */
     struct ExecQueue *next;
 } ExecQueue;
 
@@ -74,6 +75,14 @@ static virConnectPtr queue_conn(ExecQueue *q, const WatchJob *j)
     return q->conn;
 }
 
+/* The removals libvirt confirmed while the queue's thread ran a job, out of its view. */
+static void drop_removed(ExecQueue *q, char **removed)
+{
+    for (size_t i = 0; removed && removed[i]; i++)
+        usbvm_domview_drop(q->cache.view, removed[i]);
+    usbvm_strv_free(removed);
+}
+
 static void *worker_main(void *opaque)
 {
     Worker *wk = opaque;
@@ -84,7 +93,7 @@ static void *worker_main(void *opaque)
         pthread_mutex_lock(&ex->lock);
         WatchJob *j = q->head;
         if (!j) {
-            usbvm_domview_forget(q->cache.view); /* what comes next may follow anything */
+            drop_removed(q, TAKE_PTR(q->removed));
             q->running = false;
             ex->busy--;
             pthread_cond_broadcast(&ex->idle);
@@ -94,7 +103,9 @@ static void *worker_main(void *opaque)
         q->head = j->next;
         if (!q->head)
             q->tail = &q->head;
+        char **removed = TAKE_PTR(q->removed);
         pthread_mutex_unlock(&ex->lock);
+        drop_removed(q, removed);
 
         j->next = NULL;
         virConnectPtr conn = queue_conn(q, j);
@@ -158,6 +169,22 @@ bool usbvm_executor_drain(UsbvmExecutor *ex, int timeout_ms)
     return idle;
 }
 
+void usbvm_executor_device_removed(UsbvmExecutor *ex, const char *domain, const char *alias)
+{
+    pthread_mutex_lock(&ex->lock);
+    for (ExecQueue *q = ex->queues; q; q = q->next)
+        if (q->key[0] && streq(q->key, domain)) {
+            /* An idle queue's view is no thread's: drop it now. A busy one's thread drops it
+             * when it takes its next job, so the list holds at most what one job's time saw. */
+            if (q->running)
+                q->removed = usbvm_strv_push(q->removed, alias);
+            else
+                usbvm_domview_drop(q->cache.view, alias);
+            break;
+        }
+    pthread_mutex_unlock(&ex->lock);
+}
+
 void usbvm_executor_free(UsbvmExecutor *ex)
 {
     if (!ex)
@@ -172,6 +199,7 @@ void usbvm_executor_free(UsbvmExecutor *ex)
         }
         cache_drop(q);
         usbvm_domview_free(q->cache.view);
+        usbvm_strv_free(q->removed);
         if (q->conn)
             virConnectClose(q->conn);
         free(q->key);

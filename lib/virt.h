@@ -131,11 +131,14 @@ int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d
                       UsbvmError *err);
 
 /* The target domain as a caller's earlier attaches left it (see virt-attach.c): a caller that
- * attaches to one domain one device after the other keeps one, and forgets it before anything
- * else touches the domain. */
+ * attaches to one domain one device after the other keeps one, and forgets it when it learns
+ * that someone else changed the domain. */
 typedef struct UsbvmDomView UsbvmDomView;
 UsbvmDomView *usbvm_domview_new(void);
 void usbvm_domview_forget(UsbvmDomView *v); /* the next attach reads the domain's XML */
+/* libvirt confirmed that the device with this alias left the domain: out of the view, with
+ * its target name (its SCSI unit stays taken: a unit costs nothing, the next one is free). */
+void usbvm_domview_drop(UsbvmDomView *v, const char *alias);
 void usbvm_domview_free(UsbvmDomView *v);
 
 /* What a caller that keeps its own picture of the domains (watch) gives and gets back. The
@@ -150,6 +153,7 @@ typedef struct UsbvmAttachCtx {
     UsbvmDomView *view;           /* NULL, or the target as the last attach left it (in/out) */
     /* out */
     bool reread;       /* 'known' was stale: the other domains were read again */
+    bool from_view;    /* the attach started from the view and did not read the domain */
     UsbvmDomDev added; /* what the domain now holds (when changed) */
 } UsbvmAttachCtx;
 int usbvm_virt_attach_ctx(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,

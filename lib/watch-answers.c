@@ -38,8 +38,9 @@ static void attach_failed(Watch *w, WatchDevice *dev, const WatchJob *j, WatchRe
 
 static void attach_done(Watch *w, WatchJob *j)
 {
-    usbvm_logf(USBVM_LOG_DEBUG, NULL, "attach %s -> %s: libvirt answered after %llu ms", j->alias,
-               j->domain, (unsigned long long)((j->done_usec - j->started_usec) / 1000));
+    usbvm_logf(USBVM_LOG_DEBUG, NULL, "attach %s -> %s: libvirt answered after %llu ms (%s)",
+               j->alias, j->domain, (unsigned long long)((j->done_usec - j->started_usec) / 1000),
+               j->ctx.from_view ? "started from the view" : "read the domain");
     WatchOp *op = usbvm_watch_op_find(w, USBVM_OP_ATTACH, j->domain, j->alias);
     if (op)
         usbvm_watch_op_remove(w, op);

@@ -153,8 +153,10 @@ void usbvm_watch_device_removed(Watch *w, WatchMsg *m, bool failed)
     WatchOp *op = usbvm_watch_op_find(w, USBVM_OP_DETACH, m->domain, m->alias);
     WatchDevice *dev = usbvm_watch_find_alias(w, m->alias);
     const UsbvmDevice *model = dev ? dev->model : NULL;
-    if (!failed)
+    if (!failed) {
         usbvm_snapshot_remove(&w->snapshot, m->domain, m->alias);
+        usbvm_executor_device_removed(w->exec, m->domain, m->alias);
+    }
     if (!op && !failed) {
         /* Not a removal this daemon asked for (an admin's 'usbvm detach', a guest eject):
          * nothing to report, but the device is looked at again. */

@@ -140,7 +140,9 @@ static void run_attach(WatchJob *j, virConnectPtr conn, WatchDomCache *cache)
 void usbvm_watch_job_run(WatchJob *j, virConnectPtr conn, WatchDomCache *dom_cache)
 {
     j->started_usec = usbvm_now_usec();
-    if (dom_cache && j->kind != WATCH_JOB_ATTACH)
+    /* A detach changes the domain only when libvirt confirms it (usbvm_domview_drop then);
+     * any other job may follow someone else's change. */
+    if (dom_cache && j->kind != WATCH_JOB_ATTACH && j->kind != WATCH_JOB_DETACH)
         usbvm_domview_forget(dom_cache->view);
     switch (j->kind) {
     case WATCH_JOB_CONNECT:

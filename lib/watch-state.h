@@ -142,6 +142,9 @@ void usbvm_watch_job_free(WatchJob *j);
 typedef struct UsbvmExecutor UsbvmExecutor;
 UsbvmExecutor *usbvm_executor_new(WatchInbox *inbox);
 void usbvm_executor_submit(UsbvmExecutor *ex, WatchJob *job);
+/* libvirt confirmed the removal of alias from domain: its queue's view drops it before the
+ * queue's next job (a queue that has none yet has no view either). */
+void usbvm_executor_device_removed(UsbvmExecutor *ex, const char *domain, const char *alias);
 /* Waits up to timeout_ms for every queue to drain. Returns false when a call is still stuck:
  * then the executor must not be freed (its threads still use it) and is left to the exit. */
 bool usbvm_executor_drain(UsbvmExecutor *ex, int timeout_ms);

@@ -12,8 +12,9 @@ usbvm_h_libvirtd_start
 [ -x "${USBVM_ATTACH_VIEW:-}" ] || usbvm_h_fail "attach-view is not built (USBVM_ATTACH_VIEW)"
 
 dom=$(usbvm_h_domain_create view --extra "<controller type='scsi' index='0' model='virtio-scsi'/>")
+usbvm_h_domain_track "$dom"
 loops=()
-for _ in a b other; do
+for _ in a b other replug; do
     l=$(usbvm_h_loop_create 16M)
     usbvm_h_loop_track "$l"
     loops+=("$l")
@@ -21,12 +22,15 @@ done
 
 # The domain has no disk: the first stick takes sda on unit 0, so the view gives the second
 # sdb on unit 1. That is where the other disk goes.
-usbvm_h_run out "$USBVM_ATTACH_VIEW" "$USBVM_H_URI" "$dom" "${loops[@]}" sdb 1
+usbvm_h_run out "$USBVM_ATTACH_VIEW" "$USBVM_H_URI" "$dom" "${loops[@]:0:3}" sdb 1
 usbvm_h_assert_eq 0 "$out_rc" "both sticks attached around the other disk ($out_err)"
 usbvm_h_assert_match 'attached ua-usbvm-00000000000000a1 changed=1 notes=$' \
-    "$(grep a1 <<<"$out")" "the first stick attached, with nothing to say"
+    "$(grep "^attached .*a1" <<<"$out")" "the first stick attached, with nothing to say"
 usbvm_h_assert_match 'attached ua-usbvm-00000000000000b1 changed=1 notes=.*read it again' \
-    "$(grep b1 <<<"$out")" "the second stick's attach read the domain again after the refusal"
+    "$(grep "^attached .*b1" <<<"$out")" "the second stick's attach read the domain again after the refusal"
+usbvm_h_assert_eq "view ua-usbvm-00000000000000a1 0
+view ua-usbvm-00000000000000b1 0" "$(grep '^view' <<<"$out")" \
+    "the first attach read the domain; the second's view was refused and read again"
 
 xml=$(usbvm_h_live_xml "$dom")
 target() { xmllint --xpath "string(//disk[alias/@name='$1']/target/@dev)" - <<<"$xml"; }
@@ -36,3 +40,18 @@ other=$(xmllint --xpath "string(//disk[source/@dev='${loops[2]}']/target/@dev)" 
 usbvm_h_assert_eq sdb "$other" "the other disk is sdb, as it was asked"
 usbvm_h_assert_eq sdc "$(target ua-usbvm-00000000000000b1)" "the second stick took the next free name"
 usbvm_h_assert_eq 2 "$(unit ua-usbvm-00000000000000b1)" "and the next free SCSI unit"
+
+# ---- replug: a removal libvirt confirmed leaves the view, with its target name ---------------
+# watch's queue keeps its view across idle time and detaches; libvirt's DEVICE_REMOVED takes the
+# disk out of it. The same stick attached again starts from the view (no read of the domain)
+# and gets its name back.
+dom2=$(usbvm_h_domain_create replug --extra "<controller type='scsi' index='0' model='virtio-scsi'/>")
+usbvm_h_domain_track "$dom2"
+usbvm_h_run out "$USBVM_ATTACH_VIEW" --replug "$USBVM_H_URI" "$dom2" "${loops[3]}"
+usbvm_h_assert_eq 0 "$out_rc" "attach, detach, attach again ($out_err)"
+usbvm_h_assert_eq "view ua-usbvm-00000000000000c1 0
+view ua-usbvm-00000000000000c1 1" "$(grep '^view' <<<"$out")" \
+    "the first attach read the domain, the second started from the view"
+usbvm_h_assert_eq 2 "$(grep -c 'changed=1 notes=$' <<<"$out")" "both attaches changed the domain, quietly"
+xml=$(usbvm_h_live_xml "$dom2")
+usbvm_h_assert_eq sda "$(target ua-usbvm-00000000000000c1)" "the replugged stick is sda again"

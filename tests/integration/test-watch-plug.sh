@@ -20,6 +20,7 @@ attach serial "WU1" to $dom as usb
 attach serial "WT1" to $dom as usb-disk
 attach serial "WR1" to $dom as usb-disk
 EOF
+WL_GLOBAL=(-vv) # the debug lines say whether an attach read the domain
 wl_watch_start "$rules"
 
 # ---- usb-disk: plug, unplug, replug with a new devnum and a new disk name
@@ -45,6 +46,15 @@ wl_stick a2 1-2 WA1 # same stick: same serial, new devnum, new disk name, new lo
 wl_plug "$WL_FILE" >/dev/null
 wl_wait '"event":"attach".*"serial":"WA1".*"result":"ok"' 2
 usbvm_h_assert_eq 1 "$(wl_owned "$dom")" "usb-disk: attached again after a replug"
+# The replug's attach starts from what the first one left, less the disk libvirt confirmed
+# removed: no read of the domain, and the same target name.
+usbvm_h_assert_eq "read the domain
+started from the view" \
+    "$(jq -r "select(.msg? // \"\" | startswith(\"attach $alias -> \")) | .msg" "$WL_LOG" |
+        sed -n 's/.*(\(.*\))$/\1/p')" \
+    "usb-disk: the first attach read the domain, the replug's started from the view"
+usbvm_h_assert_match "<target dev='sda' bus='usb'" "$(usbvm_h_live_xml "$dom")" \
+    "usb-disk: the replugged stick has the first one's target name"
 usbvm_h_assert_match "$WL_LOOP|by-id" "$(usbvm_h_live_xml "$dom")" \
     "usb-disk: the replugged device's new block device is the source"
 wl_unplug 1-2 >/dev/null

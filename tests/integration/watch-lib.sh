@@ -17,6 +17,7 @@ WL_WATCH_PID=
 WL_LOG=
 WL_STICK_DEVNUM=10
 WL_WRAP=()
+WL_GLOBAL=() # global options for usbvm watch, e.g. (-vv) for its debug lines
 WL_HOSTN=100
 
 wl_cleanup() {
@@ -126,7 +127,7 @@ wl_watch_start() {
     # WL_WRAP (an array) runs usbvm under another program, e.g. valgrind.
     LD_PRELOAD=libumockdev-preload.so.0 unshare -n sh -c \
         'echo 4096 >/proc/sys/net/unix/max_dgram_qlen && exec "$@"' sh \
-        "${WL_WRAP[@]}" "$USBVM" -c "$USBVM_H_URI" watch "${fmt[@]}" --rules "$rules" "$@" >>"$WL_LOG" \
+        "${WL_WRAP[@]}" "$USBVM" -c "$USBVM_H_URI" "${WL_GLOBAL[@]}" watch "${fmt[@]}" --rules "$rules" "$@" >>"$WL_LOG" \
         2>>"$WL_LOG.err" &
     WL_WATCH_PID=$!
     wl_wait "$ready" 1

@@ -3,13 +3,22 @@
  * after the other with one view, as a domain's queue of usbvm watch does in a burst; between
  * the two, someone else attaches a disk on the target name and SCSI unit the view would give
  * the second. The second attach must meet libvirt's refusal, read the domain again and attach
- * on free ones. Prints, for each attach, "attached ALIAS changed=0|1 notes=TEXT".
+ * on free ones. Prints, for each attach, "attached ALIAS changed=0|1 notes=TEXT" and
+ * "view ALIAS 0|1" (whether it started from the view).
  *
  *   attach-view URI DOMAIN LOOP_A LOOP_B LOOP_OTHER TARGET UNIT
+ *
+ * With --replug, one stick is attached, detached (libvirt confirms the removal) and attached
+ * again with the same view, which drops the removed disk as usbvm watch's queue does when
+ * libvirt's DEVICE_REMOVED comes: the second attach must start from the view and get the
+ * stick's target name back.
+ *
+ *   attach-view --replug URI DOMAIN LOOP_A
  */
 #include "virt.h"
 
 #include <libvirt/libvirt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,24 +32,49 @@ static int attach(virConnectPtr conn, virDomainPtr dom, UsbvmDevice *d, UsbvmAtt
         return 1;
     }
     printf("attached %s changed=%d notes=%s\n", d->alias, res.changed, res.notes);
+    printf("view %s %d\n", d->alias, ctx->from_view);
     usbvm_domdev_clear(&ctx->added);
     return 0;
 }
 
+static int replug(virConnectPtr conn, virDomainPtr dom, UsbvmDevice *d, UsbvmAttachCtx *ctx)
+{
+    if (attach(conn, dom, d, ctx) != 0)
+        return 1;
+    UsbvmResult res = { 0 };
+    UsbvmError err = { 0 };
+    if (usbvm_virt_detach_alias(conn, dom, d->alias, USBVM_ATTACH_LIVE, 10000, &res, &err) < 0) {
+        fprintf(stderr, "attach-view: cannot detach %s: %s\n", d->alias, err.message);
+        return 1;
+    }
+    usbvm_domview_drop(ctx->view, d->alias);
+    return attach(conn, dom, d, ctx);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 8) {
-        fprintf(stderr, "usage: attach-view URI DOMAIN LOOP_A LOOP_B LOOP_OTHER TARGET UNIT\n");
+    bool replugging = argc == 5 && strcmp(argv[1], "--replug") == 0;
+    if (replugging) {
+        argv++;
+        argc--;
+    } else if (argc != 8) {
+        fprintf(stderr, "usage: attach-view URI DOMAIN LOOP_A LOOP_B LOOP_OTHER TARGET UNIT\n"
+                        "       attach-view --replug URI DOMAIN LOOP_A\n");
         return 2;
     }
-    virConnectPtr conn = virConnectOpen(argv[1]);
+    virConnectPtr conn = NULL;
+    UsbvmError oerr = { 0 };
+    if (usbvm_virt_open(argv[1], &conn, &oerr) < 0) /* with the event loop a detach waits on */
+        fprintf(stderr, "attach-view: %s\n", oerr.message);
     virDomainPtr dom = conn ? virDomainLookupByName(conn, argv[2]) : NULL;
     if (!dom) {
         fprintf(stderr, "attach-view: cannot reach domain '%s'\n", argv[2]);
         return 1;
     }
     UsbvmBlock ba = { .type = USBVM_BLOCK_DISK, .name = "sdva", .devnode = argv[3] };
-    UsbvmBlock bb = { .type = USBVM_BLOCK_DISK, .name = "sdvb", .devnode = argv[4] };
+    UsbvmBlock bb = { .type = USBVM_BLOCK_DISK,
+                      .name = "sdvb",
+                      .devnode = replugging ? NULL : argv[4] };
     UsbvmDevice a = { .port = "9-1",
                       .busnum = 9,
                       .devnum = 11,
@@ -60,6 +94,16 @@ int main(int argc, char **argv)
     b.alias = "ua-usbvm-00000000000000b1";
     UsbvmDomDevList known = { 0 };
     UsbvmAttachCtx ctx = { .known = &known, .view = usbvm_domview_new() };
+    if (replugging) {
+        a.serial = "VIEWC";
+        a.identity = "0781:5567:VIEWC";
+        a.alias = "ua-usbvm-00000000000000c1";
+        int r = replug(conn, dom, &a, &ctx);
+        usbvm_domview_free(ctx.view);
+        virDomainFree(dom);
+        virConnectClose(conn);
+        return r;
+    }
     int rc = attach(conn, dom, &a, &ctx);
     if (rc == 0) {
         char xml[512];
