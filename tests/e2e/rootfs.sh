@@ -26,6 +26,17 @@ self=$(readlink -f "${BASH_SOURCE[0]}")
 key=$(sha256sum "$self" | cut -c1-16)
 prefix="$cache/outer-$key"
 
+# One build at a time: tests/run-all starts one in the background while the tests run, and
+# test-guest-data, test-guest-watch and tests/e2e/run each ask for the image; whoever comes
+# second waits here and then finds it cached. Bounded: a build takes about 5 minutes.
+mkdir -p "$cache"
+exec 9>"$cache/.build.lock"
+if ! flock -w 1800 9; then
+    echo "rootfs: another build of the image held $cache/.build.lock for 30 minutes;" \
+        "end it (fuser -v $cache/.build.lock) and run again" >&2
+    exit 1
+fi
+
 if [[ -s $prefix.img.zst && -s $prefix.vmlinuz && -s $prefix.initrd ]]; then
     echo "$prefix"
     exit 0
@@ -51,6 +62,7 @@ cleanup() {
     rm -rf "$root" "$prefix".tmp.*
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # the EXIT trap unmounts and removes the half-built tree
 
 t0=$SECONDS
 echo "rootfs: debootstrap $SUITE from $mirror into $root" >&2
