@@ -19,10 +19,11 @@ contains() { if [[ "$3" == *"$2"* ]]; then ok; else fail "$1: [$2] not in [$3]";
 # ---- tests/run-all on a copy whose stages are stand-ins -------------------------------------
 # fake_tree DIR: run-all beside executable stand-ins that only leave a mark.
 fake_tree() {
-    mkdir -p "$1/tests/fuzz" "$1/tests/e2e"
+    mkdir -p "$1/tests/fuzz" "$1/tests/e2e" "$1/tests/harness"
     cp "$SRC/tests/run-all" "$1/tests/run-all"
     local s
-    for s in tests/install-deps tests/fuzz/run-fuzz.sh tests/e2e/run; do
+    for s in tests/install-deps tests/fuzz/run-fuzz.sh tests/e2e/run tests/e2e/rootfs.sh \
+        tests/harness/ns-run; do
         printf '#!/bin/sh\ntouch "%s/ran.$(basename "$0")"\n' "$1" >"$1/$s"
         chmod +x "$1/$s"
     done
@@ -46,9 +47,33 @@ check_run_all "an e2e runner without its run bit" "$TMP/b" tests/e2e/run
 fake_tree "$TMP/c"
 chmod -x "$TMP/c/tests/fuzz/run-fuzz.sh"
 check_run_all "a fuzzer without its run bit" "$TMP/c" tests/fuzz/run-fuzz.sh
+fake_tree "$TMP/d"
+rm "$TMP/d/tests/harness/ns-run"
+check_run_all "no namespace runner" "$TMP/d" tests/harness/ns-run
+
+# ---- tests/harness/ns-run: what a pass changes stays in its namespace --------------------------
+# Files made inside under the private directories are gone outside, the host's domain
+# definitions are not there inside, and the exit status is the command's.
+probe=usbvm-ns-probe-$$
+rc=0
+inside=$("$SRC/tests/harness/ns-run" bash -c '
+    touch "/run/libvirt/$1" "/run/usbvm/$1" "/etc/libvirt/$1" "/var/lib/libvirt/$1"
+    ls /etc/libvirt/qemu/*.xml /etc/libvirt/qemu/autostart 2>/dev/null
+    findmnt -n -o TARGET /run/libvirt
+    exit 7' _ "$probe" 2>&1) || rc=$?
+expect "ns-run: the command's exit status" 7 "$rc"
+expect "ns-run: /run/libvirt is a mount of its own, with no host domain definitions" \
+    /run/libvirt "$inside"
+for d in /run/libvirt /run/usbvm /etc/libvirt /var/lib/libvirt; do
+    expect "ns-run: a file made in $d inside is not there outside" no \
+        "$([[ -e $d/$probe ]] && echo yes || echo no)"
+    rm -f "$d/$probe"
+done
+expect "ns-run: its private copies are removed" "" "$(find /tmp -maxdepth 1 -name 'usbvm-ns.*' -newer "$TMP" 2>/dev/null)"
 
 # The real tree has them all.
-for s in tests/run-all tests/install-deps tests/fuzz/run-fuzz.sh tests/e2e/run tests/bench/run; do
+for s in tests/run-all tests/install-deps tests/fuzz/run-fuzz.sh tests/e2e/run tests/e2e/rootfs.sh \
+    tests/harness/ns-run tests/bench/run; do
     if [[ -x $SRC/$s ]]; then ok; else fail "$s is not executable"; fi
 done
 
