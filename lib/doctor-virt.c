@@ -247,10 +247,11 @@ static void report_unreachable(const char *uri, UsbvmChecks *out)
 
 static virConnectPtr check_libvirt(const char *uri, UsbvmChecks *out)
 {
-    UsbvmError err = { 0 };
-    if (usbvm_virt_load(&err) < 0) {
-        usbvm_checks_add(out, "libvirt", false, "Install it: 'apt install libvirt0'.", "%s",
-                         err.message);
+    const char *why = NULL;
+    if (!usbvm_virt_loaded(&why)) {
+        usbvm_checks_add(out, "libvirt", false,
+                         "Install libvirt's client library: 'apt install libvirt0'.",
+                         "cannot load libvirt: %s", why);
         return NULL;
     }
     usbvm_virt_init();

@@ -146,14 +146,22 @@ static bool loaded(void)
     return libvirt.ok;
 }
 
-int usbvm_virt_load(UsbvmError *err)
+bool usbvm_virt_loaded(const char **why)
 {
     if (loaded())
+        return true;
+    if (why)
+        *why = libvirt.why;
+    return false;
+}
+
+int usbvm_virt_load(UsbvmError *err)
+{
+    const char *why = NULL;
+    if (usbvm_virt_loaded(&why))
         return 0;
     return usbvm_error_set(err, USBVM_E_LIBVIRT, ENOENT,
-                           "cannot load libvirt: %s; install libvirt's client library "
-                           "('apt install libvirt0')",
-                           libvirt.why);
+                           "cannot load libvirt: %s; " USBVM_VIRT_INSTALL_HINT, why);
 }
 
 /* Hidden: never exported, so a libvirt loaded at start (the sanitized builds) keeps calling its

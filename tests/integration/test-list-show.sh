@@ -222,6 +222,13 @@ LD_LIBRARY_PATH="$TMP/nolibvirt" run "$LAB" status
 expect "no libvirt: status fails" true "$([[ $rc -ne 0 ]] && echo true || echo false)"
 expect "no libvirt: status says what to install" 1 \
     "$(grep -c "^usbvm: cannot load libvirt: .*; install libvirt's client library ('apt install libvirt0')$" "$TMP/err")"
+# doctor: the check says what it found, and its fix line what to do, once.
+LD_LIBRARY_PATH="$TMP/nolibvirt" run "$LAB" doctor --json
+expect "no libvirt: doctor's libvirt check fails" false "$(j '.checks[] | select(.name == "libvirt") | .ok')"
+expect "no libvirt: doctor found why, without the advice" true \
+    "$(j '.checks[] | select(.name == "libvirt") | .found | test("^cannot load libvirt: .*libvirt\\.so\\.0: [^;]*$")')"
+expect "no libvirt: doctor's fix says what to install" "Install libvirt's client library: 'apt install libvirt0'." \
+    "$(j '.checks[] | select(.name == "libvirt") | .fix')"
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
