@@ -59,11 +59,12 @@ rc=0
 inside=$("$SRC/tests/harness/ns-run" bash -c '
     touch "/run/libvirt/$1" "/run/usbvm/$1" "/etc/libvirt/$1" "/var/lib/libvirt/$1"
     ls /etc/libvirt/qemu/*.xml /etc/libvirt/qemu/autostart 2>/dev/null
-    findmnt -n -o TARGET /run/libvirt
+    mountpoint -q /run/libvirt && echo mounted
     exit 7' _ "$probe" 2>&1) || rc=$?
 expect "ns-run: the command's exit status" 7 "$rc"
-expect "ns-run: /run/libvirt is a mount of its own, with no host domain definitions" \
-    /run/libvirt "$inside"
+# (The suite itself runs under ns-run, so /run/libvirt may be a mount outside too: the files
+# below tell this namespace's own copies.)
+expect "ns-run: /run/libvirt is a mount, with no host domain definitions" mounted "$inside"
 for d in /run/libvirt /run/usbvm /etc/libvirt /var/lib/libvirt; do
     expect "ns-run: a file made in $d inside is not there outside" no \
         "$([[ -e $d/$probe ]] && echo yes || echo no)"
