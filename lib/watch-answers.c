@@ -121,7 +121,7 @@ static void detach_done(Watch *w, WatchJob *j)
     usbvm_watch_record(j->guest_mounted ? USBVM_LOG_WARNING : USBVM_LOG_INFO, &rec);
 }
 
-void usbvm_watch_job_done(Watch *w, WatchJob *j)
+static void job_done(Watch *w, WatchJob *j)
 {
     if (j->conn_gen != w->conn_gen || !w->conn) {
         /* An answer on a connection that has been replaced: the full read after the
@@ -161,4 +161,11 @@ void usbvm_watch_job_done(Watch *w, WatchJob *j)
     default:
         break;
     }
+}
+
+void usbvm_watch_job_done(Watch *w, WatchJob *j)
+{
+    job_done(w, j);
+    if (j->kind == WATCH_JOB_ATTACH || j->kind == WATCH_JOB_DETACH)
+        usbvm_watch_read_deferred(w, j->alias);
 }

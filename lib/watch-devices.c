@@ -71,6 +71,18 @@ static bool passed_through(const Watch *w, const WatchDevice *dev)
     return false;
 }
 
+/* Is a call of libvirt's about this device under way? A read of the device then waits for the
+ * answer: while QEMU and libvirtd work on the call, the read would take the CPU they need, and
+ * the planner cannot act on the device before the answer anyway. */
+static bool call_in_flight(const Watch *w, const WatchDevice *dev)
+{
+    for (size_t i = 0; dev->model && i < w->n_ops; i++)
+        if (!w->ops[i].answered && !w->ops[i].dry &&
+            usbvm_alias_belongs(w->ops[i].alias, dev->model->alias))
+            return true;
+    return false;
+}
+
 /* Re-reads a device's model. While a stick is passed through as usb the host kernel unbinds
  * usb-storage and its block devices vanish: that is not an unplug, and the rules still see
  * the block devices it had. */
@@ -112,7 +124,19 @@ static int refresh(Watch *w, WatchDevice *dev, struct udev_device *ud)
     usbvm_device_free(old);
     dev->model = model;
     dev->bound = udev_device_get_driver(ud) != NULL;
+    dev->stale = false;
     return 0;
+}
+
+/* After libvirt answered a call about the device (alias): the read its events asked for
+ * meanwhile. The answer's record went out before it. */
+void usbvm_watch_read_deferred(Watch *w, const char *alias)
+{
+    WatchDevice *dev = alias ? usbvm_watch_find_alias(w, alias) : NULL;
+    if (!dev || !dev->stale || dev->gone || call_in_flight(w, dev))
+        return;
+    if (refresh(w, dev, NULL) == 0)
+        w->dirty = true;
 }
 
 static WatchDevice *device_add(Watch *w, struct udev_device *ud)
@@ -186,8 +210,10 @@ static void usb_device_event(Watch *w, struct udev_device *ud, const char *actio
     }
     if (prev && streq(action, "unbind"))
         return; /* only happens on the way out; "remove" follows */
-    WatchDevice *dev = device_add(w, ud);
-    if (!dev)
+    WatchDevice *dev = prev;
+    if (prev && call_in_flight(w, prev))
+        prev->stale = true;
+    else if (!(dev = device_add(w, ud)))
         return;
     dev->seen = true;
     dev->event_usec = now;
@@ -205,7 +231,11 @@ static void block_event(Watch *w, struct udev_device *ud, const char *action, ui
 {
     const char *syspath = udev_device_get_syspath(ud);
     WatchDevice *dev = find_owner(w, syspath);
-    if (!dev || refresh(w, dev, NULL) < 0)
+    if (!dev)
+        return;
+    if (call_in_flight(w, dev))
+        dev->stale = true;
+    else if (refresh(w, dev, NULL) < 0)
         return;
     /* The kernel removes the node from sysfs before it sends "remove"; a re-read that raced
      * with that must not bring it back. While the device is passed through as usb, its block

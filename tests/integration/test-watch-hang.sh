@@ -9,6 +9,7 @@ set -euo pipefail
 # shellcheck source=watch-lib.sh
 source "$USBVM_SRCDIR/tests/integration/watch-lib.sh"
 wl_init
+WL_GLOBAL=(-vv) # the debug lines say when watch reads a device
 
 STOPPED=()
 cont_all() { local p; for p in "${STOPPED[@]}"; do kill -CONT "$p" 2>/dev/null || true; done; }
@@ -35,6 +36,17 @@ STOPPED+=("$qemu")
 wl_stick x 1-2 HX1
 wl_plug "$WL_FILE" >/dev/null
 wl_wait '"event":"plug".*"serial":"HX1"'
+# What the stuck call's device hears meanwhile is read once libvirt has answered: a read during
+# the call would take the CPU QEMU and libvirtd need for it, and nothing can act on the device
+# before the answer anyway.
+hx=/sys/devices/pci0000:00/0000:00:14.0/usb1/1-2
+wl_wait "\"msg\":\"attach [^\"]* -> $x: asking libvirt\""
+hx_reads() { wl_count "\"msg\":\"read $hx: "; }
+reads_before=$(hx_reads)
+hx_blk=$(find "$UMOCKDEV_DIR$hx" -type d -name sdx | sed "s|^$UMOCKDEV_DIR||")
+[ -n "$hx_blk" ] || usbvm_h_fail "no block device sdx below $hx in the testbed"
+wl_cmd "uevent $hx_blk change" >/dev/null
+wl_wait "\"msg\":\"uevent change block $hx_blk\""
 wl_stick y 1-3 HY1
 wl_plug "$WL_FILE" >/dev/null
 wl_wait '"event":"attach".*"serial":"HY1".*"result":"ok"'
@@ -42,9 +54,16 @@ usbvm_h_assert_eq 0 "$(wl_count '"event":"attach".*"serial":"HX1"')" \
     "the stick for the stopped domain is still waiting for libvirt"
 ms=$(jq -r 'select(.event=="attach" and .serial=="HY1") | .ms' "$WL_LOG")
 usbvm_h_ok "the other domain's stick attached in $ms ms while $x hung"
+usbvm_h_assert_eq "$reads_before" "$(hx_reads)" \
+    "a uevent of the stuck call's device is not read while the call runs"
 kill -CONT "$qemu"
 wl_wait '"event":"attach".*"serial":"HX1".*"result":"ok"' 1 60
 usbvm_h_assert_eq 1 "$(wl_owned "$x")" "the stuck domain's stick attached once QEMU ran again"
+wl_wait "\"msg\":\"read $hx: " $((reads_before + 1))
+attached_at=$(grep -nE '"event":"attach".*"serial":"HX1".*"result":"ok"' "$WL_LOG" | cut -d: -f1)
+read_at=$(grep -nE "\"msg\":\"read $hx: " "$WL_LOG" | tail -n 1 | cut -d: -f1)
+usbvm_h_assert_eq yes "$([ "$read_at" -gt "$attached_at" ] && echo yes || echo no)" \
+    "the read it asked for follows the answer's record (line $read_at after $attached_at)"
 
 # ---- (2) libvirtd frozen in the middle of a call: SIGTERM still ends watch
 # The daemon that serves the socket: the harness's, else the one libvirtd's own pid file names.
