@@ -70,6 +70,13 @@ for d in /run/libvirt /run/usbvm /etc/libvirt /var/lib/libvirt; do
         "$([[ -e $d/$probe ]] && echo yes || echo no)"
     rm -f "$d/$probe"
 done
+# A process the command leaves running in the namespace is named, ended, and fails the run.
+rc=0
+"$SRC/tests/harness/ns-run" bash -c 'exec -a usbvm-ns-leak-probe sleep 300 & exit 0' \
+    >"$TMP/out" 2>"$TMP/err" || rc=$?
+expect "ns-run: a leaked process fails the run" 1 "$rc"
+contains "ns-run: the leaked process is named" "usbvm-ns-leak-probe" "$(cat "$TMP/err")"
+expect "ns-run: the leaked process is ended" "" "$(pgrep -f usbvm-ns-leak-probe || true)"
 expect "ns-run: its private copies are removed" "" "$(find /tmp -maxdepth 1 -name 'usbvm-ns.*' -newer "$TMP" 2>/dev/null)"
 
 # The real tree has them all.
