@@ -35,12 +35,15 @@ usbvm_h_domain_track "$full"
 
 # The kernel ring buffer outlives test runs: pick a bus, port and device number that no line in
 # it names yet, so that old runs cannot make a healthy check fail.
+# (The log is read once and whole: dmesg piped into grep -q dies of SIGPIPE on a long log, and
+# under pipefail a port the log names looked free.)
+kernel_log=$(dmesg)
 while :; do
     bus=$((RANDOM % 150 + 100))
     port="$bus-$((RANDOM % 200 + 20))"
     devnum=$((RANDOM % 120 + 2))
     node=$(printf '/dev/bus/usb/%03d/%03d' "$bus" "$devnum")
-    dmesg | grep -qF -e " $port:" -e "usb$bus-port" -e "\"$node\"" || break
+    grep -qF -e " $port:" -e "usb$bus-port" -e "\"$node\"" <<<"$kernel_log" || break
 done
 portdev="usb$bus-port${port#*-}"
 
