@@ -92,6 +92,13 @@ static void detach_done(Watch *w, WatchJob *j)
     /* Pulled while the guest had it mounted: its unwritten data may be lost. */
     UsbvmLogLevel level = j->guest_mounted ? USBVM_LOG_WARNING : USBVM_LOG_NOTICE;
     w->dirty = true;
+    /* Asked and not yet removed, by this answer; libvirt's own event may have come first
+     * (usbvm_watch_device_removed) and says how it ended. */
+    bool pending =
+        (j->r == 0 || j->err.kind == USBVM_E_PENDING) && j->res.state != USBVM_STATE_DETACHED;
+    if (pending && op && op->refused)
+        j->r = usbvm_error_set(&j->err, USBVM_E_REFUSED, EBUSY,
+                               "the guest refused to release it; it stays attached");
     if (j->r < 0 && j->err.kind != USBVM_E_PENDING) {
         w->summary->failed++;
         if (op)
@@ -101,7 +108,7 @@ static void detach_done(Watch *w, WatchJob *j)
         usbvm_watch_record(USBVM_LOG_ERR, &rec);
         return;
     }
-    if (j->res.state == USBVM_STATE_DETACHED) {
+    if (j->res.state == USBVM_STATE_DETACHED || (pending && op && op->removed)) {
         if (op)
             usbvm_watch_op_remove(w, op);
         usbvm_snapshot_remove(&w->snapshot, j->domain, j->alias);

@@ -157,7 +157,12 @@ void usbvm_watch_device_removed(Watch *w, WatchMsg *m, bool failed)
         usbvm_snapshot_remove(&w->snapshot, m->domain, m->alias);
         usbvm_executor_device_removed(w->exec, m->domain, m->alias);
     }
-    if (!op && !failed) {
+    if (op && !op->answered) {
+        /* The executor's detach is still under way and reports it, with what it saw (the
+         * guest's mounts): the event, which may come first, only tells its answer. */
+        op->removed = !failed;
+        op->refused = failed;
+    } else if (!op && !failed) {
         /* Not a removal this daemon asked for (an admin's 'usbvm detach', a guest eject):
          * nothing to report, but the device is looked at again. */
         usbvm_logf(USBVM_LOG_DEBUG, NULL, "%s left %s", m->alias, m->domain);
@@ -183,7 +188,7 @@ void usbvm_watch_device_removed(Watch *w, WatchMsg *m, bool failed)
                                            .has_ms = true,
                                            .ms = WATCH_MS(usbvm_now_usec() - op->since_usec) });
     }
-    if (op)
+    if (op && op->answered)
         usbvm_watch_op_remove(w, op);
     if (dev) {
         /* Its place changed: a refusal because it was elsewhere may not hold any more. */

@@ -47,6 +47,8 @@ typedef struct WatchOp {
     char *why;
     uint64_t since_usec;
     bool answered; /* the executor answered (a detach now waits for libvirt's event) */
+    bool removed;  /* libvirt's DEVICE_REMOVED came before the executor's answer */
+    bool refused;  /* libvirt's DEVICE_REMOVAL_FAILED came before the executor's answer */
     bool slow_warned;
     bool dry; /* --dry-run: only remembered, so the same detach is not reported again */
 } WatchOp;
