@@ -318,10 +318,11 @@ usbvm_h_mount_track() { USBVM_H_MOUNTS+=("$1"); }
 usbvm_h_by_id_link() {
     local dir
     for dir in /dev/disk /dev/disk/by-id; do
-        if [ ! -d "$dir" ]; then
-            mkdir "$dir" || usbvm_h_fail "cannot create $dir"
+        # Another test (the other pass of tests/run-all) may make it at the same moment.
+        if mkdir "$dir" 2>/dev/null; then
             USBVM_H_DIRS+=("$dir")
         fi
+        [ -d "$dir" ] || usbvm_h_fail "cannot create $dir"
     done
     [ -e "/dev/disk/by-id/$1" ] && usbvm_h_fail "/dev/disk/by-id/$1 exists already"
     ln -s "$2" "/dev/disk/by-id/$1" || usbvm_h_fail "cannot create /dev/disk/by-id/$1"

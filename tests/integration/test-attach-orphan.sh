@@ -16,7 +16,7 @@ usbvm_h_libvirtd_start
 
 loop=$(usbvm_h_loop_create 64M)
 usbvm_h_loop_track "$loop"
-byid="usb-USBVM_Test_Stick_ORPH0001-0:0"
+byid="usb-USBVM_Test_Stick_ORPH0001_$$-0:0" # /dev/disk/by-id is the host's: named per run
 usbvm_h_by_id_link "$byid" "$loop"
 FX=$(usbvm_h_fixture_usb_stick --port 1-2 --devnum 4 --loop "$loop" --serial ORPH0001 \
     --by-id "$byid")

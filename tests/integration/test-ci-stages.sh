@@ -57,7 +57,7 @@ check_run_all "no namespace runner" "$TMP/d" tests/harness/ns-run
 probe=usbvm-ns-probe-$$
 rc=0
 inside=$("$SRC/tests/harness/ns-run" bash -c '
-    touch "/run/libvirt/$1" "/run/usbvm/$1" "/etc/libvirt/$1" "/var/lib/libvirt/$1" "/dev/disk/$1"
+    touch "/run/libvirt/$1" "/run/usbvm/$1" "/etc/libvirt/$1" "/var/lib/libvirt/$1"
     ls /etc/libvirt/qemu/*.xml /etc/libvirt/qemu/autostart 2>/dev/null
     mountpoint -q /run/libvirt && echo mounted
     exit 7' _ "$probe" 2>&1) || rc=$?
@@ -65,7 +65,7 @@ expect "ns-run: the command's exit status" 7 "$rc"
 # (The suite itself runs under ns-run, so /run/libvirt may be a mount outside too: the files
 # below tell this namespace's own copies.)
 expect "ns-run: /run/libvirt is a mount, with no host domain definitions" mounted "$inside"
-for d in /run/libvirt /run/usbvm /etc/libvirt /var/lib/libvirt /dev/disk; do
+for d in /run/libvirt /run/usbvm /etc/libvirt /var/lib/libvirt; do
     expect "ns-run: a file made in $d inside is not there outside" no \
         "$([[ -e $d/$probe ]] && echo yes || echo no)"
     rm -f "$d/$probe"

@@ -15,7 +15,7 @@ loop_a=$(usbvm_h_loop_create 16M)
 usbvm_h_loop_track "$loop_a"
 loop_b=$(usbvm_h_loop_create 16M)
 usbvm_h_loop_track "$loop_b"
-byid="usb-USBVM_Clone_Stick_CLONE0001-0:0"
+byid="usb-USBVM_Clone_Stick_CLONE0001_$$-0:0" # /dev/disk/by-id is the host's: named per run
 # udev gives a contested link to the device that came last: the clone.
 usbvm_h_by_id_link "$byid" "$loop_b"
 stick() { # PORT DEVNUM LOOP DISK PID OUT

@@ -14,7 +14,7 @@ usbvm_h_libvirtd_start
 loop=$(usbvm_h_loop_create 64M)
 usbvm_h_loop_track "$loop"
 serial=GUEST0001
-byid="usb-USBVM_Guest_Stick_$serial-0:0"
+byid="usb-USBVM_Guest_Stick_${serial}_$$-0:0" # /dev/disk/by-id is the host's: named per run
 usbvm_h_by_id_link "$byid" "$loop"
 FX=$(usbvm_h_fixture_usb_stick --port 1-2 --devnum 4 --loop "$loop" --serial "$serial" \
     --by-id "$byid")
