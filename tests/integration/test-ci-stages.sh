@@ -56,7 +56,8 @@ check_run_all "no namespace runner" "$TMP/d" tests/harness/ns-run
 # definitions are not there inside, and the exit status is the command's.
 probe=usbvm-ns-probe-$$
 rc=0
-inside=$("$SRC/tests/harness/ns-run" bash -c '
+mkdir "$TMP/ns"
+inside=$(TMPDIR=$TMP/ns "$SRC/tests/harness/ns-run" bash -c '
     touch "/run/libvirt/$1" "/run/usbvm/$1" "/etc/libvirt/$1" "/var/lib/libvirt/$1"
     ls /etc/libvirt/qemu/*.xml /etc/libvirt/qemu/autostart 2>/dev/null
     mountpoint -q /run/libvirt && echo mounted
@@ -72,12 +73,12 @@ for d in /run/libvirt /run/usbvm /etc/libvirt /var/lib/libvirt; do
 done
 # A process the command leaves running in the namespace is named, ended, and fails the run.
 rc=0
-"$SRC/tests/harness/ns-run" bash -c 'exec -a usbvm-ns-leak-probe sleep 300 & exit 0' \
+TMPDIR=$TMP/ns "$SRC/tests/harness/ns-run" bash -c 'exec -a "$1" sleep 300 & exit 0' _ "usbvm-ns-leak-probe-$$" \
     >"$TMP/out" 2>"$TMP/err" || rc=$?
 expect "ns-run: a leaked process fails the run" 1 "$rc"
-contains "ns-run: the leaked process is named" "usbvm-ns-leak-probe" "$(cat "$TMP/err")"
-expect "ns-run: the leaked process is ended" "" "$(pgrep -f usbvm-ns-leak-probe || true)"
-expect "ns-run: its private copies are removed" "" "$(find /tmp -maxdepth 1 -name 'usbvm-ns.*' -newer "$TMP" 2>/dev/null)"
+contains "ns-run: the leaked process is named" "usbvm-ns-leak-probe-$$" "$(cat "$TMP/err")"
+expect "ns-run: the leaked process is ended" "" "$(pgrep -f "usbvm-ns-leak-probe-$$" || true)"
+expect "ns-run: its private copies are removed" "" "$(ls -A "$TMP/ns")"
 
 # The real tree has them all.
 for s in tests/run-all tests/install-deps tests/fuzz/run-fuzz.sh tests/e2e/run tests/e2e/rootfs.sh \
