@@ -92,14 +92,16 @@ static void detach_done(Watch *w, WatchJob *j)
     /* Pulled while the guest had it mounted: its unwritten data may be lost. */
     UsbvmLogLevel level = j->guest_mounted ? USBVM_LOG_WARNING : USBVM_LOG_NOTICE;
     w->dirty = true;
-    /* Asked and not yet removed, by this answer; libvirt's own event may have come first
-     * (usbvm_watch_device_removed) and says how it ended. */
+    /* libvirt's own event may have come before this answer (usbvm_watch_device_removed) and
+     * says how it ended: removed, whatever the call says, or refused by the guest where the
+     * call only knows it asked. */
+    bool removed = op && op->removed;
     bool pending =
         (j->r == 0 || j->err.kind == USBVM_E_PENDING) && j->res.state != USBVM_STATE_DETACHED;
     if (pending && op && op->refused)
         j->r = usbvm_error_set(&j->err, USBVM_E_REFUSED, EBUSY,
                                "the guest refused to release it; it stays attached");
-    if (j->r < 0 && j->err.kind != USBVM_E_PENDING) {
+    if (!removed && j->r < 0 && j->err.kind != USBVM_E_PENDING) {
         w->summary->failed++;
         if (op)
             usbvm_watch_op_remove(w, op);
@@ -108,7 +110,7 @@ static void detach_done(Watch *w, WatchJob *j)
         usbvm_watch_record(USBVM_LOG_ERR, &rec);
         return;
     }
-    if (j->res.state == USBVM_STATE_DETACHED || (pending && op && op->removed)) {
+    if (j->res.state == USBVM_STATE_DETACHED || removed) {
         if (op)
             usbvm_watch_op_remove(w, op);
         usbvm_snapshot_remove(&w->snapshot, j->domain, j->alias);

@@ -113,10 +113,10 @@ static void event(Fixture *f, bool failed)
     usbvm_watch_device_removed(&f->w, &m, failed);
 }
 
-typedef enum Answer { DETACHED, PENDING } Answer;
+typedef enum Answer { DETACHED, PENDING, FAILED } Answer;
 
-/* The job's answer: detached (its own wait saw the removal), or asked and not confirmed in its
- * wait. Either way it saw the guest's mount. */
+/* The job's answer: detached (its own wait saw the removal), asked and not confirmed in its
+ * wait, or a failed call. It saw the guest's mount. */
 static void answer(Fixture *f, Answer a)
 {
     WatchJob *j = usbvm_watch_job_new(WATCH_JOB_DETACH, DOMAIN);
@@ -130,9 +130,11 @@ static void answer(Fixture *f, Answer a)
     if (a == DETACHED) {
         j->r = 0;
         j->res.state = USBVM_STATE_DETACHED;
-    } else {
+    } else if (a == PENDING) {
         j->res.state = USBVM_STATE_PENDING;
         j->r = usbvm_error_set(&j->err, USBVM_E_PENDING, EINPROGRESS, "requested");
+    } else {
+        j->r = usbvm_error_set(&j->err, USBVM_E_LIBVIRT, EIO, "the connection broke");
     }
     snprintf(j->res.notes, sizeof(j->res.notes), "%s", MOUNTED);
     usbvm_watch_job_done(&f->w, j);
@@ -169,6 +171,17 @@ static void test_event_then_pending_answer(void **state)
     assert_int_equal(records_with("\"event\":\"detach\"", NULL), 1);
     assert_int_equal(records_with("\"event\":\"detach\"", "\"result\":\"ok\"", MOUNTED, NULL), 1);
     assert_int_equal(usbvm_watch_pending_detaches(&f->w), 0);
+    assert_ended(f);
+}
+
+static void test_event_then_failed_answer(void **state)
+{
+    Fixture *f = *state;
+    event(f, false);
+    answer(f, FAILED); /* libvirt said it is gone: the call's own failure does not undo that */
+    assert_int_equal(records_with("\"event\":\"detach\"", NULL), 1);
+    assert_int_equal(records_with("\"event\":\"detach\"", "\"result\":\"ok\"", NULL), 1);
+    assert_int_equal(f->summary.failed, 0);
     assert_ended(f);
 }
 
@@ -214,6 +227,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_event_then_detached_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_then_pending_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_then_failed_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusal_then_pending_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_answer_then_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detached_answer_then_event, setup, teardown),
