@@ -81,6 +81,14 @@ chaos_report() {
     printf 'chaos %s: runs %d, converged %d, converge p50 %s ms p99 %s ms, stale %d, duplicates %d, wrong domain %d, missing %d\n' \
         "$name" "$CHAOS_RUNS" "$CHAOS_CONVERGED" "$p50" "$p99" "$CHAOS_STALE" "$CHAOS_DUP" \
         "$CHAOS_WRONG" "$CHAOS_MISSING" | tee -a "${USBVM_CHAOS_FIGURES:-/dev/null}"
+    # A libvirtd that died on its own (not one a scenario stopped and started again) leaves
+    # runs unconverged for a reason outside usbvm: said by name, before the counts.
+    local lvd
+    lvd=$(usbvm_h_libvirtd_pid || true)
+    if [ "$USBVM_H_STARTED_LIBVIRTD" = 1 ] && [ -n "$lvd" ] && ! kill -0 "$lvd" 2>/dev/null; then
+        usbvm_h_log "$name: libvirtd (pid $lvd) died during the scenario without being asked to;" \
+            "the kernel log's last libvirtd crash: $(dmesg | grep -E "libvirtd\[[0-9]+\]: segfault" | tail -n 1)"
+    fi
     # The invariants hold in every scenario, whatever libvirt does.
     usbvm_h_assert_eq 0 "$CHAOS_STALE" "$name: nothing stale"
     usbvm_h_assert_eq 0 "$CHAOS_DUP" "$name: nothing in two places"
