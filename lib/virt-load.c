@@ -161,7 +161,9 @@ int usbvm_virt_load(UsbvmError *err)
     if (usbvm_virt_loaded(&why))
         return 0;
     return usbvm_error_set(err, USBVM_E_LIBVIRT, ENOENT,
-                           "cannot load libvirt: %s; " USBVM_VIRT_INSTALL_HINT, why);
+                           "cannot load libvirt: %s; install libvirt's client library "
+                           "('apt install libvirt0')",
+                           why);
 }
 
 /* Hidden: never exported, so a libvirt loaded at start (the sanitized builds) keeps calling its

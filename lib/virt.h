@@ -18,7 +18,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(virDomainPtr, virDomainFree)
 int usbvm_virt_load(UsbvmError *err);
 /* The same; when libvirt cannot be loaded, why is the dynamic loader's reason alone. */
 bool usbvm_virt_loaded(const char **why);
-#define USBVM_VIRT_INSTALL_HINT "install libvirt's client library ('apt install libvirt0')"
 
 /* Installs an error handler so libvirt never prints on its own (once per process). */
 void usbvm_virt_init(void);
