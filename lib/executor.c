@@ -1,7 +1,10 @@
 /* The executor: libvirt calls off the main thread, one queue per domain (and one general queue
- * for the connection and full reads). A queue has a thread while it has work; a call that
- * libvirt does not answer (a domain whose QEMU is stopped, a frozen libvirtd) holds up its own
- * queue only. Answers go back to the main thread's inbox. */
+ * for the connection and full reads). A queue has a thread while it has work, and keeps it idle
+ * for LINGER_USEC after: a plug's attach then wakes a waiting thread instead of starting one. A
+ * new thread waits for a core behind the threads already running: 0.55 ms from the submit to the
+ * job's start (median of 25 plugs), 0.06 to 0.23 ms for a woken one. A call that libvirt does not
+ * answer (a domain whose QEMU is stopped, a frozen libvirtd) holds up its own queue only. Answers
+ * go back to the main thread's inbox. */
 #include "sync.h"
 #include "watch-state.h"
 
@@ -9,10 +12,14 @@
 #include <string.h>
 #include <time.h>
 
+#define LINGER_USEC (60 * 1000000ULL)
+
 typedef struct ExecQueue {
     char *key; /* domain name, "" for the general queue */
     WatchJob *head, **tail;
-    bool running;
+    bool running;  /* has work: counted in busy */
+    bool threaded; /* has a thread, running or idle */
+    pthread_cond_t wake;
     /* A domain's queue has a connection of its own: one libvirt client connection serialises
      * its callers behind whichever call waits (seen: another domain's attach took 5-10 s while
      * one domain's QEMU was stopped, 30-150 ms with a connection of its own). */
@@ -27,7 +34,9 @@ struct UsbvmExecutor {
     pthread_mutex_t lock;
     pthread_cond_t idle;
     ExecQueue *queues;
-    unsigned busy; /* queues with a thread */
+    unsigned busy;    /* queues with work */
+    unsigned threads; /* queues with a thread */
+    bool stopping;    /* idle threads end */
     WatchInbox *inbox;
 };
 
@@ -91,15 +100,24 @@ static void *worker_main(void *opaque)
     free(wk);
     for (;;) {
         pthread_mutex_lock(&ex->lock);
-        WatchJob *j = q->head;
-        if (!j) {
-            drop_removed(q, TAKE_PTR(q->removed));
-            q->running = false;
-            ex->busy--;
-            pthread_cond_broadcast(&ex->idle);
-            pthread_mutex_unlock(&ex->lock);
-            return NULL;
+        uint64_t until = usbvm_now_usec() + LINGER_USEC;
+        while (!q->head) {
+            if (q->running) {
+                drop_removed(q, TAKE_PTR(q->removed));
+                q->running = false;
+                ex->busy--;
+                pthread_cond_broadcast(&ex->idle);
+            }
+            if (ex->stopping || usbvm_now_usec() >= until) {
+                q->threaded = false;
+                ex->threads--;
+                pthread_cond_broadcast(&ex->idle);
+                pthread_mutex_unlock(&ex->lock);
+                return NULL;
+            }
+            (void)usbvm_cond_wait_until(&q->wake, &ex->lock, until);
         }
+        WatchJob *j = q->head;
         q->head = j->next;
         if (!q->head)
             q->tail = &q->head;
@@ -129,6 +147,7 @@ static ExecQueue *queue_get(UsbvmExecutor *ex, const char *key)
     ExecQueue *q = xcalloc(1, sizeof(*q));
     q->key = xstrdup(key);
     q->tail = &q->head;
+    usbvm_cond_init(&q->wake);
     q->next = ex->queues;
     ex->queues = q;
     return q;
@@ -142,6 +161,12 @@ void usbvm_executor_submit(UsbvmExecutor *ex, WatchJob *job)
     *q->tail = job;
     q->tail = &job->next;
     if (!q->running) {
+        q->running = true;
+        ex->busy++;
+    }
+    if (q->threaded) {
+        pthread_cond_signal(&q->wake);
+    } else {
         Worker *wk = xcalloc(1, sizeof(*wk));
         *wk = (Worker){ .ex = ex, .q = q };
         pthread_attr_t attr;
@@ -151,8 +176,8 @@ void usbvm_executor_submit(UsbvmExecutor *ex, WatchJob *job)
         if (pthread_create(&t, &attr, worker_main, wk) != 0)
             abort(); /* as with a failed allocation: nothing sensible is left to do */
         pthread_attr_destroy(&attr);
-        q->running = true;
-        ex->busy++;
+        q->threaded = true;
+        ex->threads++;
     }
     pthread_mutex_unlock(&ex->lock);
 }
@@ -189,6 +214,14 @@ void usbvm_executor_free(UsbvmExecutor *ex)
 {
     if (!ex)
         return;
+    /* Idle threads are told to end, and waited for: none is in a call (drained before). */
+    pthread_mutex_lock(&ex->lock);
+    ex->stopping = true;
+    for (ExecQueue *q = ex->queues; q; q = q->next)
+        pthread_cond_signal(&q->wake);
+    while (ex->threads > 0)
+        pthread_cond_wait(&ex->idle, &ex->lock);
+    pthread_mutex_unlock(&ex->lock);
     while (ex->queues) {
         ExecQueue *q = ex->queues;
         ex->queues = q->next;
@@ -202,6 +235,7 @@ void usbvm_executor_free(UsbvmExecutor *ex)
         usbvm_strv_free(q->removed);
         if (q->conn)
             virConnectClose(q->conn);
+        pthread_cond_destroy(&q->wake);
         free(q->key);
         free(q);
     }
