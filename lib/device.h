@@ -64,6 +64,7 @@ typedef struct UsbvmDevice {
     char *speed;        /* sysfs "speed" in Mbit/s as the kernel writes it: "1.5", "480", "5000" */
     char *connect_type; /* "hotplug", "hardwired", "not used", "unknown" (port/connect_type) */
     bool authorized;
+    bool bound; /* a driver is bound to the device itself ("usb" once it is configured) */
     bool is_hub;
     UsbvmInterface *interfaces;
     size_t n_interfaces;
@@ -94,10 +95,10 @@ typedef struct UsbvmHostPaths {
 } UsbvmHostPaths;
 extern const UsbvmHostPaths usbvm_host_paths_default;
 
-/* Builds the model of one USB device (DEVTYPE=usb_device) with its interfaces, block devices
- * and host use. */
-int usbvm_device_new_from_udev(struct udev_device *d, const UsbvmHostPaths *paths,
-                               UsbvmDevice **ret, UsbvmError *err);
+/* Builds the model of the USB device (DEVTYPE=usb_device) at syspath with its interfaces, block
+ * devices (from udev's database too) and host use. -EINVAL when syspath is not a USB device. */
+int usbvm_device_new_from_syspath(struct udev *udev, const char *syspath,
+                                  const UsbvmHostPaths *paths, UsbvmDevice **ret, UsbvmError *err);
 void usbvm_device_free(UsbvmDevice *d);
 /* A deep copy (for a thread that works on a device while the model moves on). */
 UsbvmDevice *usbvm_device_dup(const UsbvmDevice *d);

@@ -86,25 +86,20 @@ static bool call_in_flight(const Watch *w, const WatchDevice *dev)
 /* Re-reads a device's model. While a stick is passed through as usb the host kernel unbinds
  * usb-storage and its block devices vanish: that is not an unplug, and the rules still see
  * the block devices it had. */
-static int refresh(Watch *w, WatchDevice *dev, struct udev_device *ud)
+static int refresh(Watch *w, WatchDevice *dev)
 {
-    _cleanup_(udev_device_unrefp) struct udev_device *own = NULL;
-    if (!ud) {
-        own = udev_device_new_from_syspath(w->udev, dev->syspath);
-        if (!own)
-            return -ENODEV;
-        ud = own;
-    }
     UsbvmError err = { 0 };
     UsbvmDevice *model = NULL;
-    if (usbvm_device_new_from_udev(ud, &usbvm_host_paths_default, &model, &err) < 0) {
+    if (usbvm_device_new_from_syspath(w->udev, dev->syspath, &usbvm_host_paths_default, &model,
+                                      &err) < 0) {
+        /* Gone from sysfs before it was read (pulled at once): its "remove" follows. */
         _cleanup_free_ char *esc = usbvm_escape(err.message);
-        usbvm_logf(USBVM_LOG_WARNING, NULL, "cannot read %s: %s", dev->syspath, esc);
+        usbvm_logf(err.errnum == ENOENT ? USBVM_LOG_DEBUG : USBVM_LOG_WARNING, NULL, "%s", esc);
         return -EIO;
     }
     UsbvmDevice *old = dev->model;
     usbvm_logf(USBVM_LOG_DEBUG, NULL, "read %s: %s, %zu block devices%s", dev->syspath,
-               model->alias, model->n_blocks, udev_device_get_driver(ud) ? "" : ", no driver");
+               model->alias, model->n_blocks, model->bound ? "" : ", no driver");
     if (old && !streq(old->alias, model->alias)) {
         /* Same syspath, same plug, another identity: the kernel is tearing the device down
          * (a real unplug removes idVendor, serial and friends before the last uevents) and
@@ -123,7 +118,7 @@ static int refresh(Watch *w, WatchDevice *dev, struct udev_device *ud)
     }
     usbvm_device_free(old);
     dev->model = model;
-    dev->bound = udev_device_get_driver(ud) != NULL;
+    dev->bound = model->bound;
     dev->stale = false;
     return 0;
 }
@@ -135,7 +130,7 @@ void usbvm_watch_read_deferred(Watch *w, const char *alias)
     WatchDevice *dev = alias ? usbvm_watch_find_alias(w, alias) : NULL;
     if (!dev || !dev->stale || dev->gone || call_in_flight(w, dev))
         return;
-    if (refresh(w, dev, NULL) == 0)
+    if (refresh(w, dev) == 0)
         w->dirty = true;
 }
 
@@ -151,9 +146,9 @@ static WatchDevice *device_add(Watch *w, struct udev_device *ud)
         w->devs = xrealloc(w->devs, (w->n_devs + 1) * sizeof(*w->devs));
         w->devs[w->n_devs++] = dev;
     }
-    /* Re-read from sysfs and the udev database: a monitor event carries only a few of the
+    /* Read from sysfs and the udev database: a monitor event carries only a few of the
      * properties (umockdev's, and a kernel event's before udev processed it). */
-    if (refresh(w, dev, NULL) < 0 && refresh(w, dev, ud) < 0 && !dev->model) {
+    if (refresh(w, dev) < 0 && !dev->model) {
         w->n_devs--;
         usbvm_watch_device_free(dev);
         return NULL;
@@ -235,7 +230,7 @@ static void block_event(Watch *w, struct udev_device *ud, const char *action, ui
         return;
     if (call_in_flight(w, dev))
         dev->stale = true;
-    else if (refresh(w, dev, NULL) < 0)
+    else if (refresh(w, dev) < 0)
         return;
     /* The kernel removes the node from sysfs before it sends "remove"; a re-read that raced
      * with that must not bring it back. While the device is passed through as usb, its block

@@ -203,32 +203,41 @@ static void test_enumerate(void **state)
     assert_null(d->connect_type);
 }
 
-static void test_new_from_udev(void **state)
+static void test_new_from_syspath(void **state)
 {
-    _cleanup_(udev_device_unrefp) struct udev_device *u =
-        udev_device_new_from_syspath(udev, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1");
-    assert_non_null(u);
     _cleanup_(usbvm_device_freep) UsbvmDevice *d = NULL;
     UsbvmError err = { 0 };
-    assert_int_equal(usbvm_device_new_from_udev(u, &host_none, &d, &err), 0);
+    assert_int_equal(
+        usbvm_device_new_from_syspath(udev, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1",
+                                      &host_none, &d, &err),
+        0);
     assert_string_equal(d->port, "2-1.1");
     assert_int_equal(d->n_interfaces, 2);
     assert_int_equal(d->n_blocks, 2);
     assert_string_equal(d->blocks[0].name, "sdg");
     assert_string_equal(d->blocks[1].name, "sdg1");
 
-    _cleanup_(udev_device_unrefp) struct udev_device *hub =
-        udev_device_new_from_syspath(udev, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1");
     _cleanup_(usbvm_device_freep) UsbvmDevice *h = NULL;
-    assert_int_equal(usbvm_device_new_from_udev(hub, &host_none, &h, &err), 0);
+    assert_int_equal(usbvm_device_new_from_syspath(udev,
+                                                   "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1",
+                                                   &host_none, &h, &err),
+                     0);
     assert_int_equal(h->n_interfaces, 1); /* its own, not the T5's */
     assert_int_equal(h->n_blocks, 0);
 
-    _cleanup_(udev_device_unrefp) struct udev_device *intf = udev_device_new_from_syspath(
-        udev, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1/2-1.1:1.0");
     UsbvmDevice *none = (UsbvmDevice *)0x1;
-    assert_int_equal(usbvm_device_new_from_udev(intf, &host_none, &none, &err), -EINVAL);
+    assert_int_equal(usbvm_device_new_from_syspath(
+                         udev, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1/2-1.1:1.0",
+                         &host_none, &none, &err),
+                     -EINVAL);
     assert_ptr_equal(none, (UsbvmDevice *)0x1); /* not clobbered */
+    assert_string_equal(err.message, "'/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1/"
+                                     "2-1.1:1.0' is not a USB device");
+    assert_int_equal(usbvm_device_new_from_syspath(udev,
+                                                   "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-9",
+                                                   &host_none, &none, &err),
+                     -ENOENT);
+    assert_ptr_equal(none, (UsbvmDevice *)0x1);
 }
 
 static void expect_resolves(UsbvmDeviceList *l, const char *spec, const char *port)
@@ -450,12 +459,9 @@ static void test_parse_interfaces(void **state)
 
 static UsbvmDevice *device_at(const char *syspath)
 {
-    _cleanup_(udev_device_unrefp) struct udev_device *u =
-        udev_device_new_from_syspath(udev, syspath);
-    assert_non_null(u);
     UsbvmDevice *d = NULL;
     UsbvmError err = { 0 };
-    assert_int_equal(usbvm_device_new_from_udev(u, &host_none, &d, &err), 0);
+    assert_int_equal(usbvm_device_new_from_syspath(udev, syspath, &host_none, &d, &err), 0);
     return d;
 }
 
@@ -510,7 +516,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identity_alias),   cmocka_unit_test(test_enumerate),
-        cmocka_unit_test(test_new_from_udev),    cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_new_from_syspath), cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_host_use),         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_blocks_sort),      cmocka_unit_test(test_descriptors),
         cmocka_unit_test(test_parse_interfaces), cmocka_unit_test(test_interfaces_without_nodes),
