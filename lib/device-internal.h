@@ -20,6 +20,10 @@ typedef struct UsbvmHostUse {
  * /proc/swaps); any other read error is returned. */
 int usbvm_host_use_load(const UsbvmHostPaths *paths, UsbvmHostUse *ret, UsbvmError *err);
 void usbvm_host_use_clear(UsbvmHostUse *h);
+/* The cache's tables, current as of this call; valid until the cache's next call. */
+int usbvm_host_use_cache_get(UsbvmHostUseCache *c, const UsbvmHostUse **ret, UsbvmError *err);
+/* How many times the cache read the tables (a test's view of "only when they changed"). */
+unsigned usbvm_host_use_cache_reads(const UsbvmHostUseCache *c);
 
 /* Fills a block device from its udev device (DEVTYPE disk or partition). Returns -EINVAL
  * when it is neither. */

@@ -532,19 +532,18 @@ static void collect_children(struct udev *udev, const char *parent, char *const 
         device_finish(devs[i]);
 }
 
-int usbvm_device_new_from_syspath(struct udev *udev, const char *syspath,
-                                  const UsbvmHostPaths *paths, UsbvmDevice **ret, UsbvmError *err)
+int usbvm_device_new_from_syspath(struct udev *udev, const char *syspath, UsbvmHostUseCache *host,
+                                  UsbvmDevice **ret, UsbvmError *err)
 {
     _cleanup_(usbvm_device_freep) UsbvmDevice *dev = xcalloc(1, sizeof(UsbvmDevice));
     int r = fill_basic(dev, syspath, err);
     if (r < 0)
         return r;
-    UsbvmHostUse use = { 0 };
-    r = usbvm_host_use_load(paths, &use, err);
+    const UsbvmHostUse *use;
+    r = usbvm_host_use_cache_get(host, &use, err);
     if (r < 0)
         return r;
-    collect_children(udev, dev->syspath, NULL, &dev, 1, &use);
-    usbvm_host_use_clear(&use);
+    collect_children(udev, dev->syspath, NULL, &dev, 1, use);
     *ret = TAKE_PTR(dev);
     return 0;
 }
@@ -707,10 +706,12 @@ static void add_fresh_partitions(const UsbvmDevice *d, const UsbvmBlock *disk, U
     closedir(dir);
 }
 
-int usbvm_device_check_host_use_now(const UsbvmDevice *d, UsbvmError *err)
+int usbvm_device_check_host_use_now(const UsbvmDevice *d, UsbvmHostUseCache *host, UsbvmError *err)
 {
-    UsbvmHostUse use = { 0 };
-    int r = usbvm_host_use_load(&usbvm_host_paths_default, &use, err);
+    UsbvmHostUse fresh = { 0 };
+    const UsbvmHostUse *use = &fresh;
+    int r = host ? usbvm_host_use_cache_get(host, &use, err)
+                 : usbvm_host_use_load(&usbvm_host_paths_default, &fresh, err);
     if (r < 0)
         return r;
     /* A view of the device whose blocks carry the host's use as it is now, including
@@ -734,7 +735,7 @@ int usbvm_device_check_host_use_now(const UsbvmDevice *d, UsbvmError *err)
         if (d->blocks[i].type == USBVM_BLOCK_DISK)
             add_fresh_partitions(d, &d->blocks[i], &blocks, &n);
     for (size_t i = 0; i < n; i++)
-        usbvm_block_apply_host_use(&blocks[i], &use);
+        usbvm_block_apply_host_use(&blocks[i], use);
     UsbvmDevice view = *d;
     view.blocks = blocks;
     view.n_blocks = n;
@@ -742,7 +743,7 @@ int usbvm_device_check_host_use_now(const UsbvmDevice *d, UsbvmError *err)
     for (size_t i = 0; i < n; i++)
         usbvm_block_clear(&blocks[i]);
     free(blocks);
-    usbvm_host_use_clear(&use);
+    usbvm_host_use_clear(&fresh);
     return r;
 }
 

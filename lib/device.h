@@ -95,10 +95,18 @@ typedef struct UsbvmHostPaths {
 } UsbvmHostPaths;
 extern const UsbvmHostPaths usbvm_host_paths_default;
 
+/* The host's mounts and swaps as a long-lived process keeps them: read again only when the
+ * kernel says they changed (procfs files; other files, as tests use, are read every time). One
+ * per thread. */
+typedef struct UsbvmHostUseCache UsbvmHostUseCache;
+UsbvmHostUseCache *usbvm_host_use_cache_new(const UsbvmHostPaths *paths);
+void usbvm_host_use_cache_free(UsbvmHostUseCache *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmHostUseCache *, usbvm_host_use_cache_free)
+
 /* Builds the model of the USB device (DEVTYPE=usb_device) at syspath with its interfaces, block
  * devices (from udev's database too) and host use. -EINVAL when syspath is not a USB device. */
-int usbvm_device_new_from_syspath(struct udev *udev, const char *syspath,
-                                  const UsbvmHostPaths *paths, UsbvmDevice **ret, UsbvmError *err);
+int usbvm_device_new_from_syspath(struct udev *udev, const char *syspath, UsbvmHostUseCache *host,
+                                  UsbvmDevice **ret, UsbvmError *err);
 void usbvm_device_free(UsbvmDevice *d);
 /* A deep copy (for a thread that works on a device while the model moves on). */
 UsbvmDevice *usbvm_device_dup(const UsbvmDevice *d);
@@ -131,7 +139,7 @@ size_t usbvm_device_disks(const UsbvmDevice *d, const UsbvmBlock **ret, size_t m
  * it first". Returns 0 when the host does not use it. */
 int usbvm_device_check_host_use(const UsbvmDevice *d, UsbvmError *err);
 /* The same against the host's mounts, swaps and holders as they are now (d is not changed). */
-int usbvm_device_check_host_use_now(const UsbvmDevice *d, UsbvmError *err);
+int usbvm_device_check_host_use_now(const UsbvmDevice *d, UsbvmHostUseCache *host, UsbvmError *err);
 
 /* Re-reads mountinfo/swaps/holders for the device's block devices, so that a check right
  * before an attach sees the host as it is now, not as it was at enumeration. */

@@ -127,8 +127,10 @@ static void *worker_main(void *opaque)
 
         j->next = NULL;
         virConnectPtr conn = queue_conn(q, j);
-        if (conn && conn == q->conn && !q->cache.view)
+        if (conn && conn == q->conn && !q->cache.view) {
             q->cache.view = usbvm_domview_new();
+            q->cache.host_use = usbvm_host_use_cache_new(NULL);
+        }
         usbvm_watch_job_run(j, conn, conn && conn == q->conn ? &q->cache : NULL);
         j->done_usec = usbvm_now_usec();
         WatchMsg *m = xcalloc(1, sizeof(*m));
@@ -232,6 +234,7 @@ void usbvm_executor_free(UsbvmExecutor *ex)
         }
         cache_drop(q);
         usbvm_domview_free(q->cache.view);
+        usbvm_host_use_cache_free(q->cache.host_use);
         usbvm_strv_free(q->removed);
         if (q->conn)
             virConnectClose(q->conn);

@@ -5,9 +5,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 char *usbvm_decode_hex_escapes(const char *s)
 {
@@ -137,6 +142,137 @@ int usbvm_host_use_load(const UsbvmHostPaths *paths, UsbvmHostUse *ret, UsbvmErr
     if (sw)
         parse_swaps(sw, &h);
     *ret = h;
+    return 0;
+}
+
+/* ---- the host use, kept ---------------------------------------------------------------------
+ * procfs says when mountinfo or swaps change: polled, the file reports POLLPRI once after each
+ * mount, unmount, swapon or swapoff since its last poll (or its open). A host running containers
+ * has thousands of mounts, which every plug and every final check would otherwise parse. */
+struct UsbvmHostUseCache {
+    char *path[2]; /* mountinfo, swaps */
+    int fd[2];     /* kept open while pollable */
+    bool pollable; /* both are procfs files: a poll tells whether they changed */
+    bool loaded;
+    unsigned reads; /* how often the tables were read (tests) */
+    UsbvmHostUse use;
+};
+
+UsbvmHostUseCache *usbvm_host_use_cache_new(const UsbvmHostPaths *paths)
+{
+    if (!paths)
+        paths = &usbvm_host_paths_default;
+    UsbvmHostUseCache *c = xcalloc(1, sizeof(*c));
+    c->path[0] = xstrdup(paths->mountinfo);
+    c->path[1] = xstrdup(paths->swaps);
+    c->fd[0] = c->fd[1] = -1;
+    return c;
+}
+
+void usbvm_host_use_cache_free(UsbvmHostUseCache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < 2; i++) {
+        free(c->path[i]);
+        if (c->fd[i] >= 0)
+            close(c->fd[i]);
+    }
+    usbvm_host_use_clear(&c->use);
+    free(c);
+}
+
+unsigned usbvm_host_use_cache_reads(const UsbvmHostUseCache *c)
+{
+    return c->reads;
+}
+
+static bool on_procfs(int fd)
+{
+    struct statfs sf;
+    return fd >= 0 && fstatfs(fd, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC;
+}
+
+static bool host_use_changed(const UsbvmHostUseCache *c)
+{
+    struct pollfd p[2] = { { .fd = c->fd[0], .events = POLLPRI },
+                           { .fd = c->fd[1], .events = POLLPRI } };
+    if (poll(p, 2, 0) < 0)
+        return true;
+    return ((p[0].revents | p[1].revents) & (POLLPRI | POLLERR | POLLNVAL)) != 0;
+}
+
+static int read_from_start(int fd, char **ret)
+{
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return -errno;
+    UsbvmBuf b = { 0 };
+    char chunk[4096];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int r = -errno;
+            usbvm_buf_free(&b);
+            return r;
+        }
+        if (n == 0)
+            break;
+        usbvm_buf_append(&b, chunk, (size_t)n);
+    }
+    *ret = usbvm_buf_steal(&b);
+    return 0;
+}
+
+/* Opens both files the first time: they stay open only when both are procfs's. */
+static void host_use_open(UsbvmHostUseCache *c)
+{
+    for (size_t i = 0; i < 2; i++) {
+        if (c->fd[i] >= 0)
+            close(c->fd[i]);
+        c->fd[i] = open(c->path[i], O_RDONLY | O_CLOEXEC);
+    }
+    c->pollable = on_procfs(c->fd[0]) && on_procfs(c->fd[1]);
+    for (size_t i = 0; i < 2 && !c->pollable; i++)
+        if (c->fd[i] >= 0) {
+            close(c->fd[i]);
+            c->fd[i] = -1;
+        }
+}
+
+int usbvm_host_use_cache_get(UsbvmHostUseCache *c, const UsbvmHostUse **ret, UsbvmError *err)
+{
+    if (!c->loaded)
+        host_use_open(c);
+    else if (c->pollable && !host_use_changed(c)) {
+        *ret = &c->use;
+        return 0;
+    }
+    UsbvmHostUse h = { 0 };
+    if (c->pollable) {
+        _cleanup_free_ char *mi = NULL, *sw = NULL;
+        int r = read_from_start(c->fd[0], &mi);
+        if (r == 0)
+            r = read_from_start(c->fd[1], &sw);
+        if (r < 0) {
+            c->loaded = false; /* the poll that said so is spent: open both again next time */
+            return usbvm_error_set(err, USBVM_E_FAILED, -r, "cannot read '%s' or '%s': %s",
+                                   c->path[0], c->path[1], strerror(-r));
+        }
+        parse_mountinfo(mi, &h);
+        parse_swaps(sw, &h);
+    } else {
+        UsbvmHostPaths paths = { c->path[0], c->path[1] };
+        int r = usbvm_host_use_load(&paths, &h, err);
+        if (r < 0)
+            return r;
+    }
+    usbvm_host_use_clear(&c->use);
+    c->use = h;
+    c->loaded = true;
+    c->reads++;
+    *ret = &c->use;
     return 0;
 }
 

@@ -271,7 +271,7 @@ static int attach_final_check(Attach *a, virConnectPtr conn, const UsbvmHostLock
     int r = attach_check_elsewhere(a, all, err);
     if (r < 0)
         return r;
-    r = ctx && ctx->recheck_host_use ? usbvm_device_check_host_use_now(a->d, err)
+    r = ctx && ctx->recheck_host_use ? usbvm_device_check_host_use_now(a->d, ctx->host_use, err)
                                      : usbvm_device_check_host_use(a->d, err);
     if (r < 0) {
         if (err && !err->kind)

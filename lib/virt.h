@@ -150,6 +150,7 @@ typedef struct UsbvmAttachCtx {
     uint64_t known_generation;    /* the host lock's generation that 'known' is current at;
                                    * later bumps of this process do not make it stale */
     bool recheck_host_use;        /* read mountinfo/swaps again for the final check */
+    UsbvmHostUseCache *host_use;  /* NULL, or where that read is kept (usbvm_host_use_cache_new) */
     bool lock_nowait;             /* a held slot gives an error instead of waiting */
     const char *lock_path;        /* NULL: the default */
     UsbvmDomView *view;           /* NULL, or the target as the last attach left it (in/out) */

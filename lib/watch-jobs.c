@@ -131,6 +131,7 @@ static void run_attach(WatchJob *j, virConnectPtr conn, WatchDomCache *cache)
     j->ctx = (UsbvmAttachCtx){ .known = j->known,
                                .known_generation = j->known_gen,
                                .recheck_host_use = true,
+                               .host_use = cache ? cache->host_use : NULL,
                                .lock_nowait = true,
                                .view = cache ? cache->view : NULL };
     j->r = usbvm_virt_attach_ctx(conn, dom, j->model, &j->spec, flags, &j->ctx, &j->res, &j->err);

@@ -161,7 +161,8 @@ typedef struct Watch {
     WatchInbox inbox;
     UsbvmExecutor *exec;
 
-    struct udev *udev; /* the main thread's own context (libudev is not thread-safe) */
+    struct udev *udev;           /* the main thread's own context (libudev is not thread-safe) */
+    UsbvmHostUseCache *host_use; /* the main thread's: every read of a device uses it */
 
     /* event-loop thread (watch-loop.c) */
     struct udev *loop_udev;
@@ -284,6 +285,7 @@ char *usbvm_watch_label(const UsbvmDevice *d);
 typedef struct WatchDomCache {
     virDomainPtr dom;
     UsbvmDomView *view;
+    UsbvmHostUseCache *host_use; /* the queue thread's, for the final checks */
 } WatchDomCache;
 
 /* executor jobs' work, run on executor threads (watch-jobs.c); cache NULL: none kept */

@@ -472,6 +472,7 @@ static void watch_free(Watch *w)
     usbvm_ruleset_free(w->rules);
     if (w->udev)
         udev_unref(w->udev);
+    usbvm_host_use_cache_free(w->host_use);
     free(w);
 }
 
@@ -483,6 +484,7 @@ static int start(Watch *w, UsbvmError *err)
     w->udev = udev_new();
     if (!w->udev)
         return usbvm_error_set(err, USBVM_E_FAILED, ENOMEM, "cannot talk to udev");
+    w->host_use = usbvm_host_use_cache_new(NULL);
     if ((r = usbvm_watch_loop_start(w, err)) < 0)
         return r;
     /* Bounded: a libvirtd that accepts and never answers must not keep the daemon from

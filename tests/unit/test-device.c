@@ -28,6 +28,7 @@ static UMockdevTestbed *testbed;
 static struct udev *udev;
 static char tmpdir[] = "/tmp/usbvm-test-device-XXXXXX";
 static UsbvmHostPaths host_none;
+static UsbvmHostUseCache *host_cache; /* of host_none */
 
 static char *write_tmp(const char *name, const char *text)
 {
@@ -54,6 +55,7 @@ static int setup(void **state)
     /* Empty host use, so the enumeration tests do not depend on this machine's mounts. */
     host_none.mountinfo = write_tmp("mountinfo-empty", "");
     host_none.swaps = write_tmp("swaps-empty", "Filename\tType\tSize\tUsed\tPriority\n");
+    host_cache = usbvm_host_use_cache_new(&host_none);
     return 0;
 }
 
@@ -61,6 +63,7 @@ static int teardown(void **state)
 {
     udev_unref(udev);
     g_object_unref(testbed);
+    usbvm_host_use_cache_free(host_cache);
     unlink(host_none.mountinfo);
     unlink(host_none.swaps);
     free((char *)host_none.mountinfo);
@@ -209,7 +212,7 @@ static void test_new_from_syspath(void **state)
     UsbvmError err = { 0 };
     assert_int_equal(
         usbvm_device_new_from_syspath(udev, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1",
-                                      &host_none, &d, &err),
+                                      host_cache, &d, &err),
         0);
     assert_string_equal(d->port, "2-1.1");
     assert_int_equal(d->n_interfaces, 2);
@@ -220,7 +223,7 @@ static void test_new_from_syspath(void **state)
     _cleanup_(usbvm_device_freep) UsbvmDevice *h = NULL;
     assert_int_equal(usbvm_device_new_from_syspath(udev,
                                                    "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1",
-                                                   &host_none, &h, &err),
+                                                   host_cache, &h, &err),
                      0);
     assert_int_equal(h->n_interfaces, 1); /* its own, not the T5's */
     assert_int_equal(h->n_blocks, 0);
@@ -228,14 +231,14 @@ static void test_new_from_syspath(void **state)
     UsbvmDevice *none = (UsbvmDevice *)0x1;
     assert_int_equal(usbvm_device_new_from_syspath(
                          udev, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1/2-1.1:1.0",
-                         &host_none, &none, &err),
+                         host_cache, &none, &err),
                      -EINVAL);
     assert_ptr_equal(none, (UsbvmDevice *)0x1); /* not clobbered */
     assert_string_equal(err.message, "'/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1/"
                                      "2-1.1:1.0' is not a USB device");
     assert_int_equal(usbvm_device_new_from_syspath(udev,
                                                    "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-9",
-                                                   &host_none, &none, &err),
+                                                   host_cache, &none, &err),
                      -ENOENT);
     assert_ptr_equal(none, (UsbvmDevice *)0x1);
 }
@@ -461,7 +464,7 @@ static UsbvmDevice *device_at(const char *syspath)
 {
     UsbvmDevice *d = NULL;
     UsbvmError err = { 0 };
-    assert_int_equal(usbvm_device_new_from_syspath(udev, syspath, &host_none, &d, &err), 0);
+    assert_int_equal(usbvm_device_new_from_syspath(udev, syspath, host_cache, &d, &err), 0);
     return d;
 }
 
