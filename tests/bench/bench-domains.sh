@@ -3,9 +3,12 @@
 # the same run and on the same domain. Prints numbers and ratios; asserts nothing about speed.
 #
 #  1. uevent -> attached, usb-disk, USBVM_BENCH_PLUGS plugs (default 50), with 1 running domain,
-#     beside N bare virDomainAttachDeviceFlags calls of the same XML. Timed from the first
+#     beside as many bare virDomainAttachDeviceFlags calls of the same XML. Timed from the first
 #     uevent, and again from the last "add" (the whole device announced; umockdev sends each
-#     uevent through its sockets, which the kernel does not).
+#     uevent through its sockets, which the kernel does not). The plugs and the bare calls run
+#     in USBVM_BENCH_ROUNDS rounds (default 5), in the order AB BA AB...: a guest's firmware
+#     runs for seconds after its domain starts and takes a core from libvirtd and QEMU, and it
+#     must not fall on one side only.
 #  2. The same with 17 running domains (16 more started): the ratio 17/1 shows what the other
 #     domains cost per plug (the daemon reads them at start, not per event).
 #  3. A burst of 32 sticks (scsi) with 17 domains running: first uevent -> all 32 attached,
@@ -23,6 +26,7 @@ wl_init
 usbvm_h_require xmllint
 PLUGS=${USBVM_BENCH_PLUGS:-50}
 BURSTS=${USBVM_BENCH_BURSTS:-5}
+ROUNDS=${USBVM_BENCH_ROUNDS:-5}
 RAW=$USBVM_BUILDDIR/tests/bench/bench-attach-raw
 [ -x "$RAW" ] || usbvm_h_fail "$RAW is not built"
 
@@ -42,28 +46,50 @@ stats() {
         printf "%.2f %.2f\n", v[int((NR-1)*0.50)+1]/1000, v[int((NR-1)*0.99)+1]/1000 }'
 }
 
-# latency TAG : PLUGS plugs under watch, then the bare call on the same XML; prints a line.
-latency() {
-    local tag=$1 lat=$USBVM_H_TMP/lat-$1 latc=$USBVM_H_TMP/latc-$1 raw=$USBVM_H_TMP/raw-$1
-    local t0 tc t1 alias
+# watch_round TAG N : N plugs under watch; each plug's latency from the first uevent and from
+# the last "add". The first one also keeps the attached disk's XML for the bare calls.
+watch_round() {
+    local tag=$1 n=$2 t1 alias
     : >"$WL_LOG"
     wl_watch_start "$rules"
-    for _ in $(seq 1 "$PLUGS"); do
-        read -r t0 tc < <(wl_plug "$stick" plugt)
+    for _ in $(seq 1 "$n"); do
+        bw_plug "$stick"
         bw_next "$attach_re"
-        t1=$(jq -r .mono_usec <<<"$BW_LINE")
-        echo $((t1 - t0)) >>"$lat"
-        echo $((t1 - tc)) >>"$latc"
-        alias=$(jq -r .alias <<<"$BW_LINE")
-        [ -s "$USBVM_H_TMP/disk.xml" ] ||
+        [[ $BW_LINE =~ \"mono_usec\":([0-9]+) ]] || usbvm_h_fail "no mono_usec in: $BW_LINE"
+        t1=${BASH_REMATCH[1]}
+        echo $((t1 - BW_T0)) >>"$USBVM_H_TMP/lat-$tag"
+        echo $((t1 - BW_TC)) >>"$USBVM_H_TMP/latc-$tag"
+        if [ ! -s "$USBVM_H_TMP/disk.xml" ]; then
+            alias=$(jq -r .alias <<<"$BW_LINE")
+            echo "$alias" >"$USBVM_H_TMP/disk.alias"
             usbvm_h_live_xml "$dom" | xmllint --xpath "//disk[alias/@name='$alias']" - |
-            sed -e "s/<address [^>]*\/>//" >"$USBVM_H_TMP/disk.xml"
+                sed -e "s/<address [^>]*\/>//" >"$USBVM_H_TMP/disk.xml"
+        fi
         wl_unplug 1-2 >/dev/null
         bw_next "$detach_re"
     done
     wl_watch_stop >/dev/null
-    "$RAW" cycle "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" "$alias" "$PLUGS" |
-        awk '{print $1}' >"$raw"
+}
+
+raw_round() {
+    "$RAW" cycle "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" "$(cat "$USBVM_H_TMP/disk.alias")" \
+        "$2" | awk '{print $1}' >>"$USBVM_H_TMP/raw-$1"
+}
+
+# latency TAG : PLUGS plugs under watch and as many bare calls of the same XML, in ROUNDS
+# rounds; prints a line.
+latency() {
+    local tag=$1 lat=$USBVM_H_TMP/lat-$1 latc=$USBVM_H_TMP/latc-$1 raw=$USBVM_H_TMP/raw-$1
+    local per=$(((PLUGS + ROUNDS - 1) / ROUNDS)) round
+    for round in $(seq 1 "$ROUNDS"); do
+        if [ $((round % 2)) = 1 ]; then
+            watch_round "$tag" "$per"
+            raw_round "$tag" "$per"
+        else
+            raw_round "$tag" "$per"
+            watch_round "$tag" "$per"
+        fi
+    done
     read -r u50 u99 < <(stats "$lat")
     read -r r50 r99 < <(stats "$raw")
     printf '%-12s usbvm p50 %7s p99 %7s | raw p50 %7s p99 %7s | ratio p50 %.2f p99 %.2f\n' \

@@ -1,21 +1,40 @@
 # Shared by the watch benchmarks (sourced after tests/integration/watch-lib.sh): one reader
 # that follows watch's log, and a burst of 32 sticks.
 #
-#   bw_open / bw_close        follow (again) the log from its first line
+#   bw_open / bw_close        follow (again) the log's attach and detach lines from its first
 #   bw_next REGEX             waits for the next matching line; sets BW_LINE
+#   bw_plug FILE              plugs FILE (wl_plug's plugt) without starting a process; sets
+#                             BW_T0 (first uevent) and BW_TC (last "add")
 #   bw_burst                  plugs 32 sticks (ports 3-1..3-32) at once and waits until all
 #                             are attached; sets BW_BURST_US (first uevent -> last attached)
 #   bw_burst_prepare, bw_burst_plug   the same in two steps: makes the 32 sticks once, then
 #                             plugs them (again after they were unplugged)
 
+# While a plug is timed, the benchmark itself must take no CPU from watch, libvirtd and QEMU on
+# the two cores (the bare call runs with nothing beside it). bash reads a pipe a byte at a time:
+# a grep (one wakeup per line) keeps the plug record and watch's other lines from it, so the
+# shell wakes once per plug, at the attach record that ends the timing.
 bw_open() {
-    exec {BW_FD}< <(exec tail -n +1 -F "$WL_LOG" 2>/dev/null)
+    exec {BW_FD}< <(tail -n +1 -F "$WL_LOG" 2>/dev/null |
+        exec grep --line-buffered -E '"event":"(attach|detach)"')
     BW_TAIL=$!
 }
 
 bw_close() {
     exec {BW_FD}<&-
+    pkill -P "$BW_TAIL" 2>/dev/null || true # tail and grep, then their shell
     kill "$BW_TAIL" 2>/dev/null || true
+}
+
+# Neither a $(...) nor a < <(...): each forks a shell while watch works on the plug.
+bw_plug() {
+    local line
+    wl_hub "$1"
+    echo "plugt $1" >&"$WL_IN"
+    IFS= read -r -t "$USBVM_H_TIMEOUT" -u "$WL_OUT" line || true
+    [[ $line =~ ^ok\ ([0-9]+)\ ([0-9]+)$ ]] || usbvm_h_fail "mockbed 'plugt $1': ${line:-no answer}"
+    BW_T0=${BASH_REMATCH[1]}
+    BW_TC=${BASH_REMATCH[2]}
 }
 
 bw_next() {

@@ -51,7 +51,8 @@ rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$WL_WATCH_PID/status"; }
 
 cycle() {
     local t0
-    t0=$(wl_plug "$stick")
+    bw_plug "$stick"
+    t0=$BW_T0
     bw_next "$attach_re"
     local t1
     t1=$(jq -r .mono_usec <<<"$BW_LINE")

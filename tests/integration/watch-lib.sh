@@ -95,11 +95,16 @@ wl_stick() {
 # wl_plug FILE [plugt] : loads its bus's root hub first if needed; prints the uevent time (usec);
 # with plugt, also the time right after the last "add" went out (see tests/tools/mockbed.c).
 wl_plug() {
-    local file=$1 cmd=${2:-plug} hub=${1%.umockdev}.full.hub bus
-    bus=$(awk '/^P: /{print $2; exit}' "$hub")
+    wl_hub "$1"
+    wl_cmd "${2:-plug} $1"
+}
+
+# wl_hub FILE : loads the root hub of FILE's bus unless the testbed has it; starts no process.
+wl_hub() {
+    local hub=${1%.umockdev}.full.hub line
+    IFS= read -r line <"$hub" # the hub's own record comes first: "P: /devices/.../usbN"
     # Asked of the testbed itself, so it also works from a $(...) subshell.
-    [ -d "$UMOCKDEV_DIR/sys$bus" ] || wl_cmd "load $hub" >/dev/null
-    wl_cmd "$cmd $file"
+    [ -d "$UMOCKDEV_DIR/sys${line#P: }" ] || wl_cmd "load $hub" >/dev/null
 }
 
 # wl_unplug PORT : "remove" for the device at bus 1 port PORT and everything below it.
