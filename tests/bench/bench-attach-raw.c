@@ -9,6 +9,11 @@
  *   bench-attach-raw wait-gone URI DOMAIN ALIAS       (no timing; exits once the alias is gone)
  *   bench-attach-raw attach-all URI DOMAIN XMLFILE... (one after the other on one connection:
  *                                                       prints the total)
+ *   bench-attach-raw listen-cycle URI DOMAIN XMLFILE ALIAS N
+ *       cycle, while a second connection follows the domain events a daemon that keeps up with
+ *       libvirt follows (lifecycle, device added, removed, removal failed: what usbvm watch
+ *       registers), on an event-loop thread, as virsh and usbvm watch run it. libvirtd then
+ *       sends each device-added event out during the call.
  */
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -17,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
 
 static void quiet(void *u, virErrorPtr e)
 {
@@ -40,11 +46,57 @@ typedef struct {
     bool removed, timed_out;
 } Wait;
 
+/* listen-cycle: the event loop runs on its own thread, and a detach waits on this. */
+static bool loop_thread;
+static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wait_cond = PTHREAD_COND_INITIALIZER;
+
 static void on_removed(virConnectPtr c, virDomainPtr d, const char *alias, void *opaque)
 {
     Wait *w = opaque;
+    pthread_mutex_lock(&wait_lock);
     if (strcmp(alias, w->alias) == 0)
         w->removed = true;
+    pthread_cond_broadcast(&wait_cond);
+    pthread_mutex_unlock(&wait_lock);
+}
+
+static void *loop_main(void *opaque)
+{
+    for (;;)
+        if (virEventRunDefaultImpl() < 0)
+            die("event loop");
+    return NULL;
+}
+
+static void on_device(virConnectPtr c, virDomainPtr d, const char *alias, void *opaque)
+{
+}
+
+static int on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail, void *opaque)
+{
+    return 0;
+}
+
+/* A second connection with the callbacks usbvm watch registers, for every domain. */
+static void listen_start(const char *uri)
+{
+    virConnectPtr c = virConnectOpen(uri);
+    if (!c)
+        die("connect");
+    int ids[] = { VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                  VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED };
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+        if (virConnectDomainEventRegisterAny(c, NULL, ids[i], VIR_DOMAIN_EVENT_CALLBACK(on_device),
+                                             NULL, NULL) < 0)
+            die("event register");
+    if (virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), NULL, NULL) < 0)
+        die("event register");
+    pthread_t t;
+    if (pthread_create(&t, NULL, loop_main, NULL) != 0)
+        die("thread");
+    loop_thread = true;
 }
 
 static void on_timeout(int t, void *opaque)
@@ -80,12 +132,24 @@ static long long detach_wait(virConnectPtr conn, virDomainPtr dom, const char *a
     } else if (!alias_live(dom, alias)) {
         w.removed = true;
     }
-    int timer = virEventAddTimeout(10000, on_timeout, &w, NULL);
-    while (!w.removed && !w.timed_out)
-        if (virEventRunDefaultImpl() < 0)
-            die("event loop");
-    long long t1 = now_us();
-    virEventRemoveTimeout(timer);
+    long long t1;
+    if (loop_thread) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        pthread_mutex_lock(&wait_lock);
+        while (!w.removed && !w.timed_out)
+            w.timed_out = pthread_cond_timedwait(&wait_cond, &wait_lock, &until) != 0;
+        pthread_mutex_unlock(&wait_lock);
+        t1 = now_us();
+    } else {
+        int timer = virEventAddTimeout(10000, on_timeout, &w, NULL);
+        while (!w.removed && !w.timed_out)
+            if (virEventRunDefaultImpl() < 0)
+                die("event loop");
+        t1 = now_us();
+        virEventRemoveTimeout(timer);
+    }
     virConnectDomainEventDeregisterAny(conn, cb);
     if (!w.removed && alias_live(dom, alias)) {
         fprintf(stderr, "bench-attach-raw: '%s' not removed within 10 s\n", alias);
@@ -143,7 +207,9 @@ int main(int argc, char **argv)
         printf("%lld\n", detach_wait(conn, dom, argv[4], true));
     } else if (strcmp(cmd, "wait-gone") == 0) {
         detach_wait(conn, dom, argv[4], false);
-    } else if (strcmp(cmd, "cycle") == 0 && argc == 7) {
+    } else if ((strcmp(cmd, "cycle") == 0 || strcmp(cmd, "listen-cycle") == 0) && argc == 7) {
+        if (strcmp(cmd, "listen-cycle") == 0)
+            listen_start(argv[2]);
         const char *xml = slurp(argv[4]);
         int n = atoi(argv[6]);
         for (int i = 0; i < n; i++) {

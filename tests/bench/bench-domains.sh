@@ -6,9 +6,13 @@
 #     beside as many bare virDomainAttachDeviceFlags calls of the same XML. Timed from the first
 #     uevent, and again from the last "add" (the whole device announced; umockdev sends each
 #     uevent through its sockets, which the kernel does not). The plugs and the bare calls run
-#     in USBVM_BENCH_ROUNDS rounds (default 5), in the order AB BA AB...: a guest's firmware
-#     runs for seconds after its domain starts and takes a core from libvirtd and QEMU, and it
-#     must not fall on one side only.
+#     in USBVM_BENCH_ROUNDS rounds (default 5), in the order AB BA AB..., after
+#     USBVM_BENCH_WARMUP rounds (default 1) that are not counted: a guest's firmware runs for
+#     seconds after its domain starts and takes a core from libvirtd and QEMU (the first ten
+#     attaches of a phase took 14.5 to 15.5 ms where the rest took 12.5), and a slow moment
+#     must not fall on one side only. A third series is the bare call while another connection
+#     follows the domain events usbvm watch follows (bench-attach-raw listen-cycle): libvirtd
+#     then sends the device-added event out during the call, as it does for watch.
 #  2. The same with 17 running domains (16 more started): the ratio 17/1 shows what the other
 #     domains cost per plug (the daemon reads them at start, not per event).
 #  3. A burst of 32 sticks (scsi) with 17 domains running: first uevent -> all 32 attached,
@@ -27,6 +31,7 @@ usbvm_h_require xmllint
 PLUGS=${USBVM_BENCH_PLUGS:-50}
 BURSTS=${USBVM_BENCH_BURSTS:-5}
 ROUNDS=${USBVM_BENCH_ROUNDS:-5}
+WARMUP=${USBVM_BENCH_WARMUP:-1}
 RAW=$USBVM_BUILDDIR/tests/bench/bench-attach-raw
 [ -x "$RAW" ] || usbvm_h_fail "$RAW is not built"
 
@@ -46,19 +51,25 @@ stats() {
         printf "%.2f %.2f\n", v[int((NR-1)*0.50)+1]/1000, v[int((NR-1)*0.99)+1]/1000 }'
 }
 
-# watch_round TAG N : N plugs under watch; each plug's latency from the first uevent and from
+# Each round starts a watch (or a bare-call process) anew: its first attach reads the domain
+# and connects, which a running daemon did long before. Each round makes one more attach than it
+# counts, and drops its first, on both sides.
+#
+# watch_round TAG N : N+1 plugs under watch; each plug's latency from the first uevent and from
 # the last "add". The first one also keeps the attached disk's XML for the bare calls.
 watch_round() {
-    local tag=$1 n=$2 t1 alias
+    local tag=$1 n=$2 t1 alias i
     : >"$WL_LOG"
     wl_watch_start "$rules"
-    for _ in $(seq 1 "$n"); do
+    for i in $(seq 0 "$n"); do
         bw_plug "$stick"
         bw_next "$attach_re"
         [[ $BW_LINE =~ \"mono_usec\":([0-9]+) ]] || usbvm_h_fail "no mono_usec in: $BW_LINE"
         t1=${BASH_REMATCH[1]}
-        echo $((t1 - BW_T0)) >>"$USBVM_H_TMP/lat-$tag"
-        echo $((t1 - BW_TC)) >>"$USBVM_H_TMP/latc-$tag"
+        if [ "$i" -gt 0 ]; then
+            echo $((t1 - BW_T0)) >>"$USBVM_H_TMP/lat-$tag"
+            echo $((t1 - BW_TC)) >>"$USBVM_H_TMP/latc-$tag"
+        fi
         if [ ! -s "$USBVM_H_TMP/disk.xml" ]; then
             alias=$(jq -r .alias <<<"$BW_LINE")
             echo "$alias" >"$USBVM_H_TMP/disk.alias"
@@ -71,9 +82,12 @@ watch_round() {
     wl_watch_stop >/dev/null
 }
 
+# raw_round TAG N [cycle|listen-cycle] : N+1 bare attach calls (each then detached).
 raw_round() {
-    "$RAW" cycle "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" "$(cat "$USBVM_H_TMP/disk.alias")" \
-        "$2" | awk '{print $1}' >>"$USBVM_H_TMP/raw-$1"
+    local cmd=${3:-cycle} out=$USBVM_H_TMP/raw-$1
+    [ "$cmd" = cycle ] || out=$USBVM_H_TMP/listen-$1
+    "$RAW" "$cmd" "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" \
+        "$(cat "$USBVM_H_TMP/disk.alias")" $(($2 + 1)) | awk 'NR > 1 {print $1}' >>"$out"
 }
 
 # latency TAG : PLUGS plugs under watch and as many bare calls of the same XML, in ROUNDS
@@ -81,11 +95,18 @@ raw_round() {
 latency() {
     local tag=$1 lat=$USBVM_H_TMP/lat-$1 latc=$USBVM_H_TMP/latc-$1 raw=$USBVM_H_TMP/raw-$1
     local per=$(((PLUGS + ROUNDS - 1) / ROUNDS)) round
+    for _ in $(seq 1 "$WARMUP"); do
+        watch_round "warmup-$tag" "$per"
+        raw_round "warmup-$tag" "$per"
+        raw_round "warmup-$tag" "$per" listen-cycle
+    done
     for round in $(seq 1 "$ROUNDS"); do
         if [ $((round % 2)) = 1 ]; then
             watch_round "$tag" "$per"
             raw_round "$tag" "$per"
+            raw_round "$tag" "$per" listen-cycle
         else
+            raw_round "$tag" "$per" listen-cycle
             raw_round "$tag" "$per"
             watch_round "$tag" "$per"
         fi
@@ -102,6 +123,10 @@ latency() {
     printf '%-12s from the whole device announced: usbvm p50 %7s p99 %7s | ratio p50 %.2f p99 %.2f\n' \
         "$tag" "$c50" "$c99" "$(awk -v a="$c50" -v b="$r50" 'BEGIN{print a/b}')" \
         "$(awk -v a="$c99" -v b="$r99" 'BEGIN{print a/b}')"
+    read -r l50 l99 < <(stats "$USBVM_H_TMP/listen-$tag")
+    printf '%-12s bare call with an event listener: p50 %7s p99 %7s (%.2f x the bare call) | usbvm over it: ratio p50 %.2f p99 %.2f\n' \
+        "$tag" "$l50" "$l99" "$(awk -v a="$l50" -v b="$r50" 'BEGIN{print a/b}')" \
+        "$(awk -v a="$u50" -v b="$l50" 'BEGIN{print a/b}')" "$(awk -v a="$u99" -v b="$l99" 'BEGIN{print a/b}')"
 }
 
 echo "== 1. one running domain, $PLUGS plugs"
