@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <locale.h>
+#include <signal.h>
 #include <string.h>
 
 static const UsbvmExclusive scope_exclusive[] = { USBVM_SCOPE_EXCLUSIVE, { 0 } };
@@ -213,10 +214,23 @@ static int run_verb(UsbvmCli *cli, const char **rest)
     return verb->fn(cli, verb, vargc, rest);
 }
 
+/* libvirt writes to libvirtd's socket with write(2): a libvirtd that closed the connection
+ * (restarted, or dropped a client that missed its keepalive) would end usbvm with SIGPIPE, with
+ * no message and before its answer was out, where libvirt's "Cannot write data: Broken pipe"
+ * is due (virsh catches it too; systemd ignores it for services). Caught rather than ignored,
+ * so that the programs usbvm starts get the default back. A closed stdout is then an EPIPE,
+ * which usbvm_out_finish() takes quietly. */
+static void on_sigpipe(int sig)
+{
+}
+
 int main(int argc, const char **argv)
 {
     setlocale(LC_ALL, "");
     setlinebuf(stdout);
+    struct sigaction pipe_action = { .sa_handler = on_sigpipe, .sa_flags = SA_RESTART };
+    sigemptyset(&pipe_action.sa_mask);
+    sigaction(SIGPIPE, &pipe_action, NULL);
 
     UsbvmCli cli = { .progname = "usbvm", .json = wants_json(argc, argv) };
     _cleanup_free_ char *connect_uri = NULL;

@@ -116,3 +116,14 @@ usbvm_h_assert_eq "" "$(awk '{print $1}' <<<"$shorts" | uniq -d)" "each short op
 # ---- one size convention ------------------------------------------------------------------
 usbvm_h_run out uv list
 usbvm_h_assert_match '2-1\.1 .* 500GB ' "$out" "list: decimal sizes, labelled GB"
+
+# ---- a closed pipe is an error, not a signal ----------------------------------------------
+# stdout is a pipe whose reader is gone before usbvm starts, so every write fails with EPIPE.
+# libvirt writes to libvirtd's socket the same way: a libvirtd that dropped the connection must
+# not end usbvm by SIGPIPE (exit 141, no message) before its answer is out.
+printf 'ignore id 0951:1666\n' >"$USBVM_H_TMP/quiet.rules"
+rc=0
+err=$(perl -e 'pipe(my $r, my $w) or die; close $r; open(STDOUT, ">&", $w) or die; exec @ARGV' \
+    -- "$USBVM" rules check "$USBVM_H_TMP/quiet.rules" 2>&1) || rc=$?
+usbvm_h_assert_eq 1 "$rc" "a closed stdout: usbvm exits 1, not killed by SIGPIPE (141)"
+usbvm_h_assert_eq "" "$err" "a closed stdout: nothing said about it (as a pipe to head)"
