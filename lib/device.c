@@ -170,8 +170,9 @@ static char *uevent_value(const char *uevent, const char *key)
 }
 
 /* The driver bound to the device at dfd: its "driver" link's name, else the DRIVER its uevent
- * file names (umockdev's testbeds may give only that). */
-static char *driver_name(int dfd)
+ * file names (umockdev's testbeds may give only that); uevent: the file's text when the caller
+ * read it already, else NULL. */
+static char *driver_name(int dfd, const char *uevent)
 {
     char target[PATH_MAX];
     ssize_t n = readlinkat(dfd, "driver", target, sizeof(target) - 1);
@@ -180,8 +181,8 @@ static char *driver_name(int dfd)
         const char *base = strrchr(target, '/');
         return xstrdup(base ? base + 1 : target);
     }
-    _cleanup_free_ char *uevent = sys_attr(dfd, "uevent");
-    return uevent_value(uevent, "DRIVER");
+    _cleanup_free_ char *own = uevent ? NULL : sys_attr(dfd, "uevent");
+    return uevent_value(uevent ? uevent : own, "DRIVER");
 }
 
 /* "version" is " 2.00" or " 3.10": major.minor as BCD (0x0200, 0x0310). */
@@ -231,7 +232,7 @@ static int fill_basic(UsbvmDevice *dev, const char *syspath, UsbvmError *err)
     dev->connect_type = sys_attr(dfd, "port/connect_type");
     _cleanup_free_ char *auth = sys_attr(dfd, "authorized");
     dev->authorized = !auth || !streq(auth, "0");
-    _cleanup_free_ char *driver = driver_name(dfd);
+    _cleanup_free_ char *driver = driver_name(dfd, uevent);
     dev->bound = driver != NULL;
     dev->is_hub = dev->dev_class == 0x09;
     dev->identity = usbvm_identity_for(dev->vendor_id, dev->product_id, dev->serial, dev->port);
@@ -253,7 +254,7 @@ static void add_interface(UsbvmDevice *dev, const char *path)
         .cls = (uint8_t)c,
         .subclass = (uint8_t)attr_uint(dfd, "bInterfaceSubClass", 16, 0xff),
         .protocol = (uint8_t)attr_uint(dfd, "bInterfaceProtocol", 16, 0xff),
-        .driver = driver_name(dfd),
+        .driver = driver_name(dfd, NULL),
     };
     dev->interfaces = xrealloc(dev->interfaces, (dev->n_interfaces + 1) * sizeof(i));
     dev->interfaces[dev->n_interfaces++] = i;

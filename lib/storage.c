@@ -206,23 +206,7 @@ static int read_from_start(int fd, char **ret)
 {
     if (lseek(fd, 0, SEEK_SET) < 0)
         return -errno;
-    UsbvmBuf b = { 0 };
-    char chunk[4096];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int r = -errno;
-            usbvm_buf_free(&b);
-            return r;
-        }
-        if (n == 0)
-            break;
-        usbvm_buf_append(&b, chunk, (size_t)n);
-    }
-    *ret = usbvm_buf_steal(&b);
-    return 0;
+    return usbvm_read_fd(fd, ret, NULL);
 }
 
 /* Opens both files the first time: they stay open only when both are procfs's. */

@@ -159,6 +159,11 @@ int usbvm_read_file(const char *path, char **ret, size_t *ret_len)
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    return usbvm_read_fd(fd, ret, ret_len);
+}
+
+int usbvm_read_fd(int fd, char **ret, size_t *ret_len)
+{
     UsbvmBuf b = { 0 };
     char chunk[4096];
     for (;;) {

@@ -109,6 +109,8 @@ void usbvm_buf_free(UsbvmBuf *b);
 
 /* Read a whole (small) file; returns -errno. Trailing newline kept. */
 int usbvm_read_file(const char *path, char **ret, size_t *ret_len);
+/* The same from an open fd, from where it stands to its end. */
+int usbvm_read_fd(int fd, char **ret, size_t *ret_len);
 
 /* Strict number parsing: the whole string must be a number in range; returns -EINVAL/-ERANGE. */
 int usbvm_parse_u64(const char *s, int base, uint64_t *ret);

@@ -117,7 +117,6 @@ static int refresh(Watch *w, WatchDevice *dev)
     }
     usbvm_device_free(old);
     dev->model = model;
-    dev->bound = model->bound;
     dev->stale = false;
     return 0;
 }

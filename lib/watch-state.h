@@ -29,7 +29,6 @@ typedef struct WatchDevice {
     UsbvmDevice *model;  /* latest model; after removal the last one seen */
     bool gone;           /* removed from the host */
     bool keep;           /* present at start with --present keep: left alone until replugged */
-    bool bound;          /* the USB device has its driver: ready for passthrough */
     bool seen;           /* found by the last enumeration (resync) */
     bool held_back;      /* refused or failed: retried at its next event, not in a loop */
     unsigned backoff_ms; /* the next retry's delay after a failed attach */

@@ -207,7 +207,7 @@ static size_t plan_and_act(Watch *w)
         devs[i] = (UsbvmPlanDevice){ .model = d->model,
                                      .gone = d->gone,
                                      .keep = d->keep,
-                                     .bound = d->bound,
+                                     .bound = d->model && d->model->bound,
                                      .held_back = d->held_back || d->retry_at,
                                      .ambiguous = !d->gone && d->model &&
                                                   usbvm_device_is_ambiguous(d->model) };
