@@ -175,6 +175,10 @@ static void job_done(Watch *w, WatchJob *j)
 void usbvm_watch_job_done(Watch *w, WatchJob *j)
 {
     job_done(w, j);
-    if (j->kind == WATCH_JOB_ATTACH || j->kind == WATCH_JOB_DETACH)
-        usbvm_watch_read_deferred(w, j->alias);
+    /* The read its events asked for meanwhile comes now, after the answer's record. */
+    WatchDevice *dev = (j->kind == WATCH_JOB_ATTACH || j->kind == WATCH_JOB_DETACH) && j->alias
+                           ? usbvm_watch_find_alias(w, j->alias)
+                           : NULL;
+    if (dev && dev->stale)
+        w->dirty = true;
 }

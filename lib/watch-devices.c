@@ -1,5 +1,6 @@
 /* The daemon's devices: every USB device on the host, kept current from uevents. A uevent
- * only updates a device and marks the state dirty; what to do about it is the planner's. */
+ * only marks a device for a read, which comes before the next plan; what to do about it is the
+ * planner's. */
 #include "watch-state.h"
 
 #include <errno.h>
@@ -117,41 +118,59 @@ static int refresh(Watch *w, WatchDevice *dev)
     }
     usbvm_device_free(old);
     dev->model = model;
-    dev->stale = false;
     return 0;
 }
 
-/* After libvirt answered a call about the device (alias): the read its events asked for
- * meanwhile. The answer's record went out before it. */
-void usbvm_watch_read_deferred(Watch *w, const char *alias)
+/* A device at syspath, known or new; a new one has no model until its first read. A removed
+ * device whose detach is still pending keeps its entry; a replug at the same port is a new
+ * entry. */
+static WatchDevice *device_entry(Watch *w, const char *syspath)
 {
-    WatchDevice *dev = alias ? usbvm_watch_find_alias(w, alias) : NULL;
-    if (!dev || !dev->stale || dev->gone || call_in_flight(w, dev))
-        return;
-    if (refresh(w, dev) == 0)
-        w->dirty = true;
-}
-
-static WatchDevice *device_add(Watch *w, struct udev_device *ud)
-{
-    const char *syspath = udev_device_get_syspath(ud);
     WatchDevice *dev = find_syspath(w, syspath);
     if (!dev) {
-        /* A removed device whose detach is still pending keeps its entry; a replug at the
-         * same port is a new entry. */
         dev = xcalloc(1, sizeof(*dev));
         dev->syspath = xstrdup(syspath);
         w->devs = xrealloc(w->devs, (w->n_devs + 1) * sizeof(*w->devs));
         w->devs[w->n_devs++] = dev;
     }
-    /* Read from sysfs and the udev database: a monitor event carries only a few of the
-     * properties (umockdev's, and a kernel event's before udev processed it). */
-    if (refresh(w, dev) < 0 && !dev->model) {
-        w->n_devs--;
-        usbvm_watch_device_free(dev);
-        return NULL;
-    }
     return dev;
+}
+
+/* Reads one marked device, from sysfs and the udev database: a monitor event carries only a
+ * few of the properties (umockdev's, and a kernel event's before udev processed it). False
+ * when it is to be forgotten: it vanished before its first read, and its "remove" follows. */
+static bool read_one(Watch *w, WatchDevice *dev)
+{
+    bool first = !dev->model;
+    int r = refresh(w, dev);
+    dev->stale = false;
+    if (r == 0) {
+        /* A read that raced with a block device's removal may still have found it in
+         * sysfs: it stays removed. */
+        for (size_t i = 0; dev->model && dev->dropped && dev->dropped[i]; i++)
+            usbvm_device_drop_blocks(dev->model, dev->dropped[i]);
+    }
+    usbvm_strv_free(dev->dropped);
+    dev->dropped = NULL;
+    if (r < 0)
+        return !first;
+    if (first && !dev->model->is_hub)
+        usbvm_watch_record(USBVM_LOG_INFO, &(WatchRecord){ .event = "plug", .device = dev->model });
+    return true;
+}
+
+void usbvm_watch_read_marked(Watch *w)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < w->n_devs; i++) {
+        WatchDevice *d = w->devs[i];
+        if (d->stale && !d->gone && !call_in_flight(w, d) && !read_one(w, d)) {
+            usbvm_watch_device_free(d);
+            continue;
+        }
+        w->devs[k++] = d;
+    }
+    w->n_devs = k;
 }
 
 /* Forgets unplugged devices of which nothing is left in a domain and nothing is on its way. */
@@ -203,21 +222,29 @@ static void usb_device_event(Watch *w, struct udev_device *ud, const char *actio
     }
     if (prev && streq(action, "unbind"))
         return; /* only happens on the way out; "remove" follows */
-    WatchDevice *dev = prev;
-    if (prev && call_in_flight(w, prev))
-        prev->stale = true;
-    else if (!(dev = device_add(w, ud)))
-        return;
+    WatchDevice *dev = prev ? prev : device_entry(w, syspath);
+    dev->stale = true;
     dev->seen = true;
     dev->event_usec = now;
     dev->held_back = false;
-    if (!prev && !dev->model->is_hub)
-        usbvm_watch_record(USBVM_LOG_INFO, &(WatchRecord){ .event = "plug", .device = dev->model });
     if (!w->started && w->opts->present == USBVM_PRESENT_KEEP)
         dev->keep = true;
     else if (w->started)
         dev->keep = false;
     w->dirty = true;
+}
+
+static void strv_remove(char **v, const char *s)
+{
+    size_t k = 0;
+    for (size_t i = 0; v && v[i]; i++) {
+        if (streq(v[i], s))
+            free(v[i]);
+        else
+            v[k++] = v[i];
+    }
+    if (v)
+        v[k] = NULL;
 }
 
 static void block_event(Watch *w, struct udev_device *ud, const char *action, uint64_t now)
@@ -226,15 +253,15 @@ static void block_event(Watch *w, struct udev_device *ud, const char *action, ui
     WatchDevice *dev = find_owner(w, syspath);
     if (!dev)
         return;
-    if (call_in_flight(w, dev))
-        dev->stale = true;
-    else if (refresh(w, dev) < 0)
-        return;
-    /* The kernel removes the node from sysfs before it sends "remove"; a re-read that raced
-     * with that must not bring it back. While the device is passed through as usb, its block
-     * devices are remembered on purpose (see refresh). */
-    if (streq(action, "remove") && !passed_through(w, dev))
+    dev->stale = true;
+    /* While the device is passed through as usb, its block devices are remembered on purpose
+     * (see refresh). A removed one goes at once, and again after the next read. */
+    bool removed = streq(action, "remove") && !passed_through(w, dev);
+    if (removed && dev->model)
         usbvm_device_drop_blocks(dev->model, syspath);
+    strv_remove(dev->dropped, syspath); /* back again: the read decides */
+    if (removed)
+        dev->dropped = usbvm_strv_push(dev->dropped, syspath);
     dev->event_usec = now;
     dev->held_back = false;
     w->dirty = true;
@@ -300,6 +327,7 @@ void usbvm_watch_device_free(WatchDevice *d)
         return;
     free(d->syspath);
     usbvm_device_free(d->model);
+    usbvm_strv_free(d->dropped);
     free(d->last_note);
     free(d);
 }

@@ -34,7 +34,8 @@ typedef struct WatchDevice {
     unsigned backoff_ms; /* the next retry's delay after a failed attach */
     uint64_t retry_at;   /* a retry of the attach is due then (0: none) */
     uint64_t event_usec; /* when the event that last changed it arrived */
-    bool stale;          /* an event came while libvirt was busy with it: read it afterwards */
+    bool stale;          /* an event came since the last read: read it before the next plan */
+    char **dropped;      /* block devices removed since the last read, dropped again after it */
     char *last_note;     /* last "wait"/"refused" text, so it is not repeated */
 } WatchDevice;
 
@@ -255,7 +256,10 @@ int usbvm_watch_enumerate(Watch *w, UsbvmError *err);
 /* After lost uevents: every device read again; known ones not found any more are unplugged. */
 void usbvm_watch_resync(Watch *w);
 WatchDevice *usbvm_watch_find_alias(Watch *w, const char *alias);
-void usbvm_watch_read_deferred(Watch *w, const char *alias);
+/* Reads every device an event marked, once however many events it had: a stick's USB device,
+ * its disk and its driver's bind come as a burst. One that a libvirt call is about waits for
+ * the answer. */
+void usbvm_watch_read_marked(Watch *w);
 void usbvm_watch_forget_gone(Watch *w);
 void usbvm_watch_device_free(WatchDevice *d);
 

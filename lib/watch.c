@@ -200,6 +200,7 @@ static void mark_ambiguous(Watch *w)
 /* Plans once over everything and hands the actions on; returns how many it handed on. */
 static size_t plan_and_act(Watch *w)
 {
+    usbvm_watch_read_marked(w);
     mark_ambiguous(w);
     UsbvmPlanDevice *devs = xcalloc(w->n_devs + 1, sizeof(*devs));
     for (size_t i = 0; i < w->n_devs; i++) {
