@@ -66,6 +66,7 @@ watch_round() {
         bw_next "$attach_re"
         [[ $BW_LINE =~ \"mono_usec\":([0-9]+) ]] || usbvm_h_fail "no mono_usec in: $BW_LINE"
         t1=${BASH_REMATCH[1]}
+        bw_plugged
         if [ "$i" -gt 0 ]; then
             echo $((t1 - BW_T0)) >>"$USBVM_H_TMP/lat-$tag"
             echo $((t1 - BW_TC)) >>"$USBVM_H_TMP/latc-$tag"

@@ -3,8 +3,10 @@
 #
 #   bw_open / bw_close        follow (again) the log's attach and detach lines from its first
 #   bw_next REGEX             waits for the next matching line; sets BW_LINE
-#   bw_plug FILE              plugs FILE (wl_plug's plugt) without starting a process; sets
-#                             BW_T0 (first uevent) and BW_TC (last "add")
+#   bw_plug FILE              plugs FILE (wl_plug's plugt) without starting a process or
+#                             reading mockbed's answer
+#   bw_plugged                reads that answer, once the plug is timed; sets BW_T0 (first
+#                             uevent) and BW_TC (last "add")
 #   bw_burst                  plugs 32 sticks (ports 3-1..3-32) at once and waits until all
 #                             are attached; sets BW_BURST_US (first uevent -> last attached)
 #   bw_burst_prepare, bw_burst_plug   the same in two steps: makes the 32 sticks once, then
@@ -26,13 +28,20 @@ bw_close() {
     kill "$BW_TAIL" 2>/dev/null || true
 }
 
-# Neither a $(...) nor a < <(...): each forks a shell while watch works on the plug.
+# Neither a $(...) nor a < <(...): each forks a shell while watch works on the plug. Nor is
+# mockbed's answer read then: bash reads a pipe a byte at a time, and the answer comes while
+# watch reads the device (0.27 ms of bash on the core watch needed, in a scheduler trace).
 bw_plug() {
-    local line
     wl_hub "$1"
+    BW_PLUGGED=$1
     echo "plugt $1" >&"$WL_IN"
+}
+
+bw_plugged() {
+    local line
     IFS= read -r -t "$USBVM_H_TIMEOUT" -u "$WL_OUT" line || true
-    [[ $line =~ ^ok\ ([0-9]+)\ ([0-9]+)$ ]] || usbvm_h_fail "mockbed 'plugt $1': ${line:-no answer}"
+    [[ $line =~ ^ok\ ([0-9]+)\ ([0-9]+)$ ]] ||
+        usbvm_h_fail "mockbed 'plugt $BW_PLUGGED': ${line:-no answer}"
     BW_T0=${BASH_REMATCH[1]}
     BW_TC=${BASH_REMATCH[2]}
 }
@@ -60,8 +69,8 @@ bw_burst_prepare() {
 }
 
 bw_burst_plug() {
-    local t0 last=0
-    t0=$(wl_cmd "plug $BW_BURST_FILE")
+    local t0 last=0 line
+    echo "plug $BW_BURST_FILE" >&"$WL_IN"
     # No process is started while the burst runs (a jq per line took CPU from libvirtd and
     # QEMU on two cores): the time comes out of the line by a match.
     for _ in {1..32}; do
@@ -69,6 +78,9 @@ bw_burst_plug() {
         [[ $BW_LINE =~ \"mono_usec\":([0-9]+) ]] || usbvm_h_fail "no mono_usec in: $BW_LINE"
         last=${BASH_REMATCH[1]}
     done
+    IFS= read -r -t "$USBVM_H_TIMEOUT" -u "$WL_OUT" line || true
+    [[ $line =~ ^ok\ ([0-9]+)$ ]] || usbvm_h_fail "mockbed 'plug $BW_BURST_FILE': ${line:-no answer}"
+    t0=${BASH_REMATCH[1]}
     BW_BURST_US=$((last - t0))
 }
 

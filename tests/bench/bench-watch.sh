@@ -52,8 +52,9 @@ rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$WL_WATCH_PID/status"; }
 cycle() {
     local t0
     bw_plug "$stick"
-    t0=$BW_T0
     bw_next "$attach_re"
+    bw_plugged
+    t0=$BW_T0
     local t1
     t1=$(jq -r .mono_usec <<<"$BW_LINE")
     [ -n "${1:-}" ] && echo $((t1 - t0)) >>"$1"
