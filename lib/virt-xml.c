@@ -175,6 +175,9 @@ static xmlNodePtr build_disk(const UsbvmDevice *d, const UsbvmBlock *b, const Us
     xmlNewProp(drv, BAD_CAST "io", BAD_CAST io);
     xmlNodePtr src = xmlNewChild(disk, NULL, BAD_CAST "source", NULL);
     xmlNewProp(src, BAD_CAST "dev", BAD_CAST usbvm_virt_disk_source(b));
+    /* Raw, so there is no backing chain: the empty element says so, and libvirt does not open
+     * the device to look for one on every attach (and every start of a --config domain). */
+    xmlNewChild(disk, NULL, BAD_CAST "backingStore", NULL);
     xmlNodePtr tgt = xmlNewChild(disk, NULL, BAD_CAST "target", NULL);
     xmlNewProp(tgt, BAD_CAST "dev", BAD_CAST target);
     xmlNewProp(tgt, BAD_CAST "bus", BAD_CAST bus);
