@@ -157,7 +157,7 @@ static void view_keep(Attach *a, UsbvmAttachCtx *ctx)
         if (a->added_scsi_ctl)
             a->info.virtio_scsi = true;
         size_t before = usbvm_strv_length(a->info.targets);
-        usbvm_dominfo_add_disk_xml(&a->info, a->xml);
+        usbvm_dominfo_add_disk(&a->info, a->spec.mode); /* what a->xml took */
         UsbvmDomDev *dd = usbvm_domdev_list_add(&a->here);
         usbvm_domdev_copy(dd, &ctx->added);
         /* Its target name, for usbvm_domview_drop to free when it leaves. */

@@ -296,17 +296,6 @@ void usbvm_dominfo_from_doc(xmlDocPtr doc, UsbvmDomInfo *ret)
     *ret = info;
 }
 
-void usbvm_dominfo_add_disk_xml(UsbvmDomInfo *info, const char *xml)
-{
-    xmlDocPtr doc = xml ? xmlReadMemory(xml, (int)strlen(xml), "disk.xml", NULL,
-                                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
-                        : NULL;
-    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
-    if (root && xmlStrEqual(root->name, BAD_CAST "disk"))
-        note_disk(info, root);
-    xmlFreeDoc(doc);
-}
-
 char *usbvm_virt_next_target(const char *prefix, char *const *used)
 {
     /* Names as libvirt counts them: a..z, aa..zz, aaa.. */

@@ -34,8 +34,9 @@ typedef struct UsbvmDomInfo {
 } UsbvmDomInfo;
 int usbvm_dominfo_from_xml(const char *xml, UsbvmDomInfo *ret, UsbvmError *err);
 void usbvm_dominfo_from_doc(xmlDocPtr doc, UsbvmDomInfo *ret);
-/* Adds what a <disk> XML (one usbvm attached) takes: its target name and SCSI unit. */
-void usbvm_dominfo_add_disk_xml(UsbvmDomInfo *info, const char *xml);
+/* Adds what the disk usbvm_virt_device_xml_info made for this info (and mode) takes: its target
+ * name and SCSI unit, which the next disk's XML then leaves alone. Nothing for usb mode. */
+void usbvm_dominfo_add_disk(UsbvmDomInfo *info, UsbvmMode mode);
 void usbvm_domdevs_from_doc(const char *domain, xmlDocPtr doc, UsbvmDomDevList *list);
 /* Whether a live domain XML document is of a running domain (<domain id='N'>). */
 bool usbvm_domain_doc_running(xmlDocPtr doc);

@@ -153,6 +153,23 @@ static xmlNodePtr build_hostdev(const UsbvmDevice *d, const UsbvmAttachSpec *spe
     return hd;
 }
 
+/* The first free unit on the domain's virtio-scsi controller, target 0. */
+static unsigned next_scsi_unit(const UsbvmDomInfo *info)
+{
+    unsigned unit = 0;
+    for (;; unit++) {
+        char tu[32];
+        snprintf(tu, sizeof(tu), "0:%u", unit);
+        if (!usbvm_strv_contains(info->scsi_units, tu))
+            return unit;
+    }
+}
+
+static char *next_target(UsbvmMode mode, const UsbvmDomInfo *info)
+{
+    return usbvm_virt_next_target(mode == USBVM_MODE_VIRTIO ? "vd" : "sd", info->targets);
+}
+
 static xmlNodePtr build_disk(const UsbvmDevice *d, const UsbvmBlock *b, const UsbvmAttachSpec *spec,
                              const char *target, const UsbvmDomInfo *info)
 {
@@ -194,13 +211,7 @@ static xmlNodePtr build_disk(const UsbvmDevice *d, const UsbvmBlock *b, const Us
         /* libvirt derives a SCSI disk's address from its name, seven to a controller, and
          * adds a controller (and takes a PCI slot) for every seven. virtio-scsi has 16384
          * LUNs per target: say where it goes. */
-        unsigned unit = 0;
-        for (;; unit++) {
-            char tu[32];
-            snprintf(tu, sizeof(tu), "0:%u", unit);
-            if (!usbvm_strv_contains(info->scsi_units, tu))
-                break;
-        }
+        unsigned unit = next_scsi_unit(info);
         char buf[32];
         xmlNodePtr a = xmlNewChild(disk, NULL, BAD_CAST "address", NULL);
         xmlNewProp(a, BAD_CAST "type", BAD_CAST "drive");
@@ -231,7 +242,6 @@ int usbvm_virt_device_xml_info(const UsbvmDevice *d, const UsbvmAttachSpec *spec
     static const UsbvmDomInfo none = { .scsi_index = 0 };
     if (!info)
         info = &none;
-    char *const *used = info->targets;
     if (!d->alias || strncmp(d->alias, USBVM_ALIAS_PREFIX, strlen(USBVM_ALIAS_PREFIX)) != 0)
         return usbvm_error_set(err, USBVM_E_FAILED, EINVAL, "device %s has no usbvm alias",
                                strempty(d->port));
@@ -252,12 +262,26 @@ int usbvm_virt_device_xml_info(const UsbvmDevice *d, const UsbvmAttachSpec *spec
                                "%s has no block device to attach as %s; use --mode usb to pass "
                                "the USB device itself",
                                strempty(d->port), usbvm_mode_to_string(spec->mode));
-    _cleanup_free_ char *target =
-        usbvm_virt_next_target(spec->mode == USBVM_MODE_VIRTIO ? "vd" : "sd", used);
+    _cleanup_free_ char *target = next_target(spec->mode, info);
     if (!target)
         return usbvm_error_set(err, USBVM_E_FAILED, ENOSPC, "no free disk target name left");
     *ret = doc_to_string(build_disk(d, b, spec, target, info));
     return 0;
+}
+
+void usbvm_dominfo_add_disk(UsbvmDomInfo *info, UsbvmMode mode)
+{
+    if (!usbvm_mode_is_disk(mode))
+        return;
+    char *target = next_target(mode, info);
+    if (mode == USBVM_MODE_SCSI) {
+        char tu[32];
+        snprintf(tu, sizeof(tu), "0:%u", next_scsi_unit(info));
+        info->scsi_units = usbvm_strv_push(info->scsi_units, tu);
+    }
+    if (target)
+        info->targets = usbvm_strv_push(info->targets, target);
+    free(target);
 }
 
 int usbvm_virt_device_xml(const UsbvmDevice *d, const UsbvmAttachSpec *spec, const char *domain_xml,

@@ -262,9 +262,9 @@ static void test_scsi_address(void **state)
     assert_non_null(strstr(ctl, "index=\"1\""));
 }
 
-/* A domain as an attach left it (lib/virt-attach.c's view): the disk's XML adds its target
- * name and SCSI unit, so that the next attach's XML takes the next ones, as it would from the
- * domain's own XML. */
+/* A domain as an attach left it (lib/virt-attach.c's view): the disk adds the target name and
+ * SCSI unit its XML took, so that the next attach's XML takes the next ones, as it would from
+ * the domain's own XML. */
 static void test_dominfo_add_disk(void **state)
 {
     static const char dom[] = "<domain><name>d</name><devices>"
@@ -282,14 +282,19 @@ static void test_dominfo_add_disk(void **state)
         assert_non_null(strstr(xml, want));
         snprintf(want, sizeof(want), "<target dev=\"sd%c\" bus=\"scsi\"/>", 'a' + i);
         assert_non_null(strstr(xml, want));
-        usbvm_dominfo_add_disk_xml(&info, xml);
+        usbvm_dominfo_add_disk(&info, spec.mode);
+        snprintf(want, sizeof(want), "sd%c", 'a' + i);
+        assert_true(usbvm_strv_contains(info.targets, want));
+        snprintf(want, sizeof(want), "0:%d", i);
+        assert_true(usbvm_strv_contains(info.scsi_units, want));
     }
-    /* Anything else is not a disk: nothing added. */
-    usbvm_dominfo_add_disk_xml(&info, "<hostdev mode='subsystem' type='usb'/>");
-    usbvm_dominfo_add_disk_xml(&info, "<disk><target dev='sdz'");
-    usbvm_dominfo_add_disk_xml(&info, NULL);
-    assert_false(usbvm_strv_contains(info.targets, "sdz"));
+    /* A USB hostdev takes no disk name. */
+    usbvm_dominfo_add_disk(&info, USBVM_MODE_USB);
     assert_int_equal(usbvm_strv_length(info.targets), 9);
+    assert_int_equal(usbvm_strv_length(info.scsi_units), 9);
+    /* virtio takes the next vdX, after the domain's own. */
+    usbvm_dominfo_add_disk(&info, USBVM_MODE_VIRTIO);
+    assert_true(usbvm_strv_contains(info.targets, "vda"));
     usbvm_dominfo_clear(&info);
 }
 
