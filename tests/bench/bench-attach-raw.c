@@ -14,6 +14,10 @@
  *       libvirt follows (lifecycle, device added, removed, removal failed: what usbvm watch
  *       registers), on an event-loop thread, as virsh and usbvm watch run it. libvirtd then
  *       sends each device-added event out during the call.
+ *   bench-attach-raw step-cycle URI DOMAIN XMLFILE ALIAS
+ *       cycle, one attach+detach per line read from stdin (until EOF), its line printed at
+ *       once: the caller plugs the testbed's stick before each line and pulls it after the
+ *       answer, so that the bare call runs amid the same sysfs churn as a plug under watch.
  */
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -207,18 +211,24 @@ int main(int argc, char **argv)
         printf("%lld\n", detach_wait(conn, dom, argv[4], true));
     } else if (strcmp(cmd, "wait-gone") == 0) {
         detach_wait(conn, dom, argv[4], false);
-    } else if ((strcmp(cmd, "cycle") == 0 || strcmp(cmd, "listen-cycle") == 0) && argc == 7) {
+    } else if (((strcmp(cmd, "cycle") == 0 || strcmp(cmd, "listen-cycle") == 0) && argc == 7) ||
+               (strcmp(cmd, "step-cycle") == 0 && argc == 6)) {
+        bool step = strcmp(cmd, "step-cycle") == 0;
         if (strcmp(cmd, "listen-cycle") == 0)
             listen_start(argv[2]);
         const char *xml = slurp(argv[4]);
-        int n = atoi(argv[6]);
-        for (int i = 0; i < n; i++) {
+        int n = step ? -1 : atoi(argv[6]);
+        char go[64];
+        for (int i = 0; step || i < n; i++) {
+            if (step && !fgets(go, sizeof(go), stdin))
+                break;
             long long t0 = now_us();
             if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
                 die("attach");
             long long ta = now_us() - t0;
             long long td = detach_wait(conn, dom, argv[5], true);
             printf("%lld %lld\n", ta, td);
+            fflush(stdout);
         }
     } else {
         fprintf(stderr, "bench-attach-raw: unknown command '%s'\n", cmd);
