@@ -117,7 +117,10 @@ void usbvm_device_list_free(UsbvmDeviceList *l)
 /* A sysfs directory is read through its descriptor: one open per attribute, relative to it.
  * libudev resolves a device's whole path again, component by component, for each device it
  * makes (the USB device, each interface), and stats each attribute before opening it. Read this
- * way a stick's model took 480 us instead of 580 to 800 us (umockdev, 2,000 reads). */
+ * way a stick's model took 480 us instead of 580 to 800 us (umockdev, 2,000 reads). A sysfs
+ * attribute comes whole from one read (the kernel formats it at once, at most a page), as does
+ * a regular file (umockdev's) short of its end: a short read is the end, with no read more to
+ * see it. */
 static char *sys_attr(int dfd, const char *name)
 {
     _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOCTTY | O_CLOEXEC);
@@ -134,6 +137,8 @@ static char *sys_attr(int dfd, const char *name)
         if (n == 0)
             break;
         len += (size_t)n;
+        if (len < sizeof(buf) - 1)
+            break;
     }
     /* As libudev gives an attribute: the trailing newline (and only that) removed. */
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
