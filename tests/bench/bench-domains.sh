@@ -99,7 +99,7 @@ raw_round() {
 
 # plugraw_round TAG N : N+1 bare calls, each amid a plug of the testbed's stick (no watch).
 plugraw_round() {
-    local out=$USBVM_H_TMP/plugraw-$1 i line
+    local out=$USBVM_H_TMP/plugraw-$1 i line in pid
     coproc RAWP { "$RAW" step-cycle "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" \
         "$(cat "$USBVM_H_TMP/disk.alias")"; }
     for i in $(seq 0 "$2"); do
@@ -110,8 +110,10 @@ plugraw_round() {
         if [ "$i" -gt 0 ]; then echo "${line%% *}" >>"$out"; fi
         wl_unplug 1-2 >/dev/null
     done
-    exec {RAWP[1]}>&-
-    wait "$RAWP_PID" || usbvm_h_fail "bench-attach-raw step-cycle failed"
+    in=${RAWP[1]}
+    pid=$RAWP_PID
+    exec {in}>&- # EOF: the tool ends
+    wait "$pid" || usbvm_h_fail "bench-attach-raw step-cycle failed"
 }
 
 # latency TAG : PLUGS plugs under watch and as many bare calls of the same XML, in ROUNDS
@@ -168,8 +170,8 @@ for i in $(seq 1 16); do
     usbvm_h_domain_track "$d"
 done
 latency 17-domains
-read -r a50 a99 ra50 ra99 <"$USBVM_H_TMP/sum-1-domain"
-read -r b50 b99 rb50 rb99 <"$USBVM_H_TMP/sum-17-domains"
+read -r a50 a99 ra50 _ <"$USBVM_H_TMP/sum-1-domain"
+read -r b50 b99 rb50 _ <"$USBVM_H_TMP/sum-17-domains"
 # 17 TCG guests on the same cores slow libvirtd and QEMU too: the bare call's own 17/1 says by
 # how much, and usbvm's ratio divided by it is what the 16 more domains cost usbvm itself.
 awk -v a="$a50" -v b="$b50" -v c="$a99" -v d="$b99" -v ra="$ra50" -v rb="$rb50" \
