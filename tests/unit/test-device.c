@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include "test-files.h"
+
 #include "device-internal.h"
 #include "device.h"
 #include "usbdesc.h"
@@ -30,16 +32,6 @@ static char tmpdir[] = "/tmp/usbvm-test-device-XXXXXX";
 static UsbvmHostPaths host_none;
 static UsbvmHostUseCache *host_cache; /* of host_none */
 
-static char *write_tmp(const char *name, const char *text)
-{
-    char *path = xasprintf("%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
-
 static int setup(void **state)
 {
     /* umockdev_in_mock_environment() says no under ASan although the preload works; the
@@ -53,8 +45,9 @@ static int setup(void **state)
     udev = udev_new();
     assert_non_null(mkdtemp(tmpdir));
     /* Empty host use, so the enumeration tests do not depend on this machine's mounts. */
-    host_none.mountinfo = write_tmp("mountinfo-empty", "");
-    host_none.swaps = write_tmp("swaps-empty", "Filename\tType\tSize\tUsed\tPriority\n");
+    host_none.mountinfo = test_write_file(tmpdir, "mountinfo-empty", "");
+    host_none.swaps =
+        test_write_file(tmpdir, "swaps-empty", "Filename\tType\tSize\tUsed\tPriority\n");
     host_cache = usbvm_host_use_cache_new(&host_none);
     return 0;
 }
@@ -314,14 +307,16 @@ static void test_host_use(void **state)
     /* sdb1 mounted under another name (by-label) on a path with a space: matched by 8:17.
      * sdb2 on btrfs-style anonymous 0:45: matched by source. sdd1 is swap; sde1 held. */
     _cleanup_free_ char *mi =
-        write_tmp("mountinfo", "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n"
-                               "80 22 8:17 / /media/my\\040stick rw,nosuid shared:40 - vfat "
-                               "/dev/disk/by-label/SANDISK rw,fmask=0022\n"
-                               "81 22 0:45 /@data /srv/data rw shared:41 - btrfs /dev/sdb2 rw\n"
-                               "82 22 8:17 / /mnt/second rw - vfat /dev/sdb1 rw\n");
-    _cleanup_free_ char *sw = write_tmp("swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\tPriority\n"
-                                                 "/dev/sdd1                               "
-                                                 "partition\t30217720\t0\t-2\n");
+        test_write_file(tmpdir, "mountinfo",
+                        "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n"
+                        "80 22 8:17 / /media/my\\040stick rw,nosuid shared:40 - vfat "
+                        "/dev/disk/by-label/SANDISK rw,fmask=0022\n"
+                        "81 22 0:45 /@data /srv/data rw shared:41 - btrfs /dev/sdb2 rw\n"
+                        "82 22 8:17 / /mnt/second rw - vfat /dev/sdb1 rw\n");
+    _cleanup_free_ char *sw = test_write_file(tmpdir, "swaps",
+                                              "Filename\t\t\t\tType\t\tSize\t\tUsed\tPriority\n"
+                                              "/dev/sdd1                               "
+                                              "partition\t30217720\t0\t-2\n");
     UsbvmHostPaths paths = { mi, sw };
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *l = lab_list(&paths);
 
