@@ -201,6 +201,16 @@ static void device_gone(Watch *w, WatchDevice *dev, uint64_t now)
     w->dirty = true;
 }
 
+/* A plan is due after an event of the device, unless a call about it is in flight: then nothing
+ * can be planned for it before the answer, which plans again (usbvm_watch_job_done), and a plan
+ * now would only take the CPU libvirtd and QEMU need for the call (a stick's disk, partitions
+ * and bind are announced right then). */
+static void mark_dirty(Watch *w, const WatchDevice *dev)
+{
+    if (!call_in_flight(w, dev))
+        w->dirty = true;
+}
+
 static void usb_device_event(Watch *w, struct udev_device *ud, const char *action, uint64_t now)
 {
     const char *syspath = udev_device_get_syspath(ud);
@@ -231,7 +241,7 @@ static void usb_device_event(Watch *w, struct udev_device *ud, const char *actio
         dev->keep = true;
     else if (w->started)
         dev->keep = false;
-    w->dirty = true;
+    mark_dirty(w, dev);
 }
 
 static void strv_remove(char **v, const char *s)
@@ -264,7 +274,7 @@ static void block_event(Watch *w, struct udev_device *ud, const char *action, ui
         dev->dropped = usbvm_strv_push(dev->dropped, syspath);
     dev->event_usec = now;
     dev->held_back = false;
-    w->dirty = true;
+    mark_dirty(w, dev);
 }
 
 void usbvm_watch_handle_uevent(Watch *w, struct udev_device *ud, const char *action)

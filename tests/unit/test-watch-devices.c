@@ -4,7 +4,8 @@
  * used to be a whole read of the stick (0.5 ms under umockdev) on the way to its attach. And:
  * a block device removed while sysfs still shows it stays removed after the read; a device
  * plugged and pulled before its read leaves nothing; a device that a libvirt call is about is
- * read after the answer. Runs under umockdev-wrapper (tests/CMakeLists.txt). */
+ * read after the answer, and its events ask for no plan before it. Runs under umockdev-wrapper
+ * (tests/CMakeLists.txt). */
 #include "watch-state.h"
 
 #include <errno.h>
@@ -17,6 +18,8 @@
 
 #include <cmocka.h>
 #include <umockdev.h>
+
+#include "test-files.h"
 
 /* umockdev preloads itself; an ASan build must not insist on coming first. */
 const char *__asan_default_options(void);
@@ -60,16 +63,6 @@ typedef struct Fixture {
     UsbvmHostPaths host;
 } Fixture;
 
-static char *write_file(const char *dir, const char *name, const char *text)
-{
-    char *path = xasprintf("%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
-
 static int setup(void **state)
 {
     Fixture *f = xcalloc(1, sizeof(*f));
@@ -82,8 +75,8 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/usbvm-test-wd-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     /* No host use: what the reads find must not depend on this machine's mounts. */
-    f->host.mountinfo = write_file(f->dir, "mountinfo", "");
-    f->host.swaps = write_file(f->dir, "swaps", "Filename\tType\tSize\tUsed\tPriority\n");
+    f->host.mountinfo = test_write_file(f->dir, "mountinfo", "");
+    f->host.swaps = test_write_file(f->dir, "swaps", "Filename\tType\tSize\tUsed\tPriority\n");
     f->w.opts = &f->opts;
     f->w.summary = &f->summary;
     f->w.udev = udev_new();
@@ -211,8 +204,10 @@ static void test_in_flight_read_after_answer(void **state)
     usbvm_watch_read_marked(&f->w);
     WatchDevice *d = device(f, S11);
     usbvm_watch_op_add(&f->w, USBVM_OP_ATTACH, "guest", d->model->alias, NULL);
+    f->w.dirty = false;
     uevent(f, SDB "/sdb1", "change");
     uevent(f, S11, "bind");
+    assert_false(f->w.dirty); /* no plan while libvirt works on it */
     usbvm_watch_read_marked(&f->w);
     assert_int_equal(n_reads, 1); /* not while libvirt works on it */
     assert_true(d->stale);
