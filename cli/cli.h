@@ -16,8 +16,7 @@ typedef struct UsbvmCli {
     bool json;               /* --json, before or after the verb */
     int verbosity;           /* -q: -1, default 0, each -v adds 1 */
     const char *progname;
-    /* Opened on first use by usbvm_cli_udev() / usbvm_cli_connect(), released at exit. */
-    struct udev *udev;
+    /* Opened on first use by usbvm_cli_connect(), released at exit. */
     virConnectPtr conn;
 } UsbvmCli;
 
@@ -141,12 +140,11 @@ int usbvm_cli_error(UsbvmCli *cli, const UsbvmError *err);
 void usbvm_cli_warning(UsbvmCli *cli, const char *fmt, ...) _printf_(2, 3);
 
 /* Lazily opened handles. */
-struct udev *usbvm_cli_udev(UsbvmCli *cli, UsbvmError *err);
 virConnectPtr usbvm_cli_connect(UsbvmCli *cli, UsbvmError *err);
 /* Connects and looks a domain up by name or UUID; *name becomes its name (new string). */
 int usbvm_cli_domain(UsbvmCli *cli, char **name, virDomainPtr *ret, UsbvmError *err);
-/* The USB devices plugged in now (udev + enumeration), for every verb that looks at them. */
-int usbvm_cli_devices(UsbvmCli *cli, UsbvmDeviceList **ret, UsbvmError *err);
+/* The USB devices plugged in now (sysfs and udev's records), for every verb that looks at them. */
+int usbvm_cli_devices(UsbvmDeviceList **ret, UsbvmError *err);
 /* The same, then the one device spec names (ret_dev points into *ret_list). */
 int usbvm_cli_resolve(UsbvmCli *cli, const char *spec, UsbvmDeviceList **ret_list,
                       UsbvmDevice **ret_dev, UsbvmError *err);

@@ -101,11 +101,8 @@ static void complete_domains(UsbvmCli *cli, const char *cur)
 static void complete_devices(UsbvmCli *cli, const char *cur, bool storage_first)
 {
     UsbvmError err = { 0 };
-    struct udev *udev = usbvm_cli_udev(cli, &err);
-    if (!udev)
-        return;
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
-    if (usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, &list, &err) < 0)
+    if (usbvm_device_list_enumerate(&usbvm_host_paths_default, &list, &err) < 0)
         return;
     for (size_t i = 0; i < list->n; i++) {
         const UsbvmDevice *d = list->devices[i];

@@ -183,10 +183,8 @@ int usbvm_cmd_doctor(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
     size_t n = p.n;
 
     UsbvmError err = { 0 };
-    struct udev *udev = usbvm_cli_udev(cli, &err);
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
-    if (udev)
-        usbvm_cli_devices(cli, &list, &err);
+    usbvm_cli_devices(&list, &err);
 
     DoctorArgs a;
     sort_args((const char **)p.args, n, list, &a);
@@ -197,7 +195,7 @@ int usbvm_cmd_doctor(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
         .rules_path = rules_path,
     };
     resolve_device(cli, &a, list, &err, &q, &checks);
-    usbvm_doctor_run(udev, &usbvm_doctor_paths_default, &q, &checks);
+    usbvm_doctor_run(&usbvm_doctor_paths_default, &q, &checks);
     int r = report(cli, &a, &checks);
     usbvm_checks_clear(&checks);
     return r;

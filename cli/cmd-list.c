@@ -106,7 +106,7 @@ int usbvm_cmd_list(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **
     usbvm_cli_domains_start(cli, &domains);
     UsbvmError err = { 0 };
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
-    if (usbvm_cli_devices(cli, &list, &err) < 0) {
+    if (usbvm_cli_devices(&list, &err) < 0) {
         usbvm_cli_domains_cancel(&domains);
         return usbvm_cli_error(cli, &err);
     }

@@ -537,7 +537,7 @@ static int cmd_generate(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const ch
 
     UsbvmError err = { 0 };
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
-    if (usbvm_cli_devices(cli, &list, &err) < 0)
+    if (usbvm_cli_devices(&list, &err) < 0)
         return usbvm_cli_error(cli, &err);
 
     const char *dom = o.domain ? o.domain : "DOMAIN";

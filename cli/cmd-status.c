@@ -36,7 +36,7 @@ int usbvm_cmd_status(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
     /* Presence: the host devices now, matched by alias. Without udev, presence is unknown. */
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *devs = NULL;
     UsbvmError derr = { 0 };
-    if (usbvm_cli_devices(cli, &devs, &derr) < 0)
+    if (usbvm_cli_devices(&devs, &derr) < 0)
         usbvm_cli_warning(cli, "cannot tell which devices are present: %s", derr.message);
 
     UsbvmCliGuests guests = { 0 };

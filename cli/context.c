@@ -1,22 +1,9 @@
-/* The handles a verb needs, opened on first use and released by main: udev, the libvirt
- * connection, the devices plugged in now. */
+/* The handles a verb needs, opened on first use and released by main: the libvirt connection,
+ * the devices plugged in now. */
 #include "cli.h"
 
 #include <errno.h>
 #include <string.h>
-
-struct udev *usbvm_cli_udev(UsbvmCli *cli, UsbvmError *err)
-{
-    if (!cli->udev) {
-        cli->udev = udev_new();
-        if (!cli->udev) {
-            usbvm_error_set(err, USBVM_E_FAILED, errno, "cannot talk to udev: %s",
-                            strerror(errno ? errno : ENOMEM));
-            return NULL;
-        }
-    }
-    return cli->udev;
-}
 
 virConnectPtr usbvm_cli_connect(UsbvmCli *cli, UsbvmError *err)
 {
@@ -25,18 +12,15 @@ virConnectPtr usbvm_cli_connect(UsbvmCli *cli, UsbvmError *err)
     return cli->conn;
 }
 
-int usbvm_cli_devices(UsbvmCli *cli, UsbvmDeviceList **ret, UsbvmError *err)
+int usbvm_cli_devices(UsbvmDeviceList **ret, UsbvmError *err)
 {
-    struct udev *udev = usbvm_cli_udev(cli, err);
-    if (!udev)
-        return -EIO;
-    return usbvm_device_list_enumerate(udev, &usbvm_host_paths_default, ret, err);
+    return usbvm_device_list_enumerate(&usbvm_host_paths_default, ret, err);
 }
 
 int usbvm_cli_resolve(UsbvmCli *cli, const char *spec, UsbvmDeviceList **ret_list,
                       UsbvmDevice **ret_dev, UsbvmError *err)
 {
-    int r = usbvm_cli_devices(cli, ret_list, err);
+    int r = usbvm_cli_devices(ret_list, err);
     if (r < 0)
         return r;
     return usbvm_device_list_resolve(*ret_list, spec, ret_dev, err);

@@ -244,8 +244,6 @@ int main(int argc, const char **argv)
     poptFreeContext(ctx);
     if (cli.conn)
         virConnectClose(cli.conn);
-    if (cli.udev)
-        udev_unref(cli.udev);
     int w = usbvm_out_finish();
     return r ? r : w;
 }

@@ -25,9 +25,25 @@ int usbvm_host_use_cache_get(UsbvmHostUseCache *c, const UsbvmHostUse **ret, Usb
 /* How many times the cache read the tables (a test's view of "only when they changed"). */
 unsigned usbvm_host_use_cache_reads(const UsbvmHostUseCache *c);
 
-/* Fills a block device from its udev device (DEVTYPE disk or partition). Returns -EINVAL
- * when it is neither. */
-int usbvm_block_from_udev(struct udev_device *d, UsbvmBlock *ret);
+/* A sysfs attribute of the directory at dfd, as libudev gives it (its trailing newline
+ * removed); NULL when it cannot be read. */
+char *usbvm_sysfs_attr(int dfd, const char *name);
+/* KEY's value in a uevent file's text ("DEVTYPE=usb_device\n..."), NULL when absent. */
+char *usbvm_uevent_value(const char *uevent, const char *key);
+
+/* A device's udev properties as libudev gives them, "KEY=VALUE" each: its uevent file's (the
+ * kernel's own; under umockdev, all of them), then those of udev's record of it (db: the text
+ * of /run/udev/data/b8:16 or NULL; its "E:" lines, and its "S:" links below /dev as
+ * DEVLINKS). Where a key comes twice, the last counts. */
+char **usbvm_udev_properties(const char *uevent, const char *db);
+/* KEY's value in such a list (the last one), NULL when absent. */
+const char *usbvm_udev_property(char *const *props, const char *key);
+/* The udev properties of the block device at syspath; NULL when it is gone. */
+char **usbvm_block_properties(const char *syspath);
+/* Fills a block device (DEVTYPE disk or partition) from its sysfs directory and udev's record,
+ * without libudev: libudev resolves the whole path again, one directory at a time, for each
+ * device it makes. -ENOENT when it is gone, -EINVAL when it is neither disk nor partition. */
+int usbvm_block_read(const char *syspath, UsbvmBlock *ret);
 void usbvm_block_clear(UsbvmBlock *b);
 /* Sets mountpoint, swap and holders of the block from the host-use tables and sysfs. */
 void usbvm_block_apply_host_use(UsbvmBlock *b, const UsbvmHostUse *h);

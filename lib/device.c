@@ -121,7 +121,7 @@ void usbvm_device_list_free(UsbvmDeviceList *l)
  * attribute comes whole from one read (the kernel formats it at once, at most a page), as does
  * a regular file (umockdev's) short of its end: a short read is the end, with no read more to
  * see it. */
-static char *sys_attr(int dfd, const char *name)
+char *usbvm_sysfs_attr(int dfd, const char *name)
 {
     _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOCTTY | O_CLOEXEC);
     if (fd < 0)
@@ -149,7 +149,7 @@ static char *sys_attr(int dfd, const char *name)
 
 static unsigned attr_uint(int dfd, const char *name, int base, unsigned max)
 {
-    _cleanup_free_ char *v = sys_attr(dfd, name);
+    _cleanup_free_ char *v = usbvm_sysfs_attr(dfd, name);
     unsigned n = 0;
     if (!v)
         return 0;
@@ -161,8 +161,7 @@ static unsigned attr_uint(int dfd, const char *name, int base, unsigned max)
     return n;
 }
 
-/* KEY's value in a uevent file's text ("DEVTYPE=usb_device\n..."), NULL when absent. */
-static char *uevent_value(const char *uevent, const char *key)
+char *usbvm_uevent_value(const char *uevent, const char *key)
 {
     size_t n = strlen(key);
     for (const char *l = uevent; l && *l;) {
@@ -186,8 +185,8 @@ static char *driver_name(int dfd, const char *uevent)
         const char *base = strrchr(target, '/');
         return xstrdup(base ? base + 1 : target);
     }
-    _cleanup_free_ char *own = uevent ? NULL : sys_attr(dfd, "uevent");
-    return uevent_value(uevent ? uevent : own, "DRIVER");
+    _cleanup_free_ char *own = uevent ? NULL : usbvm_sysfs_attr(dfd, "uevent");
+    return usbvm_uevent_value(uevent ? uevent : own, "DRIVER");
 }
 
 /* "version" is " 2.00" or " 3.10": major.minor as BCD (0x0200, 0x0310). */
@@ -207,35 +206,35 @@ static int fill_basic(UsbvmDevice *dev, const char *syspath, UsbvmError *err)
     if (dfd < 0 || !sysname || !sysname[1])
         return usbvm_error_set(err, USBVM_E_FAILED, dfd < 0 ? errno : EINVAL, "cannot read %s: %s",
                                syspath, dfd < 0 ? strerror(errno) : "not a sysfs path");
-    _cleanup_free_ char *uevent = sys_attr(dfd, "uevent");
-    _cleanup_free_ char *devtype = uevent_value(uevent, "DEVTYPE");
+    _cleanup_free_ char *uevent = usbvm_sysfs_attr(dfd, "uevent");
+    _cleanup_free_ char *devtype = usbvm_uevent_value(uevent, "DEVTYPE");
     if (!streq(devtype, "usb_device"))
         return usbvm_error_set(err, USBVM_E_FAILED, EINVAL, "'%s' is not a USB device", syspath);
     dev->syspath = xstrdup(syspath);
     dev->port = xstrdup(sysname + 1);
     dev->busnum = attr_uint(dfd, "busnum", 10, 65535);
     dev->devnum = attr_uint(dfd, "devnum", 10, 65535);
-    _cleanup_free_ char *node = uevent_value(uevent, "DEVNAME");
+    _cleanup_free_ char *node = usbvm_uevent_value(uevent, "DEVNAME");
     dev->devnode = node && *node ? xasprintf("%s%s", node[0] == '/' ? "" : "/dev/", node)
                                  : xasprintf("/dev/bus/usb/%03u/%03u", dev->busnum, dev->devnum);
     dev->vendor_id = (uint16_t)attr_uint(dfd, "idVendor", 16, 0xffff);
     dev->product_id = (uint16_t)attr_uint(dfd, "idProduct", 16, 0xffff);
     dev->bcd_device = (uint16_t)attr_uint(dfd, "bcdDevice", 16, 0xffff);
-    _cleanup_free_ char *version = sys_attr(dfd, "version");
+    _cleanup_free_ char *version = usbvm_sysfs_attr(dfd, "version");
     dev->bcd_usb = parse_bcd_version(version);
     dev->dev_class = (uint8_t)attr_uint(dfd, "bDeviceClass", 16, 0xff);
     dev->dev_subclass = (uint8_t)attr_uint(dfd, "bDeviceSubClass", 16, 0xff);
     dev->dev_protocol = (uint8_t)attr_uint(dfd, "bDeviceProtocol", 16, 0xff);
-    dev->manufacturer = sys_attr(dfd, "manufacturer");
-    dev->product = sys_attr(dfd, "product");
-    dev->serial = sys_attr(dfd, "serial");
+    dev->manufacturer = usbvm_sysfs_attr(dfd, "manufacturer");
+    dev->product = usbvm_sysfs_attr(dfd, "product");
+    dev->serial = usbvm_sysfs_attr(dfd, "serial");
     if (dev->serial && !*dev->serial) {
         free(dev->serial);
         dev->serial = NULL;
     }
-    dev->speed = sys_attr(dfd, "speed");
-    dev->connect_type = sys_attr(dfd, "port/connect_type");
-    _cleanup_free_ char *auth = sys_attr(dfd, "authorized");
+    dev->speed = usbvm_sysfs_attr(dfd, "speed");
+    dev->connect_type = usbvm_sysfs_attr(dfd, "port/connect_type");
+    _cleanup_free_ char *auth = usbvm_sysfs_attr(dfd, "authorized");
     dev->authorized = !auth || !streq(auth, "0");
     _cleanup_free_ char *driver = driver_name(dfd, uevent);
     dev->bound = driver != NULL;
@@ -249,7 +248,7 @@ static int fill_basic(UsbvmDevice *dev, const char *syspath, UsbvmError *err)
 static void add_interface(UsbvmDevice *dev, const char *path)
 {
     _cleanup_close_ int dfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    _cleanup_free_ char *cls = dfd >= 0 ? sys_attr(dfd, "bInterfaceClass") : NULL;
+    _cleanup_free_ char *cls = dfd >= 0 ? usbvm_sysfs_attr(dfd, "bInterfaceClass") : NULL;
     unsigned c = 0;
     if (!cls || usbvm_parse_uint(cls, 16, 0xff, &c) < 0)
         return; /* not an interface, or unplugged while we looked */
@@ -265,11 +264,11 @@ static void add_interface(UsbvmDevice *dev, const char *path)
     dev->interfaces[dev->n_interfaces++] = i;
 }
 
-static void add_block(UsbvmDevice *dev, struct udev_device *blk, const UsbvmHostUse *use)
+static void add_block(UsbvmDevice *dev, const char *syspath, const UsbvmHostUse *use)
 {
     UsbvmBlock b;
-    if (usbvm_block_from_udev(blk, &b) < 0)
-        return;
+    if (usbvm_block_read(syspath, &b) < 0)
+        return; /* not a disk or partition, or unplugged while we looked */
     usbvm_block_apply_host_use(&b, use);
     dev->blocks = xrealloc(dev->blocks, (dev->n_blocks + 1) * sizeof(b));
     dev->blocks[dev->n_blocks++] = b;
@@ -502,8 +501,8 @@ static void subtree_entries(int dfd, const char *name, const char *dir, int dept
 /* Interfaces and block devices below the devices, each handed to the device it is below: for
  * one device (parent), from its subtree; for every device, from usb_all (the usb bus's
  * entries) and the block class's links. */
-static void collect_children(struct udev *udev, const char *parent, char *const *usb_all,
-                             UsbvmDevice **devs, size_t n, const UsbvmHostUse *use)
+static void collect_children(const char *parent, char *const *usb_all, UsbvmDevice **devs, size_t n,
+                             const UsbvmHostUse *use)
 {
     char **usb = NULL, **blocks = NULL;
     if (parent) {
@@ -525,12 +524,8 @@ static void collect_children(struct udev *udev, const char *parent, char *const 
 
     for (size_t i = 0; blocks && blocks[i]; i++) {
         UsbvmDevice *dev = owner_of(devs, n, blocks[i]); /* loop, nvme, dm: none, skipped */
-        if (!dev)
-            continue;
-        _cleanup_(udev_device_unrefp) struct udev_device *c =
-            udev_device_new_from_syspath(udev, blocks[i]);
-        if (c) /* else unplugged while we looked */
-            add_block(dev, c, use);
+        if (dev)
+            add_block(dev, blocks[i], use);
     }
     usbvm_strv_free(blocks);
     usbvm_strv_free(usb);
@@ -538,8 +533,8 @@ static void collect_children(struct udev *udev, const char *parent, char *const 
         device_finish(devs[i]);
 }
 
-int usbvm_device_new_from_syspath(struct udev *udev, const char *syspath, UsbvmHostUseCache *host,
-                                  UsbvmDevice **ret, UsbvmError *err)
+int usbvm_device_new_from_syspath(const char *syspath, UsbvmHostUseCache *host, UsbvmDevice **ret,
+                                  UsbvmError *err)
 {
     _cleanup_(usbvm_device_freep) UsbvmDevice *dev = xcalloc(1, sizeof(UsbvmDevice));
     int r = fill_basic(dev, syspath, err);
@@ -549,7 +544,7 @@ int usbvm_device_new_from_syspath(struct udev *udev, const char *syspath, UsbvmH
     r = usbvm_host_use_cache_get(host, &use, err);
     if (r < 0)
         return r;
-    collect_children(udev, dev->syspath, NULL, &dev, 1, use);
+    collect_children(dev->syspath, NULL, &dev, 1, use);
     *ret = TAKE_PTR(dev);
     return 0;
 }
@@ -587,8 +582,7 @@ static int device_cmp(const void *a, const void *b)
     return port_cmp(x->port, y->port);
 }
 
-int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
-                                UsbvmDeviceList **ret, UsbvmError *err)
+int usbvm_device_list_enumerate(const UsbvmHostPaths *paths, UsbvmDeviceList **ret, UsbvmError *err)
 {
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *l = xcalloc(1, sizeof(UsbvmDeviceList));
     /* One listing of the usb bus finds devices and interfaces. */
@@ -612,7 +606,7 @@ int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
     r = usbvm_host_use_load(paths, &use, err);
     if (r < 0)
         return r;
-    collect_children(udev, NULL, usb, l->devices, l->n, &use);
+    collect_children(NULL, usb, l->devices, l->n, &use);
     usbvm_host_use_clear(&use);
     usbvm_devices_mark_ambiguous(l->devices, l->n);
     *ret = TAKE_PTR(l);

@@ -1,5 +1,6 @@
-/* The USB device model: what usbvm knows about one USB device on this host, built from
- * libudev (sysfs attributes and udev properties) and libusb (descriptors). */
+/* The USB device model: what usbvm knows about one USB device on this host, built from sysfs
+ * (attributes and directories), udev's records (properties and /dev links) and libusb
+ * (descriptors). */
 #pragma once
 
 #include "error.h"
@@ -105,16 +106,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmHostUseCache *, usbvm_host_use_cache_free)
 
 /* Builds the model of the USB device (DEVTYPE=usb_device) at syspath with its interfaces, block
  * devices (from udev's database too) and host use. -EINVAL when syspath is not a USB device. */
-int usbvm_device_new_from_syspath(struct udev *udev, const char *syspath, UsbvmHostUseCache *host,
-                                  UsbvmDevice **ret, UsbvmError *err);
+int usbvm_device_new_from_syspath(const char *syspath, UsbvmHostUseCache *host, UsbvmDevice **ret,
+                                  UsbvmError *err);
 void usbvm_device_free(UsbvmDevice *d);
 /* A deep copy (for a thread that works on a device while the model moves on). */
 UsbvmDevice *usbvm_device_dup(const UsbvmDevice *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmDevice *, usbvm_device_free)
 
 /* Every USB device (root hubs included), sorted by bus then port path. */
-int usbvm_device_list_enumerate(struct udev *udev, const UsbvmHostPaths *paths,
-                                UsbvmDeviceList **ret, UsbvmError *err);
+int usbvm_device_list_enumerate(const UsbvmHostPaths *paths, UsbvmDeviceList **ret,
+                                UsbvmError *err);
 void usbvm_device_list_free(UsbvmDeviceList *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(UsbvmDeviceList *, usbvm_device_list_free)
 

@@ -209,17 +209,15 @@ static bool automounter_present(const UsbvmDoctorPaths *paths)
     return usbvm_proc_running(paths->proc, "udisksd", NULL);
 }
 
-static bool udisks_ignores(struct udev *udev, const UsbvmBlock *b)
+static bool udisks_ignores(const UsbvmBlock *b)
 {
-    if (!udev || !b->syspath)
+    if (!b->syspath)
         return false;
-    _cleanup_(udev_device_unrefp) struct udev_device *u =
-        udev_device_new_from_syspath(udev, b->syspath);
-    return u && streq(udev_device_get_property_value(u, "UDISKS_IGNORE"), "1");
+    _cleanup_strv_free_ char **props = usbvm_block_properties(b->syspath);
+    return streq(usbvm_udev_property(props, "UDISKS_IGNORE"), "1");
 }
 
-static void check_automounter(struct udev *udev, const UsbvmDoctorPaths *paths,
-                              const UsbvmDevice *d, UsbvmChecks *out)
+static void check_automounter(const UsbvmDoctorPaths *paths, const UsbvmDevice *d, UsbvmChecks *out)
 {
     if (d->n_blocks == 0)
         return;
@@ -228,7 +226,7 @@ static void check_automounter(struct udev *udev, const UsbvmDoctorPaths *paths,
         return;
     }
     for (size_t i = 0; i < d->n_blocks; i++)
-        if (!udisks_ignores(udev, &d->blocks[i])) {
+        if (!udisks_ignores(&d->blocks[i])) {
             _cleanup_free_ char *fix = xasprintf(
                 "Make udisks2 leave the device alone: put the line\n"
                 "  SUBSYSTEM==\"block\", ENV{ID_BUS}==\"usb\", ENV{ID_VENDOR_ID}==\"%04x\", "
@@ -246,13 +244,12 @@ static void check_automounter(struct udev *udev, const UsbvmDoctorPaths *paths,
                      "udisks2 is installed and ignores the device (UDISKS_IGNORE=1)");
 }
 
-void usbvm_doctor_host(struct udev *udev, const UsbvmDoctorPaths *paths, const UsbvmDoctorQuery *q,
-                       UsbvmChecks *out)
+void usbvm_doctor_host(const UsbvmDoctorPaths *paths, const UsbvmDoctorQuery *q, UsbvmChecks *out)
 {
     check_drivers(q->device, out);
     check_authorized(paths, q->device, out);
     check_host_use(paths, q->device, out);
-    check_automounter(udev, paths, q->device, out);
+    check_automounter(paths, q->device, out);
 }
 
 /* ---- confinement ---- */

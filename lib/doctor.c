@@ -17,8 +17,7 @@ const UsbvmDoctorPaths usbvm_doctor_paths_default = {
     .udisksd = udisksd_default,
 };
 
-void usbvm_doctor_run(struct udev *udev, const UsbvmDoctorPaths *paths, const UsbvmDoctorQuery *q,
-                      UsbvmChecks *out)
+void usbvm_doctor_run(const UsbvmDoctorPaths *paths, const UsbvmDoctorQuery *q, UsbvmChecks *out)
 {
     if (!paths)
         paths = &usbvm_doctor_paths_default;
@@ -26,7 +25,7 @@ void usbvm_doctor_run(struct udev *udev, const UsbvmDoctorPaths *paths, const Us
     if (q->port)
         usbvm_doctor_kernel(paths, q, out);
     if (q->device)
-        usbvm_doctor_host(udev, paths, q, out);
+        usbvm_doctor_host(paths, q, out);
     int mode = usbvm_doctor_policy(paths, q, out);
     virConnectPtr conn = NULL;
     usbvm_doctor_virt(q, mode, &conn, out);

@@ -1,5 +1,5 @@
 /* usbvm doctor: why a device does not reach a domain. Each check reads the host (kernel log,
- * sysfs through udev, /proc, libvirt) and returns a result: whether it is fine, one line of
+ * sysfs and udev's records, /proc, libvirt) and returns a result: whether it is fine, one line of
  * what it found, and for a failure the fix (a command or a config line). The library never
  * prints; strings may hold device-supplied bytes and are escaped by whoever prints them. */
 #pragma once
@@ -97,8 +97,7 @@ void usbvm_doctor_kernel(const UsbvmDoctorPaths *paths, const UsbvmDoctorQuery *
 
 /* Drivers (usb-storage/uas, a known-bad UAS bridge), authorisation (authorized=0, USBGuard),
  * host use (mounted, swap, held) and the udisks2 auto-mounter. */
-void usbvm_doctor_host(struct udev *udev, const UsbvmDoctorPaths *paths, const UsbvmDoctorQuery *q,
-                       UsbvmChecks *out);
+void usbvm_doctor_host(const UsbvmDoctorPaths *paths, const UsbvmDoctorQuery *q, UsbvmChecks *out);
 /* Whether a process whose argv[0] basename is comm (and whose argv holds arg, when not NULL)
  * runs; proc is the /proc directory. */
 bool usbvm_proc_running(const char *proc, const char *comm, const char *arg);
@@ -156,5 +155,4 @@ void usbvm_doctor_confinement(const UsbvmDoctorPaths *paths, const UsbvmDoctorQu
                               UsbvmChecks *out);
 
 /* Every check, in the order an admin would look. */
-void usbvm_doctor_run(struct udev *udev, const UsbvmDoctorPaths *paths, const UsbvmDoctorQuery *q,
-                      UsbvmChecks *out);
+void usbvm_doctor_run(const UsbvmDoctorPaths *paths, const UsbvmDoctorQuery *q, UsbvmChecks *out);

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <poll.h>
 #include <string.h>
@@ -275,16 +276,65 @@ void usbvm_block_clear(UsbvmBlock *b)
     *b = (UsbvmBlock){ 0 };
 }
 
-static bool attr_true(struct udev_device *d, const char *name)
+/* Where udev keeps what its rules learnt of a device: the record libudev reads for a device's
+ * properties and /dev links. */
+#define UDEV_DB_DIR "/run/udev/data"
+
+/* The line at *p (up to its newline or the end), and *p moved past it. */
+static bool next_line(const char **p, const char **line, size_t *len)
 {
-    const char *v = udev_device_get_sysattr_value(d, name);
-    return v && streq(v, "1");
+    if (!*p || !**p)
+        return false;
+    const char *end = strchrnul(*p, '\n');
+    *line = *p;
+    *len = (size_t)(end - *p);
+    *p = *end ? end + 1 : end;
+    return true;
+}
+
+static char **strv_push_n(char **v, const char *s, size_t n)
+{
+    _cleanup_free_ char *copy = xstrndup(s, n);
+    return usbvm_strv_push(v, copy);
+}
+
+char **usbvm_udev_properties(const char *uevent, const char *db)
+{
+    char **v = NULL;
+    const char *line;
+    size_t n;
+    for (const char *p = uevent; next_line(&p, &line, &n);)
+        if (n > 1 && line[0] != '=' && memchr(line, '=', n))
+            v = strv_push_n(v, line, n);
+    UsbvmBuf links = { 0 };
+    for (const char *p = db; next_line(&p, &line, &n);) {
+        if (n > 3 && strncmp(line, "E:", 2) == 0 && line[2] != '=' && memchr(line + 2, '=', n - 2))
+            v = strv_push_n(v, line + 2, n - 2);
+        else if (n > 2 && strncmp(line, "S:", 2) == 0)
+            usbvm_buf_printf(&links, "%s/dev/%.*s", links.len ? " " : "", (int)(n - 2), line + 2);
+    }
+    if (links.len) {
+        _cleanup_free_ char *devlinks = usbvm_buf_steal(&links);
+        _cleanup_free_ char *kv = xasprintf("DEVLINKS=%s", devlinks);
+        v = usbvm_strv_push(v, kv);
+    }
+    usbvm_buf_free(&links);
+    return v;
+}
+
+const char *usbvm_udev_property(char *const *props, const char *key)
+{
+    const char *found = NULL;
+    size_t n = strlen(key);
+    for (size_t i = 0; props && props[i]; i++)
+        if (strncmp(props[i], key, n) == 0 && props[i][n] == '=')
+            found = props[i] + n + 1;
+    return found;
 }
 
 /* Prefers the usb- link (what libvirt users know), then any other by-id link. */
-static char *pick_by_id(struct udev_device *d)
+static char *pick_by_id(const char *links)
 {
-    const char *links = udev_device_get_property_value(d, "DEVLINKS");
     if (!links)
         return NULL;
     _cleanup_free_ char *copy = xstrdup(links);
@@ -298,10 +348,73 @@ static char *pick_by_id(struct udev_device *d)
     return best;
 }
 
-int usbvm_block_from_udev(struct udev_device *d, UsbvmBlock *ret)
+static bool attr_true(int dfd, const char *name)
 {
-    const char *devtype = udev_device_get_devtype(d);
+    _cleanup_free_ char *v = usbvm_sysfs_attr(dfd, name);
+    return v && streq(v, "1");
+}
+
+/* The kernel's name of the block device, as libudev gives it: the last part of its syspath, a
+ * '!' standing for a '/' ("cciss!c0d0"). */
+static char *block_sysname(const char *syspath)
+{
+    const char *base = strrchr(syspath, '/');
+    char *name = xstrdup(base ? base + 1 : syspath);
+    for (char *c = name; (c = strchr(c, '!'));)
+        *c = '/';
+    return name;
+}
+
+static bool parse_devnum(const char *maj, const char *min, unsigned *ret_maj, unsigned *ret_min)
+{
+    return maj && min && usbvm_parse_uint(maj, 10, UINT_MAX, ret_maj) == 0 &&
+           usbvm_parse_uint(min, 10, UINT_MAX, ret_min) == 0;
+}
+
+/* The udev properties of the block device at dfd (its uevent file's, then udev's record) and
+ * its device number; NULL when it is gone. The uevent's MAJOR and MINOR are the kernel's own
+ * number, the one its "dev" attribute shows and mountinfo uses; "dev" is read only when they
+ * are missing. */
+static char **block_properties(int dfd, unsigned *ret_maj, unsigned *ret_min)
+{
+    _cleanup_free_ char *uevent = usbvm_sysfs_attr(dfd, "uevent");
+    if (!uevent)
+        return NULL;
+    _cleanup_free_ char *maj = usbvm_uevent_value(uevent, "MAJOR");
+    _cleanup_free_ char *min = usbvm_uevent_value(uevent, "MINOR");
+    if (!parse_devnum(maj, min, ret_maj, ret_min)) {
+        _cleanup_free_ char *dev = usbvm_sysfs_attr(dfd, "dev");
+        char *colon = dev ? strchr(dev, ':') : NULL;
+        if (colon)
+            *colon++ = '\0';
+        if (!parse_devnum(dev, colon, ret_maj, ret_min))
+            *ret_maj = *ret_min = 0;
+    }
+    _cleanup_free_ char *db = NULL;
+    if (*ret_maj || *ret_min) {
+        _cleanup_free_ char *path = xasprintf(UDEV_DB_DIR "/b%u:%u", *ret_maj, *ret_min);
+        (void)usbvm_read_file(path, &db, NULL); /* none: udev has not seen it, or no udev */
+    }
+    return usbvm_udev_properties(uevent, db);
+}
+
+char **usbvm_block_properties(const char *syspath)
+{
+    _cleanup_close_ int dfd = open(syspath, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    unsigned maj, min;
+    return dfd < 0 ? NULL : block_properties(dfd, &maj, &min);
+}
+
+int usbvm_block_read(const char *syspath, UsbvmBlock *ret)
+{
+    _cleanup_close_ int dfd = open(syspath, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
     UsbvmBlock b = { 0 };
+    _cleanup_strv_free_ char **props = block_properties(dfd, &b.major, &b.minor);
+    if (!props)
+        return -ENOENT; /* unplugged while we looked */
+    const char *devtype = usbvm_udev_property(props, "DEVTYPE");
     if (streq(devtype, "disk"))
         b.type = USBVM_BLOCK_DISK;
     else if (streq(devtype, "partition"))
@@ -309,30 +422,22 @@ int usbvm_block_from_udev(struct udev_device *d, UsbvmBlock *ret)
     else
         return -EINVAL;
 
-    b.name = xstrdup(udev_device_get_sysname(d));
-    b.syspath = xstrdup(udev_device_get_syspath(d));
-    const char *node = udev_device_get_devnode(d);
-    b.devnode = node ? xstrdup(node) : xasprintf("/dev/%s", b.name);
-    b.by_id = pick_by_id(d);
-
-    /* The "dev" attribute is what the kernel (and mountinfo) use; MAJOR/MINOR is the same
-     * number as udev saw it. */
-    const char *dev = udev_device_get_sysattr_value(d, "dev");
-    if (!dev || sscanf(dev, "%u:%u", &b.major, &b.minor) != 2) {
-        dev_t n = udev_device_get_devnum(d);
-        b.major = major(n);
-        b.minor = minor(n);
-    }
+    b.name = block_sysname(syspath);
+    b.syspath = xstrdup(syspath);
+    const char *node = usbvm_udev_property(props, "DEVNAME");
+    b.devnode = node && *node ? xasprintf("%s%s", node[0] == '/' ? "" : "/dev/", node)
+                              : xasprintf("/dev/%s", b.name);
+    b.by_id = pick_by_id(usbvm_udev_property(props, "DEVLINKS"));
 
     uint64_t sectors = 0;
-    const char *size = udev_device_get_sysattr_value(d, "size");
+    _cleanup_free_ char *size = usbvm_sysfs_attr(dfd, "size");
     if (size && usbvm_parse_u64(size, 10, &sectors) == 0 && sectors <= UINT64_MAX / 512)
         b.size = sectors * 512; /* sysfs counts 512-byte sectors whatever the block size */
 
-    b.readonly = attr_true(d, "ro");
+    b.readonly = attr_true(dfd, "ro");
     if (b.type == USBVM_BLOCK_PARTITION) {
         /* A partition's sysfs directory sits in its disk's: .../block/sdb/sdb1. The disk's
-         * removable and ro are inherited in usbvm_blocks_sort(), without another udev walk. */
+         * removable and ro are inherited in usbvm_blocks_sort(), without another read. */
         const char *end = strrchr(b.syspath, '/');
         const char *start = end;
         while (start && start > b.syspath && start[-1] != '/')
@@ -340,18 +445,18 @@ int usbvm_block_from_udev(struct udev_device *d, UsbvmBlock *ret)
         if (end && start && end > start)
             b.parent = xstrndup(start, (size_t)(end - start));
     } else {
-        b.removable = attr_true(d, "removable");
+        b.removable = attr_true(dfd, "removable");
     }
 
-    const char *v = udev_device_get_property_value(d, "ID_FS_TYPE");
+    const char *v = usbvm_udev_property(props, "ID_FS_TYPE");
     b.fs_type = v && *v ? xstrdup(v) : NULL;
     /* ID_FS_LABEL is mangled (spaces -> '_'); the _ENC form holds the real bytes. */
-    v = udev_device_get_property_value(d, "ID_FS_LABEL_ENC");
+    v = usbvm_udev_property(props, "ID_FS_LABEL_ENC");
     if (v && *v)
         b.fs_label = usbvm_decode_hex_escapes(v);
-    else if ((v = udev_device_get_property_value(d, "ID_FS_LABEL")) && *v)
+    else if ((v = usbvm_udev_property(props, "ID_FS_LABEL")) && *v)
         b.fs_label = xstrdup(v);
-    v = udev_device_get_property_value(d, "ID_FS_UUID");
+    v = usbvm_udev_property(props, "ID_FS_UUID");
     b.fs_uuid = v && *v ? xstrdup(v) : NULL;
 
     *ret = b;

@@ -91,7 +91,7 @@ static int refresh(Watch *w, WatchDevice *dev)
 {
     UsbvmError err = { 0 };
     UsbvmDevice *model = NULL;
-    if (usbvm_device_new_from_syspath(w->udev, dev->syspath, w->host_use, &model, &err) < 0) {
+    if (usbvm_device_new_from_syspath(dev->syspath, w->host_use, &model, &err) < 0) {
         /* Gone from sysfs before it was read (pulled at once): its "remove" follows. */
         _cleanup_free_ char *esc = usbvm_escape(err.message);
         usbvm_logf(err.errnum == ENOENT ? USBVM_LOG_DEBUG : USBVM_LOG_WARNING, NULL, "%s", esc);

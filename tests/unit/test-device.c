@@ -15,7 +15,9 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <umockdev.h>
+#include <unistd.h>
 
 /* umockdev preloads itself; an ASan build must not insist on coming first. */
 const char *__asan_default_options(void);
@@ -27,7 +29,6 @@ const char *__asan_default_options(void)
 #define LAB USBVM_SRCDIR "/tests/fixtures/lab.umockdev"
 
 static UMockdevTestbed *testbed;
-static struct udev *udev;
 static char tmpdir[] = "/tmp/usbvm-test-device-XXXXXX";
 static UsbvmHostPaths host_none;
 static UsbvmHostUseCache *host_cache; /* of host_none */
@@ -42,7 +43,6 @@ static int setup(void **state)
         fprintf(stderr, "cannot load %s: %s\n", LAB, error->message);
         return -1;
     }
-    udev = udev_new();
     assert_non_null(mkdtemp(tmpdir));
     /* Empty host use, so the enumeration tests do not depend on this machine's mounts. */
     host_none.mountinfo = test_write_file(tmpdir, "mountinfo-empty", "");
@@ -54,7 +54,6 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    udev_unref(udev);
     g_object_unref(testbed);
     usbvm_host_use_cache_free(host_cache);
     unlink(host_none.mountinfo);
@@ -69,7 +68,7 @@ static UsbvmDeviceList *lab_list(const UsbvmHostPaths *paths)
 {
     UsbvmDeviceList *l = NULL;
     UsbvmError err = { 0 };
-    int r = usbvm_device_list_enumerate(udev, paths, &l, &err);
+    int r = usbvm_device_list_enumerate(paths, &l, &err);
     if (r < 0)
         fail_msg("enumerate: %s", err.message);
     return l;
@@ -204,7 +203,7 @@ static void test_new_from_syspath(void **state)
     _cleanup_(usbvm_device_freep) UsbvmDevice *d = NULL;
     UsbvmError err = { 0 };
     assert_int_equal(
-        usbvm_device_new_from_syspath(udev, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1",
+        usbvm_device_new_from_syspath("/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1",
                                       host_cache, &d, &err),
         0);
     assert_string_equal(d->port, "2-1.1");
@@ -214,8 +213,7 @@ static void test_new_from_syspath(void **state)
     assert_string_equal(d->blocks[1].name, "sdg1");
 
     _cleanup_(usbvm_device_freep) UsbvmDevice *h = NULL;
-    assert_int_equal(usbvm_device_new_from_syspath(udev,
-                                                   "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1",
+    assert_int_equal(usbvm_device_new_from_syspath("/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1",
                                                    host_cache, &h, &err),
                      0);
     assert_int_equal(h->n_interfaces, 1); /* its own, not the T5's */
@@ -223,14 +221,13 @@ static void test_new_from_syspath(void **state)
 
     UsbvmDevice *none = (UsbvmDevice *)0x1;
     assert_int_equal(usbvm_device_new_from_syspath(
-                         udev, "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1/2-1.1:1.0",
+                         "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1/2-1.1:1.0",
                          host_cache, &none, &err),
                      -EINVAL);
     assert_ptr_equal(none, (UsbvmDevice *)0x1); /* not clobbered */
     assert_string_equal(err.message, "'/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.1/"
                                      "2-1.1:1.0' is not a USB device");
-    assert_int_equal(usbvm_device_new_from_syspath(udev,
-                                                   "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-9",
+    assert_int_equal(usbvm_device_new_from_syspath("/sys/devices/pci0000:00/0000:00:14.0/usb2/2-9",
                                                    host_cache, &none, &err),
                      -ENOENT);
     assert_ptr_equal(none, (UsbvmDevice *)0x1);
@@ -356,6 +353,8 @@ static void test_host_use(void **state)
     UsbvmHostPaths noswap = { mi, "/nonexistent/swaps" };
     assert_int_equal(usbvm_device_refresh_host_use(d, &noswap, &err), 0);
     assert_string_equal(d->blocks[1].mountpoint, "/media/my stick");
+    unlink(mi);
+    unlink(sw);
 }
 
 static void test_decode(void **state)
@@ -364,6 +363,115 @@ static void test_decode(void **state)
     assert_string_equal(a, "My Files\"<\\xzz");
     _cleanup_free_ char *b = usbvm_decode_octal_escapes("/media/a\\040b\\011c\\134d\\9");
     assert_string_equal(b, "/media/a b\tc\\d\\9");
+}
+
+/* udev's properties without libudev: the uevent file's, then udev's record of the device,
+ * whose "E:" lines win and whose "S:" links are DEVLINKS. Values are kept byte for byte. */
+static void test_udev_properties(void **state)
+{
+    static const char uevent[] = "MAJOR=8\nMINOR=16\nDEVNAME=sdb\nDEVTYPE=disk\n"
+                                 "ID_FS_LABEL=FROM_UEVENT\nnot a property\n=nokey\n"
+                                 "DEVLINKS=/dev/disk/by-id/umockdev";
+    static const char db[] = "S:disk/by-id/usb-SanDisk_X-0:0\nS:disk/by-path/pci-0\nI:1234\n"
+                             "E:ID_FS_LABEL=STICK\nE:=x\nG:systemd\nE:EVIL=$(reboot);`x` \\x27\n"
+                             "L:0\nE:EMPTY=\n";
+    _cleanup_strv_free_ char **p = usbvm_udev_properties(uevent, db);
+    assert_string_equal(usbvm_udev_property(p, "ID_FS_LABEL"), "STICK");
+    assert_string_equal(usbvm_udev_property(p, "DEVLINKS"),
+                        "/dev/disk/by-id/usb-SanDisk_X-0:0 /dev/disk/by-path/pci-0");
+    assert_string_equal(usbvm_udev_property(p, "DEVTYPE"), "disk");
+    assert_string_equal(usbvm_udev_property(p, "EVIL"), "$(reboot);`x` \\x27");
+    assert_string_equal(usbvm_udev_property(p, "EMPTY"), "");
+    assert_null(usbvm_udev_property(p, "MAJ"));
+    assert_null(usbvm_udev_property(p, "I"));
+    assert_null(usbvm_udev_property(p, "not a property"));
+    assert_null(usbvm_udev_property(p, ""));
+
+    /* No record (umockdev keeps every property in the uevent file): its DEVLINKS stands. */
+    _cleanup_strv_free_ char **q = usbvm_udev_properties(uevent, NULL);
+    assert_string_equal(usbvm_udev_property(q, "DEVLINKS"), "/dev/disk/by-id/umockdev");
+    assert_string_equal(usbvm_udev_property(q, "ID_FS_LABEL"), "FROM_UEVENT");
+    assert_null(usbvm_udev_properties(NULL, NULL));
+}
+
+/* Removes the files named (up to a NULL) from dir. */
+static void remove_files(const char *dir, ...)
+{
+    va_list ap;
+    va_start(ap, dir);
+    for (const char *name; (name = va_arg(ap, const char *));) {
+        _cleanup_free_ char *path = xasprintf("%s/%s", dir, name);
+        assert_int_equal(unlink(path), 0);
+    }
+    va_end(ap);
+}
+
+static void expect_block(const UsbvmBlock *b, UsbvmBlockType type, const char *name,
+                         const char *devnode, unsigned minor, uint64_t sectors)
+{
+    assert_int_equal(b->type, type);
+    assert_string_equal(b->name, name);
+    assert_string_equal(b->devnode, devnode);
+    assert_int_equal(b->major, 259);
+    assert_int_equal(b->minor, minor);
+    assert_int_equal(b->size, sectors * 512);
+}
+
+/* A block device read from its sysfs directory alone (no testbed: a directory of files). */
+static void test_block_read(void **state)
+{
+    _cleanup_free_ char *blk = xasprintf("%s/block", tmpdir);
+    _cleanup_free_ char *disk = xasprintf("%s/sdz", blk);
+    _cleanup_free_ char *part = xasprintf("%s/sdz1", disk);
+    assert_int_equal(mkdir(blk, 0700), 0);
+    assert_int_equal(mkdir(disk, 0700), 0);
+    assert_int_equal(mkdir(part, 0700), 0);
+    free(
+        test_write_file(disk, "uevent",
+                        "MAJOR=259\nMINOR=99990\nDEVNAME=sdz\nDEVTYPE=disk\n"
+                        "DEVLINKS=/dev/disk/by-path/x /dev/disk/by-id/ata-Y /dev/disk/by-id/usb-Z\n"
+                        "ID_FS_LABEL=my_stick\nID_FS_LABEL_ENC=my\\x20stick\n"));
+    free(test_write_file(disk, "size", "2048\n"));
+    free(test_write_file(disk, "removable", "1\n"));
+    free(test_write_file(disk, "ro", "0\n"));
+    /* No MAJOR/MINOR in its uevent: the "dev" attribute says. */
+    free(test_write_file(part, "uevent",
+                         "DEVNAME=/dev/loop7p1\nDEVTYPE=partition\nPARTN=1\n"
+                         "ID_FS_TYPE=vfat\nID_FS_UUID=1A2B-3C4D\n"));
+    free(test_write_file(part, "dev", "259:99991\n"));
+    free(test_write_file(part, "size", "1024\n"));
+    free(test_write_file(part, "ro", "1\n"));
+
+    UsbvmBlock d, p;
+    assert_int_equal(usbvm_block_read(disk, &d), 0);
+    expect_block(&d, USBVM_BLOCK_DISK, "sdz", "/dev/sdz", 99990, 2048);
+    assert_string_equal(d.by_id, "/dev/disk/by-id/usb-Z");
+    assert_true(d.removable);
+    assert_false(d.readonly);
+    assert_string_equal(d.fs_label, "my stick");
+    assert_null(d.fs_type);
+    assert_null(d.parent);
+
+    assert_int_equal(usbvm_block_read(part, &p), 0);
+    expect_block(&p, USBVM_BLOCK_PARTITION, "sdz1", "/dev/loop7p1", 99991, 1024);
+    assert_string_equal(p.parent, "sdz");
+    assert_true(p.readonly);
+    assert_string_equal(p.fs_type, "vfat");
+    assert_string_equal(p.fs_uuid, "1A2B-3C4D");
+    assert_null(p.by_id);
+    usbvm_block_clear(&d);
+    usbvm_block_clear(&p);
+
+    /* Neither disk nor partition; gone (its files first, then its directory). */
+    free(test_write_file(disk, "uevent", "DEVTYPE=usb_device\n"));
+    assert_int_equal(usbvm_block_read(disk, &d), -EINVAL);
+    remove_files(part, "uevent", "dev", "size", "ro", NULL);
+    assert_int_equal(usbvm_block_read(part, &p), -ENOENT);
+    assert_int_equal(rmdir(part), 0);
+    assert_int_equal(usbvm_block_read(part, &p), -ENOENT);
+    remove_files(disk, "uevent", "size", "removable", "ro", NULL);
+    assert_int_equal(rmdir(disk), 0);
+    assert_int_equal(rmdir(blk), 0);
 }
 
 static void test_blocks_sort(void **state)
@@ -459,7 +567,7 @@ static UsbvmDevice *device_at(const char *syspath)
 {
     UsbvmDevice *d = NULL;
     UsbvmError err = { 0 };
-    assert_int_equal(usbvm_device_new_from_syspath(udev, syspath, host_cache, &d, &err), 0);
+    assert_int_equal(usbvm_device_new_from_syspath(syspath, host_cache, &d, &err), 0);
     return d;
 }
 
@@ -516,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_identity_alias),   cmocka_unit_test(test_enumerate),
         cmocka_unit_test(test_new_from_syspath), cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_host_use),         cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_udev_properties),  cmocka_unit_test(test_block_read),
         cmocka_unit_test(test_blocks_sort),      cmocka_unit_test(test_descriptors),
         cmocka_unit_test(test_parse_interfaces), cmocka_unit_test(test_interfaces_without_nodes),
     };

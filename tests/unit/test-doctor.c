@@ -294,7 +294,7 @@ static void test_automounter(void **state)
     paths.proc = "/nonexistent";
     UsbvmDoctorQuery q = { .device = &d, .port = "1-2" };
     UsbvmChecks c = { 0 };
-    usbvm_doctor_host(NULL, &paths, &q, &c);
+    usbvm_doctor_host(&paths, &q, &c);
     const UsbvmCheck *k = find(&c, "auto-mounter");
     assert_false(k->ok);
     assert_non_null(strstr(k->found, "/dev/sdx"));
@@ -302,14 +302,30 @@ static void test_automounter(void **state)
                                    "ENV{UDISKS_IGNORE}=\"1\""));
     usbvm_checks_clear(&c);
 
+    /* The disk's udev properties say UDISKS_IGNORE=1 (the rule the fix gives): fine. */
+    char dir[] = "/tmp/usbvm-doctor-sdx.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *uevent = xasprintf("%s/uevent", dir);
+    FILE *f = fopen(uevent, "w");
+    assert_non_null(f);
+    fputs("DEVNAME=sdx\nDEVTYPE=disk\nUDISKS_IGNORE=1\n", f);
+    fclose(f);
+    blk.syspath = dir;
+    usbvm_doctor_host(&paths, &q, &c);
+    assert_true(find(&c, "auto-mounter")->ok);
+    usbvm_checks_clear(&c);
+    blk.syspath = NULL;
+    unlink(uevent);
+    rmdir(dir);
+
     paths.udisksd = absent;
-    usbvm_doctor_host(NULL, &paths, &q, &c);
+    usbvm_doctor_host(&paths, &q, &c);
     assert_true(find(&c, "auto-mounter")->ok);
     usbvm_checks_clear(&c);
 
     /* authorized=0 without USBGuard: the sysfs switch. */
     d.authorized = false;
-    usbvm_doctor_host(NULL, &paths, &q, &c);
+    usbvm_doctor_host(&paths, &q, &c);
     assert_false(find(&c, "authorized")->ok);
     assert_non_null(strstr(find(&c, "authorized")->fix, "/sys/bus/usb/devices/1-2/authorized"));
     usbvm_checks_clear(&c);
@@ -330,14 +346,14 @@ static void test_drivers(void **state)
     UsbvmChecks c = { 0 };
 
     /* No driver on the mass-storage interface. */
-    usbvm_doctor_host(NULL, &paths, &q, &c);
+    usbvm_doctor_host(&paths, &q, &c);
     assert_false(find(&c, "drivers")->ok);
     assert_non_null(strstr(find(&c, "drivers")->fix, "modprobe usb-storage uas"));
     usbvm_checks_clear(&c);
 
     /* uas on a bridge known to fail with it: the quirk for this very id. */
     intf.driver = (char *)"uas";
-    usbvm_doctor_host(NULL, &paths, &q, &c);
+    usbvm_doctor_host(&paths, &q, &c);
     assert_false(find(&c, "drivers")->ok);
     assert_non_null(strstr(find(&c, "drivers")->found, "JMicron JMS578"));
     assert_non_null(strstr(find(&c, "drivers")->fix, "quirks=152d:0578:u"));
@@ -345,7 +361,7 @@ static void test_drivers(void **state)
 
     /* usb-storage on it is fine. */
     intf.driver = (char *)"usb-storage";
-    usbvm_doctor_host(NULL, &paths, &q, &c);
+    usbvm_doctor_host(&paths, &q, &c);
     assert_true(find(&c, "drivers")->ok);
     usbvm_checks_clear(&c);
 }
