@@ -198,6 +198,49 @@ static uint16_t parse_bcd_version(const char *v)
     return (uint16_t)(((maj / 10) << 12) | ((maj % 10) << 8) | (min & 0xff));
 }
 
+static uint16_t le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+/* The device descriptor's fields, from the first 18 bytes of "descriptors": the kernel's copy
+ * of the descriptor, from which it also formats idVendor, idProduct, bcdDevice, version and
+ * the three class attributes (its 2-byte fields are little-endian, as on the bus). One read
+ * instead of seven. False when the file is missing or does not start with a device
+ * descriptor. */
+static bool device_descriptor(int dfd, UsbvmDevice *dev)
+{
+    _cleanup_close_ int fd = openat(dfd, "descriptors", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+    uint8_t d[18];
+    ssize_t n;
+    do
+        n = fd >= 0 ? read(fd, d, sizeof(d)) : -1;
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof(d) || d[0] != sizeof(d) || d[1] != 1)
+        return false;
+    dev->bcd_usb = le16(d + 2);
+    dev->dev_class = d[4];
+    dev->dev_subclass = d[5];
+    dev->dev_protocol = d[6];
+    dev->vendor_id = le16(d + 8);
+    dev->product_id = le16(d + 10);
+    dev->bcd_device = le16(d + 12);
+    return true;
+}
+
+/* The same fields from the attributes the kernel formats them into. */
+static void device_descriptor_attrs(int dfd, UsbvmDevice *dev)
+{
+    dev->vendor_id = (uint16_t)attr_uint(dfd, "idVendor", 16, 0xffff);
+    dev->product_id = (uint16_t)attr_uint(dfd, "idProduct", 16, 0xffff);
+    dev->bcd_device = (uint16_t)attr_uint(dfd, "bcdDevice", 16, 0xffff);
+    _cleanup_free_ char *version = usbvm_sysfs_attr(dfd, "version");
+    dev->bcd_usb = parse_bcd_version(version);
+    dev->dev_class = (uint8_t)attr_uint(dfd, "bDeviceClass", 16, 0xff);
+    dev->dev_subclass = (uint8_t)attr_uint(dfd, "bDeviceSubClass", 16, 0xff);
+    dev->dev_protocol = (uint8_t)attr_uint(dfd, "bDeviceProtocol", 16, 0xff);
+}
+
 /* The device's own attributes; -EINVAL when syspath is not a USB device (DEVTYPE usb_device). */
 static int fill_basic(UsbvmDevice *dev, const char *syspath, UsbvmError *err)
 {
@@ -217,14 +260,8 @@ static int fill_basic(UsbvmDevice *dev, const char *syspath, UsbvmError *err)
     _cleanup_free_ char *node = usbvm_uevent_value(uevent, "DEVNAME");
     dev->devnode = node && *node ? xasprintf("%s%s", node[0] == '/' ? "" : "/dev/", node)
                                  : xasprintf("/dev/bus/usb/%03u/%03u", dev->busnum, dev->devnum);
-    dev->vendor_id = (uint16_t)attr_uint(dfd, "idVendor", 16, 0xffff);
-    dev->product_id = (uint16_t)attr_uint(dfd, "idProduct", 16, 0xffff);
-    dev->bcd_device = (uint16_t)attr_uint(dfd, "bcdDevice", 16, 0xffff);
-    _cleanup_free_ char *version = usbvm_sysfs_attr(dfd, "version");
-    dev->bcd_usb = parse_bcd_version(version);
-    dev->dev_class = (uint8_t)attr_uint(dfd, "bDeviceClass", 16, 0xff);
-    dev->dev_subclass = (uint8_t)attr_uint(dfd, "bDeviceSubClass", 16, 0xff);
-    dev->dev_protocol = (uint8_t)attr_uint(dfd, "bDeviceProtocol", 16, 0xff);
+    if (!device_descriptor(dfd, dev))
+        device_descriptor_attrs(dfd, dev);
     dev->manufacturer = usbvm_sysfs_attr(dfd, "manufacturer");
     dev->product = usbvm_sysfs_attr(dfd, "product");
     dev->serial = usbvm_sysfs_attr(dfd, "serial");

@@ -398,7 +398,10 @@ usbvm_h_fixture_usb_stick() {
     size=$(blockdev --getsize64 "$loop")
     sectors=$((size / 512))
     # Device descriptor (18 bytes) + config (9) + interface (9) + 2 bulk endpoints (7 + 7).
-    local desc="1201100200000040${vid:2:2}${vid:0:2}${pid:2:2}${pid:0:2}000101020301"
+    # bcdUSB (little-endian) as the version attribute says: 3.20 for 5000 Mbit/s and up, else 2.10.
+    local bcd=1002
+    if [ "$speed" -ge 5000 ]; then bcd=2003; fi
+    local desc="1201${bcd}00000040${vid:2:2}${vid:0:2}${pid:2:2}${pid:0:2}000101020301"
     desc+="090220000101008032""090400000208065000""07058102000200""07050202000200"
     # One line per record field; values are written raw (umockdev takes the rest of the line).
     {

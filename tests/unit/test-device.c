@@ -579,8 +579,7 @@ static void test_interfaces_without_nodes(void **state)
     static const char blocked[] =
         "P: /devices/pci0000:00/0000:00:14.0/usb1/1-9\n"
         "E: DEVTYPE=usb_device\nE: SUBSYSTEM=usb\nE: BUSNUM=001\nE: DEVNUM=020\n"
-        "A: authorized=0\nA: busnum=1\nA: devnum=20\nA: idVendor=0781\nA: idProduct=5567\n"
-        "A: bDeviceClass=00\nA: version= 2.00\n"
+        "A: authorized=0\nA: busnum=1\nA: devnum=20\n" /* ids, version: descriptor only */
         "H: descriptors=12010002000000408107675500010102030109022000010100806409040000020806"
         "50000705810200020007050202000200\n";
     static const char no_descriptors[] =
@@ -600,6 +599,10 @@ static void test_interfaces_without_nodes(void **state)
     _cleanup_(usbvm_device_freep) UsbvmDevice *b =
         device_at("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-9");
     assert_false(b->authorized);
+    assert_int_equal(b->vendor_id, 0x0781);
+    assert_int_equal(b->product_id, 0x5567);
+    assert_int_equal(b->bcd_usb, 0x0200);
+    assert_int_equal(b->bcd_device, 0x0100);
     assert_int_equal(b->n_interfaces, 1);
     assert_int_equal(b->interfaces[0].cls, 0x08);
     assert_int_equal(b->interfaces[0].protocol, 0x50);
@@ -608,6 +611,9 @@ static void test_interfaces_without_nodes(void **state)
 
     _cleanup_(usbvm_device_freep) UsbvmDevice *k =
         device_at("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-10");
+    assert_int_equal(k->vendor_id, 0x046d); /* no descriptors: from the attributes */
+    assert_int_equal(k->product_id, 0xc31c);
+    assert_int_equal(k->bcd_usb, 0x0110);
     assert_int_equal(k->n_interfaces, 1);
     assert_int_equal(k->interfaces[0].cls, 0x03);
     assert_string_equal(k->interfaces[0].driver, "usbhid");
