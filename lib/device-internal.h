@@ -2,6 +2,7 @@
 #pragma once
 
 #include "device.h"
+#include "sysfs.h"
 
 /* What the host has mounted and swapped on, read once per enumeration. */
 typedef struct UsbvmMount {
@@ -24,12 +25,6 @@ void usbvm_host_use_clear(UsbvmHostUse *h);
 int usbvm_host_use_cache_get(UsbvmHostUseCache *c, const UsbvmHostUse **ret, UsbvmError *err);
 /* How many times the cache read the tables (a test's view of "only when they changed"). */
 unsigned usbvm_host_use_cache_reads(const UsbvmHostUseCache *c);
-
-/* A sysfs attribute of the directory at dfd, as libudev gives it (its trailing newline
- * removed); NULL when it cannot be read. */
-char *usbvm_sysfs_attr(int dfd, const char *name);
-/* KEY's value in a uevent file's text ("DEVTYPE=usb_device\n..."), NULL when absent. */
-char *usbvm_uevent_value(const char *uevent, const char *key);
 
 /* A device's udev properties as libudev gives them, "KEY=VALUE" each: its uevent file's (the
  * kernel's own; under umockdev, all of them), then those of udev's record of it (db: the text

@@ -13,8 +13,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-const UsbvmHostPaths usbvm_host_paths_default = { "/proc/self/mountinfo", "/proc/swaps" };
-
 char *usbvm_identity_for(uint16_t vid, uint16_t pid, const char *serial, const char *port)
 {
     if (serial && *serial)
@@ -114,39 +112,6 @@ void usbvm_device_list_free(UsbvmDeviceList *l)
     free(l);
 }
 
-/* A sysfs directory is read through its descriptor: one open per attribute, relative to it.
- * libudev resolves a device's whole path again, component by component, for each device it
- * makes (the USB device, each interface), and stats each attribute before opening it. Read this
- * way a stick's model took 480 us instead of 580 to 800 us (umockdev, 2,000 reads). A sysfs
- * attribute comes whole from one read (the kernel formats it at once, at most a page), as does
- * a regular file (umockdev's) short of its end: a short read is the end, with no read more to
- * see it. */
-char *usbvm_sysfs_attr(int dfd, const char *name)
-{
-    _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    char buf[4097];
-    size_t len = 0;
-    while (len < sizeof(buf) - 1) {
-        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return NULL;
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len < sizeof(buf) - 1)
-            break;
-    }
-    /* As libudev gives an attribute: the trailing newline (and only that) removed. */
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-        len--;
-    buf[len] = '\0';
-    return xstrdup(buf);
-}
-
 static unsigned attr_uint(int dfd, const char *name, int base, unsigned max)
 {
     _cleanup_free_ char *v = usbvm_sysfs_attr(dfd, name);
@@ -159,18 +124,6 @@ static unsigned attr_uint(int dfd, const char *name, int base, unsigned max)
     if (usbvm_parse_uint(p, base, max, &n) < 0)
         return 0;
     return n;
-}
-
-char *usbvm_uevent_value(const char *uevent, const char *key)
-{
-    size_t n = strlen(key);
-    for (const char *l = uevent; l && *l;) {
-        const char *end = strchr(l, '\n');
-        if (strncmp(l, key, n) == 0 && l[n] == '=')
-            return end ? xstrndup(l + n + 1, (size_t)(end - l - n - 1)) : xstrdup(l + n + 1);
-        l = end ? end + 1 : NULL;
-    }
-    return NULL;
 }
 
 /* The driver bound to the device at dfd: its "driver" link's name, else the DRIVER its uevent

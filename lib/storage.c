@@ -54,6 +54,8 @@ char *usbvm_decode_octal_escapes(const char *s)
     return usbvm_buf_steal(&b);
 }
 
+const UsbvmHostPaths usbvm_host_paths_default = { "/proc/self/mountinfo", "/proc/swaps" };
+
 void usbvm_host_use_clear(UsbvmHostUse *h)
 {
     for (size_t i = 0; i < h->n_mounts; i++) {
