@@ -214,10 +214,12 @@ int main(void)
                 printf("error %s\n", error->message);
                 g_error_free(error);
             } else {
+                /* The file's devices are listed before the clock is read: the time is
+                 * the first uevent's, not that of reading the file again. */
+                size_t n = 0;
+                char **paths = strcmp(line, "load") != 0 ? file_syspaths(arg, &n) : NULL;
                 unsigned long long t0 = now_usec(), t_added = t0;
-                if (strcmp(line, "load") != 0) {
-                    size_t n = 0;
-                    char **paths = file_syspaths(arg, &n);
+                if (paths) {
                     for (size_t i = 0; i < n; i++)
                         umockdev_testbed_uevent(tb, paths[i], "add");
                     t_added = now_usec();
