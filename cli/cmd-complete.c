@@ -98,7 +98,7 @@ static void complete_domains(UsbvmCli *cli, const char *cur)
     free(doms);
 }
 
-static void complete_devices(UsbvmCli *cli, const char *cur, bool storage_first)
+static void complete_devices(const char *cur)
 {
     UsbvmError err = { 0 };
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *list = NULL;
@@ -130,7 +130,7 @@ static void complete_attached(UsbvmCli *cli, const char *cur)
                 if (l->items[i].owned)
                     candidate(cur, l->items[i].alias);
     }
-    complete_devices(cli, cur, false);
+    complete_devices(cur);
 }
 
 static void complete_positional(UsbvmCli *cli, const UsbvmVerb *verb, size_t positional,
@@ -142,14 +142,14 @@ static void complete_positional(UsbvmCli *cli, const UsbvmVerb *verb, size_t pos
         complete_domains(cli, cur);
         break;
     case USBVM_ARG_DEVICE:
-        complete_devices(cli, cur, true);
+        complete_devices(cur);
         break;
     case USBVM_ARG_ATTACHED:
         complete_attached(cli, cur);
         break;
     case USBVM_ARG_DOMAIN_OR_DEVICE:
         complete_domains(cli, cur);
-        complete_devices(cli, cur, true);
+        complete_devices(cur);
         break;
     case USBVM_ARG_FILE:
         printf("__files__\n");

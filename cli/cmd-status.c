@@ -33,7 +33,8 @@ int usbvm_cmd_status(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char 
     if (usbvm_virt_list_domdevs(conn, &l, &err) < 0)
         return usbvm_cli_error(cli, &err);
 
-    /* Presence: the host devices now, matched by alias. Without udev, presence is unknown. */
+    /* Presence: the host devices now, matched by alias. When they cannot be read, presence is
+     * unknown. */
     _cleanup_(usbvm_device_list_freep) UsbvmDeviceList *devs = NULL;
     UsbvmError derr = { 0 };
     if (usbvm_cli_devices(&devs, &derr) < 0)

@@ -3,7 +3,6 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <string.h>
 
 virConnectPtr usbvm_cli_connect(UsbvmCli *cli, UsbvmError *err)
 {
