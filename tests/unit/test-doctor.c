@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "test-files.h"
+
 static void test_kmsg_parse(void **state)
 {
     static const char rec[] = "3,1234,5678901,-;usb 1-2: device descriptor read/64, error -71\n"
@@ -305,11 +307,8 @@ static void test_automounter(void **state)
     /* The disk's udev properties say UDISKS_IGNORE=1 (the rule the fix gives): fine. */
     char dir[] = "/tmp/usbvm-doctor-sdx.XXXXXX";
     assert_non_null(mkdtemp(dir));
-    _cleanup_free_ char *uevent = xasprintf("%s/uevent", dir);
-    FILE *f = fopen(uevent, "w");
-    assert_non_null(f);
-    fputs("DEVNAME=sdx\nDEVTYPE=disk\nUDISKS_IGNORE=1\n", f);
-    fclose(f);
+    _cleanup_free_ char *uevent =
+        test_write_file(dir, "uevent", "DEVNAME=sdx\nDEVTYPE=disk\nUDISKS_IGNORE=1\n");
     blk.syspath = dir;
     usbvm_doctor_host(&paths, &q, &c);
     assert_true(find(&c, "auto-mounter")->ok);
