@@ -145,12 +145,13 @@ int usbvm_hostlock_acquire(const char *path, const char *alias, unsigned flags, 
             close(fd);
         if (r == -EAGAIN || r == -EACCES)
             return usbvm_error_set(err, USBVM_E_FAILED, EAGAIN,
-                                   "another usbvm process is attaching this device right now; "
+                                   "another usbvm process is attaching or detaching this device "
+                                   "right now; "
                                    "try again in a moment");
         if (r == -EINTR)
             return usbvm_error_set(err, USBVM_E_FAILED, EINTR,
-                                   "another usbvm process has been attaching this device for too "
-                                   "long; check 'usbvm status' and try again");
+                                   "another usbvm process has been attaching or detaching this "
+                                   "device for too long; check 'usbvm status' and try again");
         return usbvm_error_set(err, USBVM_E_FAILED, -r, "cannot lock %s: %s", path, strerror(-r));
     }
     *ret = (UsbvmHostLock){ .fd = fd, .slot = slot };
@@ -254,4 +255,50 @@ int usbvm_hostlock_changed_since(const UsbvmHostLock *l, uint64_t since, bool *r
 {
     uint64_t g;
     return generation_rw(l, false, since, &g, ret);
+}
+
+/* A slot's stamp: milliseconds of CLOCK_BOOTTIME in the high 40 bits (34 years), 24 bits of the
+ * alias's hash below, so that another identity hashed to the same slot does not count. 0: none. */
+static uint64_t boottime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t alias_tag(const char *alias)
+{
+    return usbvm_hash64(alias, strlen(alias)) & 0xffffff;
+}
+
+static int stamp_write(const UsbvmHostLock *l, uint64_t v)
+{
+    if (pwrite(l->fd, &v, sizeof(v), (off_t)(l->slot * SLOT_LEN)) != (ssize_t)sizeof(v))
+        return -errno;
+    return 0;
+}
+
+int usbvm_hostlock_detach_mark(const UsbvmHostLock *l, const char *alias)
+{
+    return stamp_write(l, (boottime_ms() + 1) << 24 | alias_tag(alias));
+}
+
+int usbvm_hostlock_detach_clear(const UsbvmHostLock *l)
+{
+    return stamp_write(l, 0);
+}
+
+int usbvm_hostlock_detach_asked(const UsbvmHostLock *l, const char *alias, uint64_t *ret_ms)
+{
+    uint64_t v = 0;
+    ssize_t n = pread(l->fd, &v, sizeof(v), (off_t)(l->slot * SLOT_LEN));
+    if (n < 0)
+        return -errno;
+    if (n != (ssize_t)sizeof(v) || v == 0 || (v & 0xffffff) != alias_tag(alias))
+        return 0; /* never stamped (a sparse hole reads as 0), or another identity's */
+    uint64_t then = (v >> 24) - 1, now = boottime_ms();
+    if (then > now || now - then >= USBVM_HOSTLOCK_DETACH_SETTLE_MS)
+        return 0; /* old, or from before a reboot of a lock file that outlived it */
+    *ret_ms = now - then;
+    return 1;
 }

@@ -3,6 +3,7 @@
  * a release frees the slot; the generation counter counts changes, and tells this process's
  * own changes (any thread's) from another process's. */
 #include "hostlock.h"
+#include "util.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -12,6 +13,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -132,12 +134,51 @@ static void test_own_changes(void **state)
     usbvm_hostlock_release(&a);
 }
 
+/* A detach asked of libvirt is remembered in the identity's slot for a few seconds, across
+ * processes: another asker sees it (with its age), another identity does not, an attach of the
+ * identity clears it, and an old one has expired. */
+static void test_detach_stamp(void **state)
+{
+    const char *alias = "ua-usbvm-0000000000000005";
+    UsbvmHostLock a = { .fd = -1 }, b = { .fd = -1 };
+    UsbvmError err = { 0 };
+    uint64_t ms = 12345;
+    assert_int_equal(usbvm_hostlock_acquire(path, alias, 0, &a, &err), 0);
+    assert_int_equal(usbvm_hostlock_detach_asked(&a, alias, &ms), 0); /* never stamped */
+    assert_int_equal(usbvm_hostlock_detach_mark(&a, alias), 0);
+    assert_int_equal(usbvm_hostlock_detach_asked(&a, alias, &ms), 1);
+    assert_true(ms < USBVM_HOSTLOCK_DETACH_SETTLE_MS);
+    /* Another identity hashed to this slot does not take it for its own. */
+    assert_int_equal(usbvm_hostlock_detach_asked(&a, "ua-usbvm-0000000000000006", &ms), 0);
+    usbvm_hostlock_release(&a);
+    /* The next holder (another process would open the file the same way) sees it. */
+    assert_int_equal(usbvm_hostlock_acquire(path, alias, 0, &b, &err), 0);
+    assert_int_equal(usbvm_hostlock_detach_asked(&b, alias, &ms), 1);
+    assert_int_equal(usbvm_hostlock_detach_clear(&b), 0);
+    assert_int_equal(usbvm_hostlock_detach_asked(&b, alias, &ms), 0);
+    /* A stamp older than the settle time, written as a process would have long ago. */
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t tag = usbvm_hash64(alias, strlen(alias)) & 0xffffff;
+    /* Stored as milliseconds + 1 (0 is "none"): this one is SETTLE_MS + 1 ms old. */
+    uint64_t old = (now - USBVM_HOSTLOCK_DETACH_SETTLE_MS) << 24 | tag;
+    assert_int_equal(pwrite(b.fd, &old, sizeof(old), (off_t)(b.slot * 8)), (ssize_t)sizeof(old));
+    assert_int_equal(usbvm_hostlock_detach_asked(&b, alias, &ms), 0);
+    /* And one a second inside it still counts. */
+    old += (uint64_t)1000 << 24;
+    assert_int_equal(pwrite(b.fd, &old, sizeof(old), (off_t)(b.slot * 8)), (ssize_t)sizeof(old));
+    assert_int_equal(usbvm_hostlock_detach_asked(&b, alias, &ms), 1);
+    usbvm_hostlock_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exclusion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_detach_stamp, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
