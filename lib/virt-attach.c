@@ -449,6 +449,7 @@ static int attach_locked(Attach *a, virConnectPtr conn, UsbvmAttachCtx *ctx, Usb
     if (r == 0) {
         uint64_t g;
         (void)usbvm_hostlock_bump(&lock, &g);
+        (void)usbvm_hostlock_detach_clear(&lock); /* its next detach is a new one */
         if (ctx)
             attach_describe(a, &ctx->added);
     }
@@ -664,6 +665,65 @@ static int detach_ask(virDomainPtr dom, const char *alias, unsigned vflags, bool
     return r;
 }
 
+/* Asks libvirt under the identity's slot of the host lock, unless a usbvm process (this one
+ * included) asked it to detach this alias moments ago: a second request while QEMU finishes
+ * the first crashes libvirtd 9.0 (hostlock.h). That one is waited for instead, as if asked. */
+static int detach_ask_once(virDomainPtr dom, const char *alias, unsigned vflags, bool in_live,
+                           UsbvmResult *res, UsbvmError *err)
+{
+    res->awaited_ms = 0;
+    UsbvmHostLock lock = { .fd = -1 };
+    int r = usbvm_hostlock_acquire(NULL, alias, USBVM_HOSTLOCK_WAIT, &lock, err);
+    if (r < 0) {
+        usbvm_error_prefix(err, "cannot detach '%s' from '%s': ", alias, virDomainGetName(dom));
+        return r;
+    }
+    uint64_t ms = 0;
+    if (in_live && usbvm_hostlock_detach_asked(&lock, alias, &ms) == 1) {
+        _cleanup_free_ char *n = xasprintf("a usbvm process asked libvirt to detach it %llu ms "
+                                           "ago; not asked twice, its removal is awaited",
+                                           (unsigned long long)ms);
+        note(res, n);
+        res->awaited_ms = ms ? (unsigned)ms : 1;
+        /* The persistent definition is libvirt's alone: that part is asked all the same. */
+        if (vflags & VIR_DOMAIN_AFFECT_CONFIG)
+            r = detach_ask(dom, alias, VIR_DOMAIN_AFFECT_CONFIG, false, err);
+    } else {
+        /* Stamped before asking: a process killed during the call has still asked. */
+        if (in_live)
+            (void)usbvm_hostlock_detach_mark(&lock, alias);
+        r = detach_ask(dom, alias, vflags, in_live, err);
+        if (r < 0 && in_live)
+            (void)usbvm_hostlock_detach_clear(&lock);
+    }
+    usbvm_hostlock_release(&lock);
+    return r;
+}
+
+/* Not asked because another request is under way: its removal is awaited until it is safe to
+ * ask again, then asked, and *timeout_ms is what is left for the wait. */
+static int detach_await_other(virDomainPtr dom, const char *alias, unsigned vflags, DetachWait *dw,
+                              int *timeout_ms, UsbvmResult *res, UsbvmError *err)
+{
+    /* That request may have ended before the subscription. */
+    bool still = true;
+    if (alias_in_xml(dom, false, alias, &still, NULL, NULL) == 0 && !still) {
+        dw->w.removed = true;
+        return 0;
+    }
+    int settle = USBVM_HOSTLOCK_DETACH_SETTLE_MS - (int)res->awaited_ms + 1;
+    int first = settle < *timeout_ms ? settle : *timeout_ms;
+    detach_wait(dw, first);
+    *timeout_ms -= first;
+    if (dw->w.removed || dw->w.failed || dw->w.stopped || *timeout_ms <= 0)
+        return 0;
+    dw->w.timed_out = false; /* the rest of the wait is the caller's */
+    UsbvmResult again = *res;
+    int r = detach_ask_once(dom, alias, vflags & VIR_DOMAIN_AFFECT_LIVE, true, &again, err);
+    res->awaited_ms = again.awaited_ms;
+    return r;
+}
+
 /* What the answer says once asked: gone, refused by the guest, or pending. */
 static int detach_outcome(virDomainPtr dom, const char *alias, const DetachWait *dw, int timeout_ms,
                           UsbvmResult *res, UsbvmError *err)
@@ -733,9 +793,12 @@ int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *al
     bool wait = in_live && timeout_ms > 0;
     if (wait)
         detach_subscribe(conn, dom, &dw);
-    r = detach_ask(dom, alias, vflags, in_live, err);
-    if (r == 0 && wait)
-        detach_wait(&dw, timeout_ms);
+    r = detach_ask_once(dom, alias, vflags, in_live, &res, err);
+    int left = timeout_ms;
+    if (r == 0 && wait && res.awaited_ms)
+        r = detach_await_other(dom, alias, vflags, &dw, &left, &res, err);
+    if (r == 0 && wait && !dw.w.removed && left > 0)
+        detach_wait(&dw, left);
     detach_unsubscribe(conn, &dw);
     if (r < 0)
         return r;

@@ -117,6 +117,9 @@ typedef struct UsbvmResult {
     UsbvmState state;
     char alias[128];
     char notes[512]; /* e.g. "added a virtio-scsi controller" */
+    /* detach: not asked, because a usbvm process asked this many ms before (0: asked). It is
+     * safe to ask again USBVM_HOSTLOCK_DETACH_SETTLE_MS after that request. */
+    unsigned awaited_ms;
 } UsbvmResult;
 
 enum {

@@ -1,7 +1,8 @@
 # usbvm attach/detach in the three disk modes against a real libvirtd + QEMU (TCG): the fake
 # stick's disk is a real loop device. Verifies the live XML and QEMU itself (query-block,
 # info usb), idempotency, --check, --readonly, status, and that a detach is reported done
-# only when libvirt confirms it (virtio without a guest OS: pending, exit 5).
+# only when libvirt confirms it (virtio without a guest OS: pending, exit 5), and that a detach
+# asked moments ago is not asked again.
 set -u
 source "$USBVM_SRCDIR/tests/harness/libvirt.sh"
 usbvm_h_init
@@ -87,6 +88,12 @@ for mode in usb-disk scsi virtio; do
     usbvm_h_assert_eq true "$(usbvm_h_json .present "$st")" "$mode: status shows it present"
     usbvm_h_assert_eq 1-2 "$(usbvm_h_json .device "$st")" "$mode: status names the device"
 
+    if [ "$mode" = virtio ]; then
+        # Asked at once and left: without a guest OS nothing answers, so it stays pending.
+        usbvm_h_run out uv detach "$dom" 1-2 --timeout 0 --json
+        usbvm_h_assert_eq 5 "$out_rc" "virtio: a first detach --timeout 0 exits 5 (pending)"
+        usbvm_h_assert_nomatch 'not asked twice' "$out" "virtio: the first detach asks libvirt"
+    fi
     t0=$(date +%s%N)
     usbvm_h_run out uv detach "$dom" 1-2 --timeout 3 --json
     t1=$(date +%s%N)
@@ -98,6 +105,10 @@ for mode in usb-disk scsi virtio; do
         usbvm_h_assert_eq true "$(usbvm_h_json .failed "$out")" "virtio: pending is not success"
         usbvm_h_assert_match 'has not released' "$(usbvm_h_json .msg "$out")" \
             "virtio: message says the guest has not released it"
+        # Seconds after the first request, a second one is not sent: libvirt 9.0 crashes when
+        # one reaches it after QEMU has removed the device (lib/hostlock.h). It is waited for.
+        usbvm_h_assert_match 'asked libvirt to detach it [0-9]+ ms ago; not asked twice' \
+            "$(usbvm_h_json '.notes | join(";")' "$out")" "virtio: a second detach is not asked twice"
         usbvm_h_assert_match "$alias" "$(usbvm_h_live_xml "$dom")" \
             "virtio: still in the live XML"
         # --timeout 0 returns at once, still pending.
@@ -132,5 +143,17 @@ for mode in usb-disk scsi virtio; do
         usbvm_h_run out "$USBVM" detach "$dom" "$alias" --json
         usbvm_h_assert_eq 0 "$out_rc" "$mode: detach by alias without udev ($out_err)"
         usbvm_h_assert_eq detached "$(usbvm_h_json .state "$out")" "$mode: detached by alias"
+        # Put back at once by someone else (virsh, not usbvm) and detached again within the
+        # first request's 5 s: not asked twice at first; when no removal comes, usbvm asks
+        # once asking is safe, and it is detached.
+        virsh -q -c "$USBVM_H_URI" attach-device "$dom" /dev/stdin --live <<<"$disk" >/dev/null ||
+            usbvm_h_fail "$mode: virsh could not put the disk back"
+        usbvm_h_run out "$USBVM" detach "$dom" "$alias" --timeout 10 --json
+        usbvm_h_assert_eq 0 "$out_rc" "$mode: a detach right after another one ends ($out_err $out)"
+        usbvm_h_assert_eq detached "$(usbvm_h_json .state "$out")" \
+            "$mode: detached once the first request's settle time is over"
+        usbvm_h_assert_match 'not asked twice' "$(usbvm_h_json '.notes | join(";")' "$out")" \
+            "$mode: it says it waited for the first request"
+        usbvm_h_assert_nomatch "$alias" "$(usbvm_h_live_xml "$dom")" "$mode: gone again"
     fi
 done
