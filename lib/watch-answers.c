@@ -1,5 +1,6 @@
 /* The executor's answers, on the main thread: what an attach, a detach or a read changed in
  * the snapshot and in the devices, and the records that say so. */
+#include "hostlock.h"
 #include "watch-state.h"
 
 #include <errno.h>
@@ -122,9 +123,15 @@ static void detach_done(Watch *w, WatchJob *j)
         usbvm_watch_record(level, &rec);
         return;
     }
-    /* Asked; libvirt confirms with DEVICE_REMOVED (invariant 4). */
-    if (op)
+    /* Asked; libvirt confirms with DEVICE_REMOVED (invariant 4). Or awaited, as another
+     * usbvm process asked moments ago: if its removal does not come, planned again once asking
+     * is safe. */
+    if (op) {
         op->answered = true;
+        if (j->res.awaited_ms)
+            op->ask_at = j->done_usec +
+                         (uint64_t)(USBVM_HOSTLOCK_DETACH_SETTLE_MS - j->res.awaited_ms + 1) * 1000;
+    }
     rec.result = "requested";
     rec.notes = j->res.notes[0] ? j->res.notes : NULL;
     usbvm_watch_record(j->guest_mounted ? USBVM_LOG_WARNING : USBVM_LOG_INFO, &rec);

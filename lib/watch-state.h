@@ -50,7 +50,9 @@ typedef struct WatchOp {
     bool removed;  /* libvirt's DEVICE_REMOVED came before the executor's answer */
     bool refused;  /* libvirt's DEVICE_REMOVAL_FAILED came before the executor's answer */
     bool slow_warned;
-    bool dry; /* --dry-run: only remembered, so the same detach is not reported again */
+    bool dry;        /* --dry-run: only remembered, so the same detach is not reported again */
+    uint64_t ask_at; /* a detach another request was awaited for: planned again then, if the
+                      * removal has not come (0: none) */
 } WatchOp;
 
 /* ---- messages to the main thread ---------------------------------------------------------- */

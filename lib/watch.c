@@ -357,6 +357,9 @@ static uint64_t next_deadline(Watch *w, uint64_t now, uint64_t stop_at)
             d = w->devs[i]->retry_at;
     if (w->reconnect_at && w->reconnect_at < d)
         d = w->reconnect_at;
+    for (size_t i = 0; i < w->n_ops; i++)
+        if (w->ops[i].ask_at && w->ops[i].ask_at < d)
+            d = w->ops[i].ask_at;
     if (stop_at && stop_at < d)
         d = stop_at;
     return d;
@@ -412,6 +415,14 @@ static void turn(Watch *w, uint64_t stop_at)
         if (w->devs[i]->retry_at && now >= w->devs[i]->retry_at) {
             w->devs[i]->retry_at = 0;
             w->dirty = true;
+        }
+    for (size_t i = 0; i < w->n_ops;)
+        if (w->ops[i].ask_at && now >= w->ops[i].ask_at) {
+            /* No removal after the other request: this detach is planned again, and asked. */
+            usbvm_watch_op_remove(w, &w->ops[i]);
+            w->dirty = true;
+        } else {
+            i++;
         }
     if (w->reconnect_at && now >= w->reconnect_at && !(w->opts->once && w->started))
         usbvm_watch_connect_start(w);

@@ -4,6 +4,7 @@
  * is reported exactly once, with what the job saw (the guest's mounts), the operation ends, and
  * the domain's picture no longer holds the device. The event coming first was reported twice
  * before (the clean-clone run's test-guest-watch: two "detach" records). */
+#include "hostlock.h"
 #include "watch-state.h"
 
 #include <errno.h>
@@ -113,7 +114,7 @@ static void event(Fixture *f, bool failed)
     usbvm_watch_device_removed(&f->w, &m, failed);
 }
 
-typedef enum Answer { DETACHED, PENDING, FAILED } Answer;
+typedef enum Answer { DETACHED, PENDING, FAILED, AWAITED } Answer;
 
 /* The job's answer: detached (its own wait saw the removal), asked and not confirmed in its
  * wait, or a failed call. It saw the guest's mount. */
@@ -130,8 +131,9 @@ static void answer(Fixture *f, Answer a)
     if (a == DETACHED) {
         j->r = 0;
         j->res.state = USBVM_STATE_DETACHED;
-    } else if (a == PENDING) {
+    } else if (a == PENDING || a == AWAITED) {
         j->res.state = USBVM_STATE_PENDING;
+        j->res.awaited_ms = a == AWAITED ? 1200 : 0;
         j->r = usbvm_error_set(&j->err, USBVM_E_PENDING, EINPROGRESS, "requested");
     } else {
         j->r = usbvm_error_set(&j->err, USBVM_E_LIBVIRT, EIO, "the connection broke");
@@ -212,6 +214,33 @@ static void test_pending_answer_then_event(void **state)
     assert_ended(f);
 }
 
+/* Not asked: another usbvm process asked 1.2 s before. Pending like an asked one, and due to
+ * be planned (and asked) again once the settle time of that request is over. */
+static void test_awaited_answer(void **state)
+{
+    Fixture *f = *state;
+    answer(f, AWAITED);
+    assert_int_equal(records_with("\"event\":\"detach\"", "\"result\":\"requested\"", NULL), 1);
+    assert_int_equal(usbvm_watch_pending_detaches(&f->w), 1);
+    WatchOp *op = usbvm_watch_op_find(&f->w, USBVM_OP_DETACH, DOMAIN, ALIAS);
+    assert_non_null(op);
+    assert_int_equal(op->ask_at,
+                     143000 + (uint64_t)(USBVM_HOSTLOCK_DETACH_SETTLE_MS - 1200 + 1) * 1000);
+    event(f, false); /* the other request's removal came: over */
+    assert_int_equal(records_with("\"event\":\"detach\"", "\"result\":\"ok\"", NULL), 1);
+    assert_ended(f);
+}
+
+/* An asked one has no such due time. */
+static void test_pending_answer_no_ask_again(void **state)
+{
+    Fixture *f = *state;
+    answer(f, PENDING);
+    WatchOp *op = usbvm_watch_op_find(&f->w, USBVM_OP_DETACH, DOMAIN, ALIAS);
+    assert_non_null(op);
+    assert_int_equal(op->ask_at, 0);
+}
+
 static void test_detached_answer_then_event(void **state)
 {
     Fixture *f = *state;
@@ -231,6 +260,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusal_then_pending_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_answer_then_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detached_answer_then_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_awaited_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_answer_no_ask_again, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
