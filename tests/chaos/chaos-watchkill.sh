@@ -12,7 +12,10 @@ COUNT=${USBVM_CHAOS_COUNT:-10}
 # A watch killed in the middle of libvirt's scsi attach can leave the stick's block nodes in
 # QEMU (libvirt lists none of it), and libvirt refuses later attaches of it ("Failed to get
 # "write" lock"): watch removes the nodes and attaches (lib/virt-orphan.c). Every run
-# converges; stale, duplicates and wrong domain are 0.
+# converges; stale, duplicates and wrong domain are 0. A watch killed right after its detach of
+# the scsi stick, with the next one started at once, used to ask libvirt for the same detach
+# again before libvirt had handled the first; libvirtd 9.0 then crashed (about once in 20 runs):
+# the next watch now waits for the first request (lib/hostlock.h).
 
 dom=$(usbvm_h_domain_create ckill)
 usbvm_h_domain_track "$dom"
