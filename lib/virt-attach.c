@@ -721,6 +721,12 @@ static int detach_await_other(virDomainPtr dom, const char *alias, unsigned vfla
     UsbvmResult again = *res;
     int r = detach_ask_once(dom, alias, vflags & VIR_DOMAIN_AFFECT_LIVE, true, &again, err);
     res->awaited_ms = again.awaited_ms;
+    if (r == 0 && !again.awaited_ms) {
+        _cleanup_free_ char *n = xasprintf("no removal came within %d s of that request: asked "
+                                           "after all",
+                                           USBVM_HOSTLOCK_DETACH_SETTLE_MS / 1000);
+        note(res, n);
+    }
     return r;
 }
 
