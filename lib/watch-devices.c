@@ -4,7 +4,11 @@
 #include "watch-state.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+
+#define UDEV_RCVBUF (128 * 1024 * 1024)
 
 /* The present (not unplugged) device at syspath. */
 static WatchDevice *find_syspath(Watch *w, const char *syspath)
@@ -155,8 +159,18 @@ static bool read_one(Watch *w, WatchDevice *dev)
     if (r < 0)
         return !first;
     if (first && !dev->model->is_hub)
-        usbvm_watch_record(USBVM_LOG_INFO, &(WatchRecord){ .event = "plug", .device = dev->model });
+        dev->announce = true;
     return true;
+}
+
+void usbvm_watch_announce(Watch *w)
+{
+    for (size_t i = 0; i < w->n_devs; i++)
+        if (w->devs[i]->announce) {
+            w->devs[i]->announce = false;
+            usbvm_watch_record(USBVM_LOG_INFO,
+                               &(WatchRecord){ .event = "plug", .device = w->devs[i]->model });
+        }
 }
 
 void usbvm_watch_read_marked(Watch *w)
@@ -340,4 +354,63 @@ void usbvm_watch_device_free(WatchDevice *d)
     usbvm_strv_free(d->dropped);
     free(d->last_note);
     free(d);
+}
+
+/* Monitor first, then enumerate: a device plugged in between is seen twice, never missed, and
+ * the handler is idempotent. */
+int usbvm_watch_monitor_open(Watch *w, UsbvmError *err)
+{
+    w->monitor = udev_monitor_new_from_netlink(w->udev, "udev");
+    if (!w->monitor)
+        return usbvm_error_set(err, USBVM_E_FAILED, errno ? errno : EIO,
+                               "cannot listen to udev events (is systemd-udevd running?)");
+    udev_monitor_filter_add_match_subsystem_devtype(w->monitor, "usb", "usb_device");
+    udev_monitor_filter_add_match_subsystem_devtype(w->monitor, "block", NULL);
+    /* SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it the kernel caps the size at
+     * net.core.rmem_max, so what was obtained is read back and logged. */
+    unsigned long want = UDEV_RCVBUF;
+    const char *env = getenv("USBVM_UDEV_RCVBUF"); /* tests: a tiny buffer that overflows */
+    if (env)
+        want = strtoul(env, NULL, 10);
+    udev_monitor_set_receive_buffer_size(w->monitor, (int)want);
+    int r = udev_monitor_enable_receiving(w->monitor);
+    if (r < 0)
+        return usbvm_error_set(err, USBVM_E_FAILED, -r, "cannot listen to udev events: %s",
+                               strerror(-r));
+    int got = 0;
+    socklen_t len = sizeof(got);
+    (void)getsockopt(udev_monitor_get_fd(w->monitor), SOL_SOCKET, SO_RCVBUF, &got, &len);
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "event", json_object_new_string("udev-buffer"));
+    json_object_object_add(f, "asked", json_object_new_int64((int64_t)want));
+    json_object_object_add(f, "got", json_object_new_int(got));
+    usbvm_logf((unsigned long)got < want ? USBVM_LOG_WARNING : USBVM_LOG_DEBUG, f,
+               "udev receive buffer: %d bytes (asked for %lu)%s", got, want,
+               (unsigned long)got < want ? "; a burst of uevents may overflow it, which "
+                                           "makes watch read every device again"
+                                         : "");
+    return 0;
+}
+
+void usbvm_watch_receive_uevents(Watch *w)
+{
+    /* Everything that is queued: a burst of 32 sticks is one wakeup and one plan. */
+    for (;;) {
+        errno = 0;
+        struct udev_device *ud = udev_monitor_receive_device(w->monitor);
+        if (!ud) {
+            /* The socket's buffer overflowed and the kernel dropped uevents: which ones is
+             * unknown, so every device is read again. */
+            if (errno == ENOBUFS) {
+                usbvm_logf(USBVM_LOG_WARNING, json_tokener_parse("{\"event\":\"udev-overflow\"}"),
+                           "udev events were lost (the receive buffer overflowed); reading "
+                           "every device again");
+                usbvm_watch_resync(w);
+            }
+            return;
+        }
+        const char *action = udev_device_get_action(ud);
+        usbvm_watch_handle_uevent(w, ud, action ? action : "change");
+        udev_device_unref(ud);
+    }
 }

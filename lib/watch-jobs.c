@@ -185,9 +185,6 @@ void usbvm_watch_msg_free(WatchMsg *m)
 {
     if (!m)
         return;
-    if (m->ud)
-        udev_device_unref(m->ud);
-    free(m->action);
     free(m->domain);
     free(m->alias);
     usbvm_watch_job_free(m->job);

@@ -1,13 +1,14 @@
 /* The daemon's state and the pieces of usbvm watch (lib/watch*.c, lib/executor.c).
  *
  * Threads: the event-loop thread (watch-loop.c) runs libvirt's default event loop, which holds
- * the udev monitor, the signalfd and libvirt's connection (keepalive, close callback, domain
- * events); it only queues messages. The main thread (watch.c) owns all state below: it takes
- * every queued message, updates the devices and the snapshot, plans once per burst
- * (planner.c) and hands the actions to the executor (executor.c), whose threads make the
- * libvirt calls, one queue per domain, so that a call stuck on one domain holds up no other.
- * Their answers come back as messages. Nothing here is touched by two threads at once, except
- * the inbox and the executor's queues, which have their own locks. */
+ * libvirt's connection (keepalive, close callback, domain events); it only queues messages.
+ * The main thread (watch.c) owns all state below and reads the udev monitor and the signalfd
+ * itself, waiting on them beside the inbox: it takes every queued message and uevent, updates
+ * the devices and the snapshot, plans once per burst (planner.c) and hands the actions to the
+ * executor (executor.c), whose threads make the libvirt calls, one queue per domain, so that a
+ * call stuck on one domain holds up no other. Their answers come back as messages. Nothing
+ * here is touched by two threads at once, except the inbox and the executor's queues, which
+ * have their own locks. */
 #pragma once
 
 #include "device.h"
@@ -35,6 +36,7 @@ typedef struct WatchDevice {
     uint64_t retry_at;   /* a retry of the attach is due then (0: none) */
     uint64_t event_usec; /* when the event that last changed it arrived */
     bool stale;          /* an event came since the last read: read it before the next plan */
+    bool announce;       /* read for the first time: its "plug" record is due */
     char **dropped;      /* block devices removed since the last read, dropped again after it */
     char *last_note;     /* last "wait"/"refused" text, so it is not repeated */
 } WatchDevice;
@@ -58,15 +60,12 @@ typedef struct WatchOp {
 /* ---- messages to the main thread ---------------------------------------------------------- */
 
 typedef enum WatchMsgKind {
-    WATCH_MSG_UEVENT,
-    WATCH_MSG_SIGNAL,
     WATCH_MSG_LIFECYCLE,
     WATCH_MSG_DEVICE_ADDED,
     WATCH_MSG_DEVICE_REMOVED,
     WATCH_MSG_REMOVAL_FAILED,
     WATCH_MSG_CLOSED,
     WATCH_MSG_JOB_DONE,
-    WATCH_MSG_RESYNC, /* uevents were lost: read every device again */
 } WatchMsgKind;
 
 struct WatchJob;
@@ -75,10 +74,7 @@ typedef struct WatchMsg {
     WatchMsgKind kind;
     struct WatchMsg *next;
     unsigned conn_gen; /* libvirt messages: which connection said it */
-    struct udev_device *ud;
-    char *action;
-    int signo;
-    int event; /* lifecycle */
+    int event;         /* lifecycle */
     char *domain;
     char *alias;
     struct WatchJob *job;
@@ -86,16 +82,19 @@ typedef struct WatchMsg {
 
 typedef struct WatchInbox {
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    int wake_fd; /* an eventfd, readable while messages wait */
     WatchMsg *head, **tail;
 } WatchInbox;
 
 void usbvm_watch_inbox_init(WatchInbox *in);
 void usbvm_watch_inbox_destroy(WatchInbox *in); /* empty it first */
 void usbvm_watch_inbox_post(WatchInbox *in, WatchMsg *m);
-/* Every queued message (oldest first), waiting until one arrives or deadline_usec passes
- * (0: no deadline). NULL when none came. */
-WatchMsg *usbvm_watch_inbox_take(WatchInbox *in, uint64_t deadline_usec);
+/* Waits until a message is queued, one of the n (at most 3) descriptors fds is readable
+ * (ready[i] then true) or deadline_usec passes (0: no deadline). */
+void usbvm_watch_inbox_wait(WatchInbox *in, uint64_t deadline_usec, const int *fds, bool *ready,
+                            size_t n);
+/* Every queued message, oldest first, without waiting; NULL when none. */
+WatchMsg *usbvm_watch_inbox_take(WatchInbox *in);
 void usbvm_watch_msg_free(WatchMsg *m); /* watch-jobs.c: it frees the job it carries */
 
 /* ---- jobs for the executor ----------------------------------------------------------------- */
@@ -163,14 +162,12 @@ typedef struct Watch {
     WatchInbox inbox;
     UsbvmExecutor *exec;
 
-    struct udev *udev;           /* the main thread's own context (libudev is not thread-safe) */
-    UsbvmHostUseCache *host_use; /* the main thread's: every read of a device uses it */
+    struct udev *udev;            /* the main thread's own context (libudev is not thread-safe) */
+    struct udev_monitor *monitor; /* the main thread's, on its own context */
+    int signal_fd;                /* SIGHUP, SIGINT, SIGTERM, read by the main thread */
+    UsbvmHostUseCache *host_use;  /* the main thread's: every read of a device uses it */
 
     /* event-loop thread (watch-loop.c) */
-    struct udev *loop_udev;
-    struct udev_monitor *monitor;
-    int signal_fd;
-    int udev_handle, signal_handle;
     pthread_t loop_thread;
     bool loop_running;
     volatile int loop_quit;
@@ -253,6 +250,9 @@ void usbvm_watch_conn_register(Watch *w, WatchJob *job);
 void usbvm_watch_conn_deregister(WatchJob *job);
 
 /* watch-devices.c */
+int usbvm_watch_monitor_open(Watch *w, UsbvmError *err);
+/* Takes every uevent the monitor holds (the main thread, when its descriptor is readable). */
+void usbvm_watch_receive_uevents(Watch *w);
 void usbvm_watch_handle_uevent(Watch *w, struct udev_device *ud, const char *action);
 int usbvm_watch_enumerate(Watch *w, UsbvmError *err);
 /* After lost uevents: every device read again; known ones not found any more are unplugged. */
@@ -262,6 +262,9 @@ WatchDevice *usbvm_watch_find_alias(Watch *w, const char *alias);
  * its disk and its driver's bind come as a burst. One that a libvirt call is about waits for
  * the answer. */
 void usbvm_watch_read_marked(Watch *w);
+/* Writes the "plug" record of each device read for the first time. The plan's calls are handed
+ * on before it: a record costs tens of microseconds, which a plug's attach need not wait for. */
+void usbvm_watch_announce(Watch *w);
 void usbvm_watch_forget_gone(Watch *w);
 void usbvm_watch_device_free(WatchDevice *d);
 

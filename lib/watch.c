@@ -1,12 +1,15 @@
-/* usbvm watch: the main thread. It owns the daemon's state (watch-state.h), takes the messages
- * of the event-loop thread and of the executor, and after each burst plans once and hands the
- * actions to the executor. It never makes a libvirt call itself, so it always answers. */
+/* usbvm watch: the main thread. It owns the daemon's state (watch-state.h), reads the udev
+ * monitor and the signalfd, takes the messages of the event-loop thread and of the executor,
+ * and after each burst plans once and hands the actions to the executor. It never makes a
+ * libvirt call itself, so it always answers. */
 #include "notify.h"
 #include "watch-state.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #define SLOW_CALL_USEC    (30ULL * 1000000)
 #define STOP_GRACE_MS     500
@@ -54,14 +57,6 @@ static int load_rules(Watch *w, UsbvmError *err)
                w->opts->rules_path);
     return 0;
 }
-
-/* ---- operations in flight ------------------------------------------------------------------ */
-
-/* ---- the connection ------------------------------------------------------------------------ */
-
-/* ---- libvirt's events ------------------------------------------------------------------------ */
-
-/* ---- answers from the executor --------------------------------------------------------------- */
 
 /* ---- planning ------------------------------------------------------------------------------- */
 
@@ -232,15 +227,25 @@ static size_t plan_and_act(Watch *w)
     free(ops);
     size_t acted = 0;
     w->waiting = 0;
-    for (size_t i = 0; i < plan.n; i++) {
-        const UsbvmAction *a = &plan.actions[i];
-        if (a->kind == USBVM_ACTION_ATTACH)
-            act_attach(w, a);
-        else if (a->kind == USBVM_ACTION_DETACH)
-            act_detach(w, a);
-        else
-            act_wait(w, a);
-        acted += a->kind == USBVM_ACTION_ATTACH || a->kind == USBVM_ACTION_DETACH;
+    /* Calls first, then the records: the plug records, then what the plan says in words (a
+     * wait, a refusal, a dry run), in the order they always came. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < plan.n; i++) {
+            const UsbvmAction *a = &plan.actions[i];
+            bool call = (a->kind == USBVM_ACTION_ATTACH || a->kind == USBVM_ACTION_DETACH) &&
+                        !w->opts->dry_run;
+            if (call != (pass == 0))
+                continue;
+            if (a->kind == USBVM_ACTION_ATTACH)
+                act_attach(w, a);
+            else if (a->kind == USBVM_ACTION_DETACH)
+                act_detach(w, a);
+            else
+                act_wait(w, a);
+            acted += a->kind == USBVM_ACTION_ATTACH || a->kind == USBVM_ACTION_DETACH;
+        }
+        if (pass == 0)
+            usbvm_watch_announce(w);
     }
     usbvm_plan_clear(&plan);
     usbvm_watch_forget_gone(w);
@@ -271,6 +276,30 @@ static void on_signal(Watch *w, int signo)
     usbvm_watch_recheck_all(w);
 }
 
+/* SIGHUP, SIGINT and SIGTERM through a signalfd, blocked before any thread starts so that every
+ * thread inherits the mask and only the signalfd sees them. */
+static int signals_open(Watch *w, UsbvmError *err)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    w->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (w->signal_fd < 0)
+        return usbvm_error_set(err, USBVM_E_FAILED, errno, "cannot set up signal handling: %s",
+                               strerror(errno));
+    return 0;
+}
+
+static void read_signals(Watch *w)
+{
+    struct signalfd_siginfo si;
+    while (read(w->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        on_signal(w, (int)si.ssi_signo);
+}
+
 /* Applies a message; true when it was kept for later (the caller must not free it). */
 bool usbvm_watch_handle(Watch *w, WatchMsg *m)
 {
@@ -286,12 +315,6 @@ bool usbvm_watch_handle(Watch *w, WatchMsg *m)
     }
     bool current = m->conn_gen == w->conn_gen && w->conn;
     switch (m->kind) {
-    case WATCH_MSG_UEVENT:
-        usbvm_watch_handle_uevent(w, m->ud, m->action);
-        break;
-    case WATCH_MSG_SIGNAL:
-        on_signal(w, m->signo);
-        break;
     case WATCH_MSG_LIFECYCLE:
         if (current)
             usbvm_watch_lifecycle(w, m);
@@ -314,12 +337,6 @@ bool usbvm_watch_handle(Watch *w, WatchMsg *m)
             usbvm_watch_connected(w, m->job);
         else
             usbvm_watch_job_done(w, m->job);
-        break;
-    case WATCH_MSG_RESYNC:
-        usbvm_logf(USBVM_LOG_WARNING, json_tokener_parse("{\"event\":\"udev-overflow\"}"),
-                   "udev events were lost (the receive buffer overflowed); reading every "
-                   "device again");
-        usbvm_watch_resync(w);
         break;
     }
     return false;
@@ -394,7 +411,14 @@ static void turn(Watch *w, uint64_t stop_at)
     if (w->started && w->dirty)
         plan_and_act(w);
     uint64_t now = usbvm_now_usec();
-    WatchMsg *m = usbvm_watch_inbox_take(&w->inbox, next_deadline(w, now, stop_at));
+    int fds[] = { udev_monitor_get_fd(w->monitor), w->signal_fd };
+    bool ready[ELEMENTSOF(fds)];
+    usbvm_watch_inbox_wait(&w->inbox, next_deadline(w, now, stop_at), fds, ready, ELEMENTSOF(fds));
+    if (ready[1])
+        read_signals(w);
+    if (ready[0])
+        usbvm_watch_receive_uevents(w);
+    WatchMsg *m = usbvm_watch_inbox_take(&w->inbox);
     while (m) {
         WatchMsg *next = m->next;
         if (!usbvm_watch_handle(w, m))
@@ -440,12 +464,7 @@ static void turn(Watch *w, uint64_t stop_at)
 static Watch *watch_new(const UsbvmWatchOptions *opts, UsbvmWatchSummary *summary)
 {
     Watch *w = xcalloc(1, sizeof(*w));
-    *w = (Watch){ .opts = opts,
-                  .summary = summary,
-                  .signal_fd = -1,
-                  .udev_handle = -1,
-                  .signal_handle = -1,
-                  .cb = { -1, -1, -1, -1 } };
+    *w = (Watch){ .opts = opts, .summary = summary, .signal_fd = -1, .cb = { -1, -1, -1, -1 } };
     usbvm_watch_inbox_init(&w->inbox);
     w->exec = usbvm_executor_new(&w->inbox);
     return w;
@@ -469,7 +488,7 @@ static void watch_free(Watch *w)
     }
     usbvm_watch_drop_deferred(w);
     usbvm_executor_free(w->exec);
-    for (WatchMsg *m = usbvm_watch_inbox_take(&w->inbox, 1), *next; m; m = next) {
+    for (WatchMsg *m = usbvm_watch_inbox_take(&w->inbox), *next; m; m = next) {
         next = m->next;
         usbvm_watch_msg_free(m);
     }
@@ -482,6 +501,10 @@ static void watch_free(Watch *w)
     free(w->ops);
     usbvm_snapshot_clear(&w->snapshot);
     usbvm_ruleset_free(w->rules);
+    if (w->signal_fd >= 0)
+        close(w->signal_fd);
+    if (w->monitor)
+        udev_monitor_unref(w->monitor);
     if (w->udev)
         udev_unref(w->udev);
     usbvm_host_use_cache_free(w->host_use);
@@ -497,7 +520,8 @@ static int start(Watch *w, UsbvmError *err)
     if (!w->udev)
         return usbvm_error_set(err, USBVM_E_FAILED, ENOMEM, "cannot talk to udev");
     w->host_use = usbvm_host_use_cache_new(NULL);
-    if ((r = usbvm_watch_loop_start(w, err)) < 0)
+    if ((r = usbvm_watch_monitor_open(w, err)) < 0 || (r = signals_open(w, err)) < 0 ||
+        (r = usbvm_watch_loop_start(w, err)) < 0)
         return r;
     /* Bounded: a libvirtd that accepts and never answers must not keep the daemon from
      * watching; the connect goes on on its own thread and its answer comes when it comes. */
