@@ -156,20 +156,37 @@ static uint16_t le16(const uint8_t *p)
     return (uint16_t)(p[0] | p[1] << 8);
 }
 
-/* The device descriptor's fields, from the first 18 bytes of "descriptors": the kernel's copy
- * of the descriptor, from which it also formats idVendor, idProduct, bcdDevice, version and
- * the three class attributes (its 2-byte fields are little-endian, as on the bus). One read
- * instead of seven. False when the file is missing or does not start with a device
- * descriptor. */
-static bool device_descriptor(int dfd, UsbvmDevice *dev)
+/* with-interface means what it means in USBGuard: every interface and alternate setting the
+ * device describes, not only the interface nodes sysfs shows now (one alternate setting per
+ * interface, and none at all before the device is configured or while it is not
+ * authorized). The interface nodes only lend their drivers to the settings they show (see
+ * lend_driver). */
+static bool interfaces_from_descriptors(UsbvmDevice *dev, const uint8_t *raw, size_t len)
+{
+    UsbvmInterface *ifs;
+    size_t n;
+    if (usbvm_usbdesc_parse_interfaces(raw, len, &ifs, &n) < 0)
+        return false;
+    dev->interfaces = ifs;
+    dev->n_interfaces = n;
+    return true;
+}
+
+/* The kernel's copy of the device's descriptors ("descriptors"), read once: the device
+ * descriptor at its start, from which the kernel also formats idVendor, idProduct, bcdDevice,
+ * version and the three class attributes (its 2-byte fields are little-endian, as on the bus),
+ * and the configurations' interfaces after it. One read instead of seven attributes and five
+ * more per interface. False when the file is missing or does not start with a device
+ * descriptor; dev->described says whether the interfaces came from it too. */
+static bool device_descriptors(int dfd, UsbvmDevice *dev)
 {
     _cleanup_close_ int fd = openat(dfd, "descriptors", O_RDONLY | O_NOCTTY | O_CLOEXEC);
-    uint8_t d[18];
-    ssize_t n;
-    do
-        n = fd >= 0 ? read(fd, d, sizeof(d)) : -1;
-    while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(d) || d[0] != sizeof(d) || d[1] != 1)
+    _cleanup_free_ char *raw = NULL;
+    size_t len = 0;
+    if (fd < 0 || usbvm_read_fd(fd, &raw, &len) < 0)
+        return false;
+    const uint8_t *d = (const uint8_t *)raw;
+    if (len < 18 || d[0] != 18 || d[1] != 1)
         return false;
     dev->bcd_usb = le16(d + 2);
     dev->dev_class = d[4];
@@ -178,6 +195,7 @@ static bool device_descriptor(int dfd, UsbvmDevice *dev)
     dev->vendor_id = le16(d + 8);
     dev->product_id = le16(d + 10);
     dev->bcd_device = le16(d + 12);
+    dev->described = interfaces_from_descriptors(dev, d, len);
     return true;
 }
 
@@ -194,7 +212,20 @@ static void device_descriptor_attrs(int dfd, UsbvmDevice *dev)
     dev->dev_protocol = (uint8_t)attr_uint(dfd, "bDeviceProtocol", 16, 0xff);
 }
 
-/* The device's own attributes; -EINVAL when syspath is not a USB device (DEVTYPE usb_device). */
+/* A number the uevent file carries ("BUSNUM=001"), else the attribute the kernel formats it
+ * into: one file fewer to open. */
+static unsigned uevent_uint(const char *uevent, const char *key, int dfd, const char *attr,
+                            unsigned max)
+{
+    _cleanup_free_ char *v = usbvm_uevent_value(uevent, key);
+    unsigned n;
+    if (v && usbvm_parse_uint(v, 10, max, &n) == 0)
+        return n;
+    return attr_uint(dfd, attr, 10, max);
+}
+
+/* The device's own attributes, and its interfaces when it is described; -EINVAL when syspath
+ * is not a USB device (DEVTYPE usb_device). */
 static int fill_basic(UsbvmDevice *dev, const char *syspath, UsbvmError *err)
 {
     const char *sysname = strrchr(syspath, '/');
@@ -208,12 +239,12 @@ static int fill_basic(UsbvmDevice *dev, const char *syspath, UsbvmError *err)
         return usbvm_error_set(err, USBVM_E_FAILED, EINVAL, "'%s' is not a USB device", syspath);
     dev->syspath = xstrdup(syspath);
     dev->port = xstrdup(sysname + 1);
-    dev->busnum = attr_uint(dfd, "busnum", 10, 65535);
-    dev->devnum = attr_uint(dfd, "devnum", 10, 65535);
+    dev->busnum = uevent_uint(uevent, "BUSNUM", dfd, "busnum", 65535);
+    dev->devnum = uevent_uint(uevent, "DEVNUM", dfd, "devnum", 65535);
     _cleanup_free_ char *node = usbvm_uevent_value(uevent, "DEVNAME");
     dev->devnode = node && *node ? xasprintf("%s%s", node[0] == '/' ? "" : "/dev/", node)
                                  : xasprintf("/dev/bus/usb/%03u/%03u", dev->busnum, dev->devnum);
-    if (!device_descriptor(dfd, dev))
+    if (!device_descriptors(dfd, dev))
         device_descriptor_attrs(dfd, dev);
     dev->manufacturer = usbvm_sysfs_attr(dfd, "manufacturer");
     dev->product = usbvm_sysfs_attr(dfd, "product");
@@ -234,7 +265,33 @@ static int fill_basic(UsbvmDevice *dev, const char *syspath, UsbvmError *err)
     return 0;
 }
 
-/* An interface node ("1-2:1.0"): the setting sysfs shows now, and its driver. */
+/* An interface node ("1-2:1.0") of a described device lends its driver to the setting it shows
+ * now: its number from its name ("<device>:<config>.<number>", decimal, as the kernel names
+ * it), its alternate setting from sysfs. */
+static void lend_driver(UsbvmDevice *dev, const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    unsigned number, alt;
+    if (!dot || usbvm_parse_uint(dot + 1, 10, 0xff, &number) < 0)
+        return;
+    _cleanup_close_ int dfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_free_ char *a = dfd >= 0 ? usbvm_sysfs_attr(dfd, "bAlternateSetting") : NULL;
+    const char *p = a;
+    while (p && *p == ' ')
+        p++;
+    if (!p || usbvm_parse_uint(p, 10, 0xff, &alt) < 0)
+        return; /* unplugged while we looked */
+    for (size_t i = 0; i < dev->n_interfaces; i++) {
+        UsbvmInterface *s = &dev->interfaces[i];
+        if (s->number == number && s->alt == alt && !s->driver) {
+            s->driver = driver_name(dfd, NULL);
+            return;
+        }
+    }
+}
+
+/* An interface node ("1-2:1.0") of a device whose descriptors could not be read: the setting
+ * sysfs shows now, and its driver, are all there is. */
 static void add_interface(UsbvmDevice *dev, const char *path)
 {
     _cleanup_close_ int dfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -327,46 +384,13 @@ static UsbvmDevice *owner_of(UsbvmDevice **devs, size_t n, const char *path)
     return best;
 }
 
-/* with-interface means what it means in USBGuard: every interface and alternate setting the
- * device describes, not only the interface nodes sysfs shows now (one alternate setting per
- * interface, and none at all before the device is configured or while it is not
- * authorized). The interface nodes only lend their drivers to the settings they show. When
- * the descriptors cannot be read, the nodes are all there is. */
-static void interfaces_from_descriptors(UsbvmDevice *dev)
-{
-    _cleanup_free_ char *path = xasprintf("%s/descriptors", dev->syspath);
-    _cleanup_free_ char *raw = NULL;
-    size_t len;
-    UsbvmInterface *ifs;
-    size_t n;
-    if (usbvm_read_file(path, &raw, &len) < 0 ||
-        usbvm_usbdesc_parse_interfaces((const uint8_t *)raw, len, &ifs, &n) < 0)
-        return;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < dev->n_interfaces; j++) {
-            UsbvmInterface *node = &dev->interfaces[j];
-            if (node->driver && node->number == ifs[i].number && node->alt == ifs[i].alt) {
-                ifs[i].driver = TAKE_PTR(node->driver);
-                break;
-            }
-        }
-    for (size_t j = 0; j < dev->n_interfaces; j++)
-        free(dev->interfaces[j].driver);
-    free(dev->interfaces);
-    dev->interfaces = ifs;
-    dev->n_interfaces = n;
-}
-
 static void device_finish(UsbvmDevice *dev)
 {
-    if (dev->n_interfaces > 1)
+    if (!dev->described && dev->n_interfaces > 1)
         qsort(dev->interfaces, dev->n_interfaces, sizeof(UsbvmInterface), interface_cmp);
-    interfaces_from_descriptors(dev);
     usbvm_blocks_sort(dev->blocks, dev->n_blocks);
 }
 
-/* Hands each interface and block device below the devices to its owner. The usb scan is the
- * one that found the devices when scan_usb is NULL (interfaces then come from a new scan). */
 /* "/sys/class/block/sdb" -> "/sys/devices/.../block/sdb", by its link alone: the entries of a
  * class or bus directory are links into /sys/devices. */
 static char *sysfs_resolve(const char *dir, const char *name)
@@ -508,7 +532,9 @@ static void collect_children(const char *parent, char *const *usb_all, UsbvmDevi
         if (!base || !strchr(base, ':'))
             continue;
         UsbvmDevice *dev = owner_of(devs, n, path);
-        if (dev)
+        if (dev && dev->described)
+            lend_driver(dev, path);
+        else if (dev)
             add_interface(dev, path);
     }
 

@@ -67,8 +67,11 @@ typedef struct UsbvmDevice {
     bool authorized;
     bool bound; /* a driver is bound to the device itself ("usb" once it is configured) */
     bool is_hub;
+    /* Every interface and alternate setting the descriptors list when described (the nodes
+     * sysfs shows lend them their drivers), else only the interface nodes sysfs shows now. */
     UsbvmInterface *interfaces;
     size_t n_interfaces;
+    bool described;
     UsbvmBlock *blocks; /* whole disks first, each followed by its partitions */
     size_t n_blocks;
     /* Identity, stable across replugs: "0781:5567:<serial>" when a serial exists, else

@@ -183,6 +183,7 @@ static void test_enumerate(void **state)
     assert_int_equal(d->bcd_usb, 0x0310);
     /* Both alternate settings of the T5's interface, as USBGuard sees them, although sysfs
      * shows only the active one (UAS, alt 1), which lends its driver. */
+    assert_true(d->described);
     assert_int_equal(d->n_interfaces, 2);
     assert_int_equal(d->interfaces[0].alt, 0);
     assert_int_equal(d->interfaces[0].protocol, 0x50);
@@ -573,7 +574,7 @@ static UsbvmDevice *device_at(const char *syspath)
 
 /* A device USBGuard blocks (authorized=0) has no interface nodes in sysfs, yet
  * with-interface must see its interfaces; a device whose descriptors cannot be read falls
- * back to the nodes. */
+ * back to the nodes, and one whose uevent file lacks BUSNUM and DEVNUM to the attributes. */
 static void test_interfaces_without_nodes(void **state)
 {
     static const char blocked[] =
@@ -584,7 +585,7 @@ static void test_interfaces_without_nodes(void **state)
         "50000705810200020007050202000200\n";
     static const char no_descriptors[] =
         "P: /devices/pci0000:00/0000:00:14.0/usb1/1-10\n"
-        "E: DEVTYPE=usb_device\nE: SUBSYSTEM=usb\nE: BUSNUM=001\nE: DEVNUM=021\n"
+        "E: DEVTYPE=usb_device\nE: SUBSYSTEM=usb\n"
         "A: authorized=1\nA: busnum=1\nA: devnum=21\nA: idVendor=046d\nA: idProduct=c31c\n"
         "A: bDeviceClass=00\nA: version= 1.10\n\n"
         "P: /devices/pci0000:00/0000:00:14.0/usb1/1-10/1-10:1.0\n"
@@ -603,6 +604,7 @@ static void test_interfaces_without_nodes(void **state)
     assert_int_equal(b->product_id, 0x5567);
     assert_int_equal(b->bcd_usb, 0x0200);
     assert_int_equal(b->bcd_device, 0x0100);
+    assert_true(b->described); /* not authorized: no interface node, all from descriptors */
     assert_int_equal(b->n_interfaces, 1);
     assert_int_equal(b->interfaces[0].cls, 0x08);
     assert_int_equal(b->interfaces[0].protocol, 0x50);
@@ -614,6 +616,10 @@ static void test_interfaces_without_nodes(void **state)
     assert_int_equal(k->vendor_id, 0x046d); /* no descriptors: from the attributes */
     assert_int_equal(k->product_id, 0xc31c);
     assert_int_equal(k->bcd_usb, 0x0110);
+    assert_false(k->described); /* the interface node is all there is */
+    assert_int_equal(k->busnum, 1);
+    assert_int_equal(k->devnum, 21);
+    assert_int_equal(b->devnum, 20);
     assert_int_equal(k->n_interfaces, 1);
     assert_int_equal(k->interfaces[0].cls, 0x03);
     assert_string_equal(k->interfaces[0].driver, "usbhid");
