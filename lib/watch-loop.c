@@ -5,7 +5,6 @@
 #include "watch-state.h"
 
 #include <errno.h>
-#include <string.h>
 #include <stdlib.h>
 
 static WatchMsg *msg_new(WatchMsgKind kind)
