@@ -96,7 +96,7 @@ usbvm_h_init() {
     usbvm_h_require virsh losetup qemu-system-x86_64 umockdev-run perl jq lsblk blockdev
     # The sanitizer build must accept umockdev's LD_PRELOAD coming first.
     export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
-    USBVM_H_TMP=$(mktemp -d /tmp/usbvm-test.XXXXXX) || usbvm_h_fail "mktemp failed"
+    USBVM_H_TMP=$(mktemp -d "${TMPDIR:-/tmp}/usbvm-test.XXXXXX") || usbvm_h_fail "mktemp failed"
     trap usbvm_h_cleanup EXIT
     trap 'exit 130' INT TERM
 }

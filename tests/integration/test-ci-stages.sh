@@ -61,11 +61,30 @@ inside=$(TMPDIR=$TMP/ns "$SRC/tests/harness/ns-run" bash -c '
     touch "/run/libvirt/$1" "/run/usbvm/$1" "/etc/libvirt/$1" "/var/lib/libvirt/$1"
     ls /etc/libvirt/qemu/*.xml /etc/libvirt/qemu/autostart 2>/dev/null
     mountpoint -q /run/libvirt && echo mounted
+    stat -f -c %T /run/usbvm
     exit 7' _ "$probe" 2>&1) || rc=$?
 expect "ns-run: the command's exit status" 7 "$rc"
 # (The suite itself runs under ns-run, so /run/libvirt may be a mount outside too: the files
 # below tell this namespace's own copies.)
-expect "ns-run: /run/libvirt is a mount, with no host domain definitions" mounted "$inside"
+expect "ns-run: /run/libvirt is a mount, with no host domain definitions, /run on a tmpfs" \
+    "mounted"$'\n'"tmpfs" "$inside"
+# --tmp-in-ram: the command's TMPDIR is a tmpfs of its own, the harness's directory goes there,
+# and it is gone with the namespace.
+rc=0
+inside=$(TMPDIR=$TMP/ns "$SRC/tests/harness/ns-run" --tmp-in-ram bash -c '
+    stat -f -c %T "$TMPDIR"
+    [[ $TMPDIR == "$1"/usbvm-ns.* ]] && echo under-the-given-tmpdir
+    source "$2/tests/harness/libvirt.sh"
+    usbvm_h_init
+    [[ $USBVM_H_TMP == "$TMPDIR"/usbvm-test.* ]] && echo harness-there
+    touch "$TMPDIR/left"' _ "$TMP/ns" "$SRC" 2>&1) || rc=$?
+expect "ns-run --tmp-in-ram: exit status" 0 "$rc"
+expect "ns-run --tmp-in-ram: TMPDIR is a tmpfs, made under the given TMPDIR" \
+    "tmpfs"$'\n'"under-the-given-tmpdir"$'\n'"harness-there" "$inside"
+expect "ns-run --tmp-in-ram: nothing is left" "" "$(ls -A "$TMP/ns")"
+rc=0
+"$SRC/tests/harness/ns-run" --tmp-in-ram >/dev/null 2>"$TMP/err" || rc=$?
+expect "ns-run --tmp-in-ram without a command: usage" 2 "$rc"
 for d in /run/libvirt /run/usbvm /etc/libvirt /var/lib/libvirt; do
     expect "ns-run: a file made in $d inside is not there outside" no \
         "$([[ -e $d/$probe ]] && echo yes || echo no)"
