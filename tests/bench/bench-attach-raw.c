@@ -18,6 +18,13 @@
  *       cycle, one attach+detach per line read from stdin (until EOF), its line printed at
  *       once: the caller plugs the testbed's stick before each line and pulls it after the
  *       answer, so that the bare call runs amid the same sysfs churn as a plug under watch.
+ *   bench-attach-raw on-uevent URI DOMAIN XMLFILE ALIAS
+ *       the least any daemon does on a plug: a udev monitor for USB devices, and on the first
+ *       "add" of a device the bare call at once (XML ready, connection open, nothing read,
+ *       nothing checked); prints "ready", then per plug the CLOCK_MONOTONIC microsecond at which
+ *       the call returned and the call's own time; on the device's "remove" detaches (waits
+ *       for DEVICE_REMOVED) and prints "detached". Ends at EOF on stdin. Run it as usbvm watch
+ *       runs in the testbed (umockdev's preload), so that it gets the same uevents the same way.
  */
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -26,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <poll.h>
 #include <pthread.h>
+#include <libudev.h>
 
 static void quiet(void *u, virErrorPtr e)
 {
@@ -162,6 +171,54 @@ static long long detach_wait(virConnectPtr conn, virDomainPtr dom, const char *a
     return t1 - t0;
 }
 
+/* on-uevent: the call starts in the same wakeup as the device's first uevent. */
+static void on_uevent(virConnectPtr conn, virDomainPtr dom, const char *xml, const char *alias)
+{
+    struct udev *udev = udev_new();
+    struct udev_monitor *mon = udev ? udev_monitor_new_from_netlink(udev, "udev") : NULL;
+    if (!mon || udev_monitor_filter_add_match_subsystem_devtype(mon, "usb", "usb_device") < 0 ||
+        udev_monitor_enable_receiving(mon) < 0) {
+        fprintf(stderr, "bench-attach-raw: cannot open a udev monitor\n");
+        exit(1);
+    }
+    printf("ready\n");
+    fflush(stdout);
+    bool in = false;
+    struct pollfd fds[] = { { .fd = udev_monitor_get_fd(mon), .events = POLLIN },
+                            { .fd = 0, .events = POLLIN } };
+    for (;;) {
+        if (poll(fds, 2, -1) < 0)
+            continue;
+        if (fds[1].revents) {
+            char line[64];
+            if (!fgets(line, sizeof(line), stdin))
+                break;
+        }
+        /* One per wakeup: the socket umockdev's preload puts in place may block. */
+        struct udev_device *d = fds[0].revents ? udev_monitor_receive_device(mon) : NULL;
+        if (d) {
+            const char *action = udev_device_get_action(d);
+            if (!in && action && strcmp(action, "add") == 0) {
+                long long t0 = now_us();
+                if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
+                    die("attach");
+                long long t1 = now_us();
+                in = true;
+                printf("%lld %lld\n", t1, t1 - t0);
+                fflush(stdout);
+            } else if (in && action && strcmp(action, "remove") == 0) {
+                detach_wait(conn, dom, alias, true);
+                in = false;
+                printf("detached\n");
+                fflush(stdout);
+            }
+            udev_device_unref(d);
+        }
+    }
+    udev_monitor_unref(mon);
+    udev_unref(udev);
+}
+
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -209,6 +266,8 @@ int main(int argc, char **argv)
         printf("%lld\n", total);
     } else if (strcmp(cmd, "detach") == 0) {
         printf("%lld\n", detach_wait(conn, dom, argv[4], true));
+    } else if (strcmp(cmd, "on-uevent") == 0 && argc == 6) {
+        on_uevent(conn, dom, slurp(argv[4]), argv[5]);
     } else if (strcmp(cmd, "wait-gone") == 0) {
         detach_wait(conn, dom, argv[4], false);
     } else if (((strcmp(cmd, "cycle") == 0 || strcmp(cmd, "listen-cycle") == 0) && argc == 7) ||

@@ -18,7 +18,14 @@
 #     removes the stick's sysfs tree in the testbed's directory on every plug and pull, and
 #     what that leaves to the kernel lands on the calls that follow (the bare call's p50 rose
 #     by 0.51 ms in one run; a scheduler trace showed the kernel's RCU thread running 0.8 ms in
-#     one of watch's calls); a kernel's own plug costs a daemon no such thing.
+#     one of watch's calls); a kernel's own plug costs a daemon no such thing. A fifth is the
+#     floor under any daemon in this testbed (bench-attach-raw on-uevent): the bare call started
+#     in the wakeup of the stick's first uevent, timed from that uevent as watch is. Over the bare
+#     call it is what the testbed's plug costs any daemon (umockdev's delivery of the uevent, and
+#     the rest of the plug going on during the call, as it does under watch); usbvm over it is
+#     what usbvm itself adds (reading the device, its rules, its checks, its threads, its log).
+#     Run under tests/harness/ns-run --tmp-in-ram (tests/bench/run does): the testbed's sysfs
+#     tree then lives on a tmpfs, as a kernel's does.
 #  2. The same with 17 running domains (16 more started): the ratio 17/1 shows what the other
 #     domains cost per plug (the daemon reads them at start, not per event).
 #  3. A burst of 32 sticks (scsi) with 17 domains running: first uevent -> all 32 attached,
@@ -97,6 +104,32 @@ raw_round() {
         "$(cat "$USBVM_H_TMP/disk.alias")" $(($2 + 1)) | awk 'NR > 1 {print $1}' >>"$out"
 }
 
+# floor_round TAG N : N+1 plugs, each answered by the bare call started on the stick's first
+# uevent (bench-attach-raw on-uevent, run as watch runs: umockdev's preload, the same queue);
+# each plug's latency from the first uevent to the call's return.
+floor_round() {
+    local out=$USBVM_H_TMP/floor-$1 i line in pid
+    coproc FLOOR { LD_PRELOAD=libumockdev-preload.so.0 unshare -n sh -c \
+        'echo 4096 >/proc/sys/net/unix/max_dgram_qlen && exec "$@"' sh \
+        "$RAW" on-uevent "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" \
+        "$(cat "$USBVM_H_TMP/disk.alias")"; }
+    IFS= read -r -t 60 -u "${FLOOR[0]}" line || true
+    [ "$line" = ready ] || usbvm_h_fail "bench-attach-raw on-uevent did not start"
+    for i in $(seq 0 "$2"); do
+        bw_plug "$stick"
+        IFS= read -r -t 60 -u "${FLOOR[0]}" line || usbvm_h_fail "bench-attach-raw on-uevent did not attach"
+        bw_plugged
+        if [ "$i" -gt 0 ]; then echo $((${line%% *} - BW_T0)) >>"$out"; fi
+        wl_unplug 1-2 >/dev/null
+        IFS= read -r -t 60 -u "${FLOOR[0]}" line || true
+        [ "$line" = detached ] || usbvm_h_fail "bench-attach-raw on-uevent did not detach"
+    done
+    in=${FLOOR[1]}
+    pid=$FLOOR_PID
+    exec {in}>&- # EOF: the tool ends
+    wait "$pid" || usbvm_h_fail "bench-attach-raw on-uevent failed"
+}
+
 # plugraw_round TAG N : N+1 bare calls, each amid a plug of the testbed's stick (no watch).
 plugraw_round() {
     local out=$USBVM_H_TMP/plugraw-$1 i line in pid
@@ -126,6 +159,7 @@ latency() {
         raw_round "warmup-$tag" "$per"
         raw_round "warmup-$tag" "$per" listen-cycle
         plugraw_round "warmup-$tag" "$per"
+        floor_round "warmup-$tag" "$per"
     done
     for round in $(seq 1 "$ROUNDS"); do
         if [ $((round % 2)) = 1 ]; then
@@ -133,7 +167,9 @@ latency() {
             raw_round "$tag" "$per"
             raw_round "$tag" "$per" listen-cycle
             plugraw_round "$tag" "$per"
+            floor_round "$tag" "$per"
         else
+            floor_round "$tag" "$per"
             plugraw_round "$tag" "$per"
             raw_round "$tag" "$per" listen-cycle
             raw_round "$tag" "$per"
@@ -160,6 +196,10 @@ latency() {
     printf '%-12s bare call amid the same plug: p50 %7s p99 %7s (%.2f x the bare call) | usbvm over it: ratio p50 %.2f p99 %.2f\n' \
         "$tag" "$p50" "$p99" "$(awk -v a="$p50" -v b="$r50" 'BEGIN{print a/b}')" \
         "$(awk -v a="$u50" -v b="$p50" 'BEGIN{print a/b}')" "$(awk -v a="$u99" -v b="$p99" 'BEGIN{print a/b}')"
+    read -r f50 f99 < <(stats "$USBVM_H_TMP/floor-$tag")
+    printf '%-12s the bare call on the first uevent: p50 %7s p99 %7s (%.2f x the bare call) | usbvm over it: ratio p50 %.2f p99 %.2f\n' \
+        "$tag" "$f50" "$f99" "$(awk -v a="$f50" -v b="$r50" 'BEGIN{print a/b}')" \
+        "$(awk -v a="$u50" -v b="$f50" 'BEGIN{print a/b}')" "$(awk -v a="$u99" -v b="$f99" 'BEGIN{print a/b}')"
 }
 
 echo "== 1. one running domain, $PLUGS plugs"
