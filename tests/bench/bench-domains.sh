@@ -74,6 +74,7 @@ watch_round() {
     local tag=$1 n=$2 t1 alias i
     : >"$WL_LOG"
     wl_watch_start "$rules"
+    bw_reopen
     for i in $(seq 0 "$n"); do
         bw_plug "$stick"
         bw_next "$attach_re"
@@ -226,6 +227,7 @@ bw_burst_prepare
 xmls=()
 for round in $(seq 1 "$BURSTS"); do
     wl_watch_start "$rules"
+    bw_reopen
     bw_burst_plug
     echo "$BW_BURST_US" >>"$USBVM_H_TMP/burst-usbvm"
     if [ ${#xmls[@]} = 0 ]; then

@@ -2,6 +2,7 @@
 # that follows watch's log, and a burst of 32 sticks.
 #
 #   bw_open / bw_close        follow (again) the log's attach and detach lines from its first
+#   bw_reopen                 bw_close and bw_open, after a new watch truncated the log
 #   bw_next REGEX             waits for the next matching line; sets BW_LINE
 #   bw_plug FILE              plugs FILE (wl_plug's plugt) without starting a process or
 #                             reading mockbed's answer
@@ -26,6 +27,15 @@ bw_close() {
     exec {BW_FD}<&-
     pkill -P "$BW_TAIL" 2>/dev/null || true # tail and grep, then their shell
     kill "$BW_TAIL" 2>/dev/null || true
+}
+
+# After a new watch truncated the log: follow it again from its start. tail -F notices a
+# truncation only when it next looks at the file; if the new log has grown past the old one's
+# length by then (32 sticks' records in a burst, on a busy machine), it reads on from the old
+# offset and the records before it never reach the reader.
+bw_reopen() {
+    bw_close
+    bw_open
 }
 
 # Neither a $(...) nor a < <(...): each forks a shell while watch works on the plug. Nor is
