@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # the BW_ variables it sets are for the scripts that source it
 # Shared by the watch benchmarks (sourced after tests/integration/watch-lib.sh): one reader
 # that follows watch's log, and a burst of 32 sticks.
 #
