@@ -110,9 +110,7 @@ raw_round() {
 # each plug's latency from the first uevent to the call's return.
 floor_round() {
     local out=$USBVM_H_TMP/floor-$1 i line in pid
-    coproc FLOOR { LD_PRELOAD=libumockdev-preload.so.0 unshare -n sh -c \
-        'echo 4096 >/proc/sys/net/unix/max_dgram_qlen && exec "$@"' sh \
-        "$RAW" on-uevent "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" \
+    coproc FLOOR { wl_listener "$RAW" on-uevent "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" \
         "$(cat "$USBVM_H_TMP/disk.alias")"; }
     IFS= read -r -t 60 -u "${FLOOR[0]}" line || true
     [ "$line" = ready ] || usbvm_h_fail "bench-attach-raw on-uevent did not start"

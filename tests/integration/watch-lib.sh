@@ -6,6 +6,7 @@
 #   wl_stick TAG PORT SERIAL [fixture options]   sets WL_FILE and WL_LOOP
 #   wl_plug FILE / wl_unplug PORT  plug/pull through uevents; both wait for mockbed's answer
 #   wl_watch_start RULESFILE [watch options]; wl_watch_stop; wl_watch_kill
+#   wl_listener COMMAND [ARG...]   execs COMMAND as watch runs: umockdev's preload, a deep queue
 #   wl_wait REGEX [COUNT] [TIMEOUT]  waits until COUNT lines of the watch log match REGEX
 #   wl_owned DOMAIN                  number of ua-usbvm- devices in DOMAIN's live XML
 
@@ -115,6 +116,18 @@ wl_unplug() {
 
 # wl_watch_start RULES [watch options] : starts usbvm watch on the testbed (JSON lines; with
 # WL_TEXT=1 the human text lines) and waits until it is ready.
+# wl_listener COMMAND [ARG...] : runs COMMAND (in its place: exec) as a listener to the testbed's
+# uevents. umockdev delivers uevents over AF_UNIX datagram sockets, whose queue holds only
+# net.unix.max_dgram_qlen (10 here) messages, where a kernel netlink socket with usbvm's 128 MiB
+# buffer holds a burst of hundreds. The command runs in a network namespace of its own
+# (libvirt's socket is a path, so it still connects) with a queue of 4096, leaving the host's
+# setting alone. Run in the background, $! is the command's pid.
+wl_listener() {
+    # shellcheck disable=SC2016
+    LD_PRELOAD=libumockdev-preload.so.0 exec unshare -n sh -c \
+        'echo 4096 >/proc/sys/net/unix/max_dgram_qlen && exec "$@"' sh "$@"
+}
+
 wl_watch_start() {
     local rules=$1 fmt=(--json) ready='"event":"ready"'
     shift
@@ -123,17 +136,9 @@ wl_watch_start() {
         ready='^ready: watching'
     fi
     : >"$WL_LOG"
-    # umockdev delivers uevents over AF_UNIX datagram sockets, whose queue holds only
-    # net.unix.max_dgram_qlen (10 here) messages, where a kernel netlink socket with usbvm's
-    # 128 MiB buffer holds a burst of hundreds. watch runs in a network namespace of its own
-    # (libvirt's socket is a path, so it still connects) with a queue of 4096, leaving the
-    # host's setting alone. unshare and sh exec, so $! is usbvm's pid.
-    # shellcheck disable=SC2016
     # WL_WRAP (an array) runs usbvm under another program, e.g. valgrind.
-    LD_PRELOAD=libumockdev-preload.so.0 unshare -n sh -c \
-        'echo 4096 >/proc/sys/net/unix/max_dgram_qlen && exec "$@"' sh \
-        "${WL_WRAP[@]}" "$USBVM" -c "$USBVM_H_URI" "${WL_GLOBAL[@]}" watch "${fmt[@]}" --rules "$rules" "$@" >>"$WL_LOG" \
-        2>>"$WL_LOG.err" &
+    wl_listener "${WL_WRAP[@]}" "$USBVM" -c "$USBVM_H_URI" "${WL_GLOBAL[@]}" watch "${fmt[@]}" \
+        --rules "$rules" "$@" >>"$WL_LOG" 2>>"$WL_LOG.err" &
     WL_WATCH_PID=$!
     wl_wait "$ready" 1
 }
