@@ -92,15 +92,9 @@ static json_object *domains_json(const UsbvmDevice *d, const UsbvmCliDomains *do
         if (usbvm_domdev_matches(dd, d) && !usbvm_strv_contains(names, dd->domain))
             names = usbvm_strv_push(names, dd->domain);
     }
-    size_t n = usbvm_strv_length(names);
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
-            char *t = names[j];
-            names[j] = names[j - 1];
-            names[j - 1] = t;
-        }
+    usbvm_strv_sort(names);
     json_object *a = json_object_new_array();
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; names && names[i]; i++)
         json_object_array_add(a, str_json(names[i]));
     return a;
 }

@@ -159,11 +159,6 @@ static int load_file(int fd, const char *path, const struct stat *st, bool stric
     return usbvm_rules_parse_into(path, text, len, rs, diags) > 0 ? -EINVAL : 0;
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static bool is_rules_name(const char *n)
 {
     size_t l = strlen(n);
@@ -204,9 +199,8 @@ static int load_dir(int fd, const char *path, const struct stat *st, bool strict
     if (errno)
         return file_error(diags, path, -errno, "cannot read the rules directory: %s",
                           strerror(errno));
+    usbvm_strv_sort(names);
     size_t n = usbvm_strv_length(names);
-    if (n > 0)
-        qsort(names, n, sizeof(char *), cmp_names);
     int ret = 0;
     for (size_t i = 0; i < n; i++) {
         _cleanup_free_ char *file =

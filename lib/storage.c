@@ -477,14 +477,7 @@ static char **read_holders(const char *syspath)
         if (de->d_name[0] != '.')
             v = usbvm_strv_push(v, de->d_name);
     closedir(d);
-    /* readdir order is arbitrary; keep messages and output stable. */
-    size_t n = usbvm_strv_length(v);
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && strcmp(v[j - 1], v[j]) > 0; j--) {
-            char *t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
+    usbvm_strv_sort(v); /* readdir order is arbitrary; keep messages and output stable */
     return v;
 }
 

@@ -110,6 +110,18 @@ bool usbvm_strv_contains(char *const *v, const char *s)
     return false;
 }
 
+static int strv_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void usbvm_strv_sort(char **v)
+{
+    size_t n = usbvm_strv_length(v);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), strv_cmp);
+}
+
 void usbvm_buf_append(UsbvmBuf *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {

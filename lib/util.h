@@ -95,6 +95,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, usbvm_strv_free)
 /* Appends a copy of s; returns the new vector. */
 char **usbvm_strv_push(char **v, const char *s);
 bool usbvm_strv_contains(char *const *v, const char *s);
+/* Sorts v in place, bytewise (strcmp): readdir and hash orders made stable for output. */
+void usbvm_strv_sort(char **v);
 
 /* A growable byte buffer, always NUL-terminated. */
 typedef struct UsbvmBuf {

@@ -110,6 +110,26 @@ static void capture(UsbvmLogLevel level, const char *line, json_object *fields, 
         snprintf(c->lines[c->n++], sizeof(c->lines[0]), "%s", line);
 }
 
+/* Bytewise, as the kernel's and libvirt's names compare: "sdb" < "sdb1" < "sdc", "Z" < "a",
+ * and a non-ASCII byte after all of them. An empty or NULL vector is left alone. */
+static void test_strv_sort(void **state)
+{
+    (void)state;
+    _cleanup_strv_free_ char **v = NULL;
+    const char *in[] = { "sdc", "sdb1", "a", "\xc3\xa9", "Z", "sdb", "sdb" };
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++)
+        v = usbvm_strv_push(v, in[i]);
+    usbvm_strv_sort(v);
+    const char *want[] = { "Z", "a", "sdb", "sdb", "sdb1", "sdc", "\xc3\xa9" };
+    assert_int_equal(usbvm_strv_length(v), sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_string_equal(v[i], want[i]);
+    usbvm_strv_sort(NULL);
+    char *one[] = { "x", NULL };
+    usbvm_strv_sort(one);
+    assert_string_equal(one[0], "x");
+}
+
 static void test_log_one_record_per_line(void **state)
 {
     Captured c = { 0 };
@@ -133,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_escape_invalid_utf8),
         cmocka_unit_test(test_escape_controls_keeps_backslash),
         cmocka_unit_test(test_escape_hidden_table),
+        cmocka_unit_test(test_strv_sort),
         cmocka_unit_test(test_log_one_record_per_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
