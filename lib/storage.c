@@ -15,43 +15,52 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-char *usbvm_decode_hex_escapes(const char *s)
+/* The byte a 4-byte escape at p stands for, or -1 when p does not start one. */
+static int hex_escape(const char *p)
+{
+    /* "\xHH", as udev writes labels (ID_FS_LABEL_ENC) */
+    if (p[0] != '\\' || p[1] != 'x' || usbvm_hexval(p[2]) < 0 || usbvm_hexval(p[3]) < 0)
+        return -1;
+    return usbvm_hexval(p[2]) << 4 | usbvm_hexval(p[3]);
+}
+
+static int octal_escape(const char *p)
+{
+    /* "\OOO", as the kernel writes paths in mountinfo and swaps */
+    if (p[0] != '\\' || p[1] < '0' || p[1] > '3' || p[2] < '0' || p[2] > '7' || p[3] < '0' ||
+        p[3] > '7')
+        return -1;
+    return (p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0');
+}
+
+/* s with each escape replaced by its byte; an escaped NUL is dropped. */
+static char *decode_escapes(const char *s, int (*escape)(const char *p))
 {
     if (!s)
         return NULL;
     UsbvmBuf b = { 0 };
     for (const char *p = s; *p;) {
-        if (p[0] == '\\' && p[1] == 'x' && usbvm_hexval(p[2]) >= 0 && usbvm_hexval(p[3]) >= 0) {
-            char c = (char)(usbvm_hexval(p[2]) << 4 | usbvm_hexval(p[3]));
-            if (c != '\0')
-                usbvm_buf_append(&b, &c, 1);
-            p += 4;
-        } else {
-            usbvm_buf_append(&b, p, 1);
-            p++;
+        int c = escape(p);
+        if (c < 0) {
+            usbvm_buf_append(&b, p++, 1);
+            continue;
         }
+        char byte = (char)c;
+        if (byte != '\0')
+            usbvm_buf_append(&b, &byte, 1);
+        p += 4;
     }
     return usbvm_buf_steal(&b);
 }
 
+char *usbvm_decode_hex_escapes(const char *s)
+{
+    return decode_escapes(s, hex_escape);
+}
+
 char *usbvm_decode_octal_escapes(const char *s)
 {
-    if (!s)
-        return NULL;
-    UsbvmBuf b = { 0 };
-    for (const char *p = s; *p;) {
-        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
-            p[3] >= '0' && p[3] <= '7') {
-            char c = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0'));
-            if (c != '\0')
-                usbvm_buf_append(&b, &c, 1);
-            p += 4;
-        } else {
-            usbvm_buf_append(&b, p, 1);
-            p++;
-        }
-    }
-    return usbvm_buf_steal(&b);
+    return decode_escapes(s, octal_escape);
 }
 
 const UsbvmHostPaths usbvm_host_paths_default = { "/proc/self/mountinfo", "/proc/swaps" };

@@ -364,6 +364,11 @@ static void test_decode(void **state)
     assert_string_equal(a, "My Files\"<\\xzz");
     _cleanup_free_ char *b = usbvm_decode_octal_escapes("/media/a\\040b\\011c\\134d\\9");
     assert_string_equal(b, "/media/a b\tc\\d\\9");
+    /* An escaped NUL is dropped; an escape cut short by the end is kept as it is. */
+    _cleanup_free_ char *c = usbvm_decode_hex_escapes("a\\x00b\\xff\\x4");
+    assert_string_equal(c, "ab\xff\\x4");
+    _cleanup_free_ char *d = usbvm_decode_octal_escapes("\\000x\\377\\40");
+    assert_string_equal(d, "x\377\\40");
 }
 
 /* udev's properties without libudev: the uevent file's, then udev's record of the device,
