@@ -355,9 +355,11 @@ static int attach_leftovers(Attach *a, const char *xml, unsigned vflags, UsbvmEr
 }
 
 /* The calls that change the domain: the virtio-scsi controller when needed, then the device. */
-static int attach_do(Attach *a, const char *xml, UsbvmError *err)
+static int attach_do(Attach *a, const char *xml, UsbvmAttachCtx *ctx, UsbvmError *err)
 {
     unsigned vflags = vir_flags(a->flags);
+    if (ctx)
+        ctx->called_usec = usbvm_now_usec();
     if (a->spec.mode == USBVM_MODE_SCSI && !a->info.virtio_scsi) {
         _cleanup_free_ char *ctl = usbvm_virt_scsi_controller_xml(a->info.scsi_index);
         if (virDomainAttachDeviceFlags(a->dom, ctl, vflags) < 0)
@@ -367,7 +369,10 @@ static int attach_do(Attach *a, const char *xml, UsbvmError *err)
         note(&a->res, "added a virtio-scsi controller");
         a->added_scsi_ctl = true;
     }
-    if (virDomainAttachDeviceFlags(a->dom, xml, vflags) < 0) {
+    int called = virDomainAttachDeviceFlags(a->dom, xml, vflags);
+    if (ctx)
+        ctx->answered_usec = usbvm_now_usec();
+    if (called < 0) {
         /* libvirt's refusal as it was, read before any other call resets it. */
         bool dac = dac_in_use(), qemu = qemu_refused();
         UsbvmError first = { 0 };
@@ -445,7 +450,7 @@ static int attach_locked(Attach *a, virConnectPtr conn, UsbvmAttachCtx *ctx, Usb
         return r;
     r = attach_final_check(a, conn, &lock, ctx, err);
     if (r == 0)
-        r = attach_do(a, a->xml, err);
+        r = attach_do(a, a->xml, ctx, err);
     if (r == 0) {
         uint64_t g;
         (void)usbvm_hostlock_bump(&lock, &g);

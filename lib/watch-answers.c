@@ -60,12 +60,18 @@ static void attach_done(Watch *w, WatchJob *j)
         return; /* the unplug is planned next */
     const char *mode = usbvm_mode_to_string(j->spec.mode);
     uint64_t since = j->event_usec ? j->event_usec : j->started_usec;
+    WatchSteps steps = { .event = j->event_usec,
+                         .planned = j->planned_usec,
+                         .started = j->started_usec,
+                         .called = j->ctx.called_usec,
+                         .answered = j->ctx.answered_usec };
     WatchRecord rec = { .event = "attach",
                         .device = dev->model,
                         .domain = j->domain,
                         .mode = mode,
                         .has_ms = true,
-                        .ms = WATCH_MS(j->done_usec - since) };
+                        .ms = WATCH_MS(j->done_usec - since),
+                        .steps = &steps };
     if (j->r < 0)
         return attach_failed(w, dev, j, &rec);
     dev->backoff_ms = 0;

@@ -22,6 +22,23 @@ static void add_str(json_object *o, const char *key, const char *value)
     json_object_object_add(o, key, json_object_new_string(clean));
 }
 
+static json_object *steps_fields(const WatchSteps *s)
+{
+    const struct {
+        const char *key;
+        uint64_t usec;
+    } steps[] = { { "event", s->event },
+                  { "planned", s->planned },
+                  { "started", s->started },
+                  { "called", s->called },
+                  { "answered", s->answered } };
+    json_object *o = json_object_new_object();
+    for (size_t i = 0; i < ELEMENTSOF(steps); i++)
+        if (steps[i].usec)
+            json_object_object_add(o, steps[i].key, json_object_new_int64((int64_t)steps[i].usec));
+    return o;
+}
+
 static json_object *record_fields(const WatchRecord *r)
 {
     json_object *o = json_object_new_object();
@@ -45,6 +62,8 @@ static json_object *record_fields(const WatchRecord *r)
     if (r->has_ms)
         json_object_object_add(o, "ms", json_object_new_int64(r->ms));
     add_str(o, "notes", r->notes);
+    if (r->steps)
+        json_object_object_add(o, "steps_usec", steps_fields(r->steps));
     return o;
 }
 

@@ -126,6 +126,7 @@ typedef struct WatchJob {
     UsbvmDomDevList *known; /* attach: every running domain's devices, a copy */
     uint64_t known_gen;
     uint64_t started_usec, event_usec;
+    uint64_t planned_usec; /* attach: when the plan handed it on */
     /* answers */
     int r;
     UsbvmError err;
@@ -269,6 +270,14 @@ void usbvm_watch_forget_gone(Watch *w);
 void usbvm_watch_device_free(WatchDevice *d);
 
 /* watch-records.c: one call writes one record, its text line and its JSON fields alike. */
+/* When an attach's steps happened (usbvm_now_usec(); 0: not reached), for "steps_usec". */
+typedef struct WatchSteps {
+    uint64_t event;    /* the device's event that led to it arrived */
+    uint64_t planned;  /* the plan handed the attach on */
+    uint64_t started;  /* its queue's thread took it */
+    uint64_t called;   /* the final checks passed: libvirt was called */
+    uint64_t answered; /* libvirt answered */
+} WatchSteps;
 typedef struct WatchRecord {
     const char *event;         /* "plug", "attach", "detach", "wait", ... */
     const UsbvmDevice *device; /* its port, id, name, serial and alias, when known */
@@ -281,6 +290,7 @@ typedef struct WatchRecord {
     const char *notes;
     bool has_ms;
     int64_t ms;
+    const WatchSteps *steps;
 } WatchRecord;
 void usbvm_watch_record(UsbvmLogLevel level, const WatchRecord *r);
 /* "1-2 SanDisk Cruzer Blade 0781:5567 sn=4C53..." (escaped). */

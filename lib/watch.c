@@ -149,6 +149,7 @@ static void act_attach(Watch *w, const UsbvmAction *a)
     j->event_usec = dev->event_usec;
     usbvm_watch_op_add(w, USBVM_OP_ATTACH, a->domain, a->alias, NULL);
     usbvm_logf(USBVM_LOG_DEBUG, NULL, "attach %s -> %s: asking libvirt", a->alias, a->domain);
+    j->planned_usec = usbvm_now_usec();
     usbvm_watch_submit(w, j);
 }
 

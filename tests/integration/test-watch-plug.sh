@@ -35,6 +35,11 @@ alias=$(jq -r 'select(.event=="attach" and .serial=="WA1") | .alias' "$WL_LOG" |
 usbvm_h_assert_match "^ua-usbvm-[0-9a-f]{16}$" "$alias" "usb-disk: alias derived from identity"
 usbvm_h_assert_match "$alias" "$(usbvm_h_qmp "$dom" '{"execute":"query-block"}')" \
     "usb-disk: QEMU's query-block shows the disk"
+# The attach record says when each step happened, in order, up to the record itself.
+usbvm_h_assert_eq true "$(jq -r 'select(.event=="attach" and .serial=="WA1") | .steps_usec as $s |
+    [$s.event, $s.planned, $s.started, $s.called, $s.answered, .mono_usec] |
+    (all(type == "number") and . == sort)' "$WL_LOG" | head -n1)" \
+    "usb-disk: the attach's steps_usec are event <= planned <= started <= called <= answered"
 
 wl_unplug 1-2 >/dev/null
 wl_wait '"event":"detach".*"serial":"WA1".*"result":"ok"'

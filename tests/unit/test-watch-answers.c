@@ -251,6 +251,89 @@ static void test_detached_answer_then_event(void **state)
     assert_ended(f);
 }
 
+/* ---- an attach's answer: its record says when each step happened ------------------------ */
+
+#define STICK "ua-usbvm-fedcba9876543210"
+
+/* A stick watch knows, with an attach of it in flight. */
+static WatchDevice *stick(Fixture *f)
+{
+    WatchDevice *d = xcalloc(1, sizeof(*d));
+    d->syspath = xstrdup("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-2");
+    d->model = xcalloc(1, sizeof(*d->model));
+    d->model->port = xstrdup("1-2");
+    d->model->alias = xstrdup(STICK);
+    f->w.devs = xrealloc(f->w.devs, (f->w.n_devs + 1) * sizeof(*f->w.devs));
+    f->w.devs[f->w.n_devs++] = d;
+    usbvm_watch_op_add(&f->w, USBVM_OP_ATTACH, DOMAIN, STICK, NULL);
+    return d;
+}
+
+static WatchJob *attach_job(int r)
+{
+    WatchJob *j = usbvm_watch_job_new(WATCH_JOB_ATTACH, DOMAIN);
+    j->conn_gen = 1;
+    j->domain = xstrdup(DOMAIN);
+    j->alias = xstrdup(STICK);
+    j->spec.mode = USBVM_MODE_USB_DISK;
+    j->event_usec = 5000;
+    j->planned_usec = 5300;
+    j->started_usec = 5400;
+    j->done_usec = 15600;
+    j->r = r;
+    if (r == 0) {
+        j->res.changed = true;
+        j->ctx.called_usec = 5550;
+        j->ctx.answered_usec = 15550;
+    }
+    return j;
+}
+
+static void free_devs(Fixture *f)
+{
+    for (size_t i = 0; i < f->w.n_devs; i++)
+        usbvm_watch_device_free(f->w.devs[i]);
+    free(f->w.devs);
+    f->w.devs = NULL;
+    f->w.n_devs = 0;
+}
+
+/* From the device's event to libvirt's answer, each step's CLOCK_MONOTONIC microsecond, so
+ * that a slow attach says where its time went; "ms" stays the whole of it. */
+static void test_attach_steps(void **state)
+{
+    Fixture *f = *state;
+    stick(f);
+    WatchJob *j = attach_job(0);
+    usbvm_watch_job_done(&f->w, j);
+    usbvm_watch_job_free(j);
+    assert_int_equal(records_with("\"event\":\"attach\"", "\"result\":\"ok\"", "\"ms\":10,",
+                                  "\"steps_usec\":{\"event\":5000,\"planned\":5300,"
+                                  "\"started\":5400,\"called\":5550,\"answered\":15550}",
+                                  NULL),
+                     1);
+    assert_null(usbvm_watch_op_find(&f->w, USBVM_OP_ATTACH, DOMAIN, STICK));
+    free_devs(f);
+}
+
+/* Refused before any call (the disk is mounted on the host): the steps it never reached are
+ * not there. */
+static void test_attach_refused_steps(void **state)
+{
+    Fixture *f = *state;
+    stick(f);
+    WatchJob *j = attach_job(-EBUSY);
+    usbvm_error_set(&j->err, USBVM_E_REFUSED, EBUSY, "/dev/sdb1 is mounted on /media/x");
+    usbvm_watch_job_done(&f->w, j);
+    usbvm_watch_job_free(j);
+    assert_int_equal(records_with("\"event\":\"attach\"", "\"result\":\"refused\"",
+                                  "\"steps_usec\":{\"event\":5000,\"planned\":5300,"
+                                  "\"started\":5400}",
+                                  NULL),
+                     1);
+    free_devs(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +345,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_detached_answer_then_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_awaited_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_answer_no_ask_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attach_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attach_refused_steps, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
