@@ -25,7 +25,13 @@
 #     the rest of the plug going on during the call, as it does under watch); usbvm over it is
 #     what usbvm itself adds (reading the device, its rules, its checks, its threads, its log).
 #     Run under tests/harness/ns-run --tmp-in-ram (tests/bench/run does): the testbed's sysfs
-#     tree then lives on a tmpfs, as a kernel's does.
+#     tree then lives on a tmpfs, as a kernel's does. Last, where usbvm's own time went, from
+#     each plug's attach record (steps_usec): the p50 of each step, from the testbed's clock
+#     before the first uevent to the uevent's arrival, the read and the plan, the handoff to the
+#     domain's thread, the final checks, libvirt's call (beside the bare call's p50 and that of
+#     the call on the first uevent), the record; and the CPU time that watch and the daemon that
+#     calls on the first uevent each spend on a plug and its pull, all threads together (the
+#     median of the rounds), which runs on the cores libvirtd and QEMU need for the call.
 #  2. The same with 17 running domains (16 more started): the ratio 17/1 shows what the other
 #     domains cost per plug (the daemon reads them at start, not per event).
 #  3. A burst of 32 sticks (scsi) with 17 domains running: first uevent -> all 32 attached,
@@ -59,6 +65,15 @@ stick=$WL_FILE
 bw_open
 attach_re='"event":"attach".*"result":"ok"'
 detach_re='"event":"detach".*"result":"ok"'
+steps_re='"steps_usec":\{"event":([0-9]+),"planned":([0-9]+),"started":([0-9]+),"called":([0-9]+),"answered":([0-9]+)\}'
+# cpu_usec PID : the CPU time all of PID's threads have used so far, in microseconds.
+cpu_usec() {
+    local t ns s=0
+    for t in /proc/"$1"/task/*/schedstat; do
+        read -r ns _ <"$t" && s=$((s + ns / 1000))
+    done
+    echo "$s"
+}
 stats() {
     sort -n "$1" | awk '{v[NR]=$1} END {
         printf "%.2f %.2f\n", v[int((NR-1)*0.50)+1]/1000, v[int((NR-1)*0.99)+1]/1000 }'
@@ -71,7 +86,7 @@ stats() {
 # watch_round TAG N : N+1 plugs under watch; each plug's latency from the first uevent and from
 # the last "add". The first one also keeps the attached disk's XML for the bare calls.
 watch_round() {
-    local tag=$1 n=$2 t1 alias i
+    local tag=$1 n=$2 t1 alias i c0
     : >"$WL_LOG"
     wl_watch_start "$rules"
     bw_reopen
@@ -84,6 +99,12 @@ watch_round() {
         if [ "$i" -gt 0 ]; then
             echo $((t1 - BW_T0)) >>"$USBVM_H_TMP/lat-$tag"
             echo $((t1 - BW_TC)) >>"$USBVM_H_TMP/latc-$tag"
+            [[ $BW_LINE =~ $steps_re ]] || usbvm_h_fail "no steps_usec in: $BW_LINE"
+            # delivery, read and plan, handoff, checks, libvirt's call, record
+            echo "$((BASH_REMATCH[1] - BW_T0)) $((BASH_REMATCH[2] - BASH_REMATCH[1]))" \
+                "$((BASH_REMATCH[3] - BASH_REMATCH[2])) $((BASH_REMATCH[4] - BASH_REMATCH[3]))" \
+                "$((BASH_REMATCH[5] - BASH_REMATCH[4])) $((t1 - BASH_REMATCH[5]))" \
+                >>"$USBVM_H_TMP/steps-$tag"
         fi
         if [ ! -s "$USBVM_H_TMP/disk.xml" ]; then
             alias=$(jq -r .alias <<<"$BW_LINE")
@@ -93,7 +114,9 @@ watch_round() {
         fi
         wl_unplug 1-2 >/dev/null
         bw_next "$detach_re"
+        if [ "$i" = 0 ]; then c0=$(cpu_usec "$WL_WATCH_PID"); fi
     done
+    echo $((($(cpu_usec "$WL_WATCH_PID") - c0) / n)) >>"$USBVM_H_TMP/cpu-$tag"
     wl_watch_stop >/dev/null
 }
 
@@ -109,7 +132,7 @@ raw_round() {
 # uevent (bench-attach-raw on-uevent, run as watch runs: umockdev's preload, the same queue);
 # each plug's latency from the first uevent to the call's return.
 floor_round() {
-    local out=$USBVM_H_TMP/floor-$1 i line in pid
+    local out=$USBVM_H_TMP/floor-$1 i line in pid c0
     coproc FLOOR { wl_listener "$RAW" on-uevent "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" \
         "$(cat "$USBVM_H_TMP/disk.alias")"; }
     IFS= read -r -t 60 -u "${FLOOR[0]}" line || true
@@ -118,11 +141,16 @@ floor_round() {
         bw_plug "$stick"
         IFS= read -r -t 60 -u "${FLOOR[0]}" line || usbvm_h_fail "bench-attach-raw on-uevent did not attach"
         bw_plugged
-        if [ "$i" -gt 0 ]; then echo $((${line%% *} - BW_T0)) >>"$out"; fi
+        if [ "$i" -gt 0 ]; then
+            echo $((${line%% *} - BW_T0)) >>"$out"
+            echo "${line#* }" >>"$out-call" # the call's own time
+        fi
         wl_unplug 1-2 >/dev/null
         IFS= read -r -t 60 -u "${FLOOR[0]}" line || true
         [ "$line" = detached ] || usbvm_h_fail "bench-attach-raw on-uevent did not detach"
+        if [ "$i" = 0 ]; then c0=$(cpu_usec "$FLOOR_PID"); fi
     done
+    echo $((($(cpu_usec "$FLOOR_PID") - c0) / $2)) >>"$USBVM_H_TMP/floorcpu-$1"
     in=${FLOOR[1]}
     pid=$FLOOR_PID
     exec {in}>&- # EOF: the tool ends
@@ -199,6 +227,23 @@ latency() {
     printf '%-12s the bare call on the first uevent: p50 %7s p99 %7s (%.2f x the bare call) | usbvm over it: ratio p50 %.2f p99 %.2f\n' \
         "$tag" "$f50" "$f99" "$(awk -v a="$f50" -v b="$r50" 'BEGIN{print a/b}')" \
         "$(awk -v a="$u50" -v b="$f50" 'BEGIN{print a/b}')" "$(awk -v a="$u99" -v b="$f99" 'BEGIN{print a/b}')"
+    # Where usbvm's plugs spent their time, from their attach records' steps_usec: the p50 of
+    # each step on its own (they do not add up to the p50 of the whole).
+    local col
+    for col in 1 2 3 4 5 6; do
+        awk -v c="$col" '{print $c}' "$USBVM_H_TMP/steps-$tag" | sort -n |
+            awk '{v[NR]=$1} END {print v[int((NR-1)*0.50)+1]}'
+    done | paste -s -d ' ' >"$USBVM_H_TMP/stepsum-$tag"
+    read -r s1 s2 s3 s4 s5 s6 <"$USBVM_H_TMP/stepsum-$tag"
+    read -r fc50 _ < <(stats "$USBVM_H_TMP/floor-$tag-call")
+    printf '%-12s usbvm steps p50 us: uevent delivery %d, read+plan %d, to its thread %d, checks %d, libvirt call %d (%.2f x the bare call, %.2f x the call on the first uevent), record %d\n' \
+        "$tag" "$s1" "$s2" "$s3" "$s4" "$s5" "$(awk -v a="$s5" -v b="$r50" 'BEGIN{print a/b/1000}')" \
+        "$(awk -v a="$s5" -v b="$fc50" 'BEGIN{print a/b/1000}')" "$s6"
+    # The CPU each spends on a plug and its pull (every thread), the median of the rounds: what
+    # runs beside libvirtd and QEMU while they work on the call, on the same cores.
+    printf '%-12s CPU per plug and pull: usbvm %d us, the daemon that calls on the first uevent %d us\n' \
+        "$tag" "$(sort -n "$USBVM_H_TMP/cpu-$tag" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')" \
+        "$(sort -n "$USBVM_H_TMP/floorcpu-$tag" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')"
 }
 
 echo "== 1. one running domain, $PLUGS plugs"
