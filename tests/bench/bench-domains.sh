@@ -27,11 +27,13 @@
 #     Run under tests/harness/ns-run --tmp-in-ram (tests/bench/run does): the testbed's sysfs
 #     tree then lives on a tmpfs, as a kernel's does. Last, where usbvm's own time went, from
 #     each plug's attach record (steps_usec): the p50 of each step, from the testbed's clock
-#     before the first uevent to the uevent's arrival, the read and the plan, the handoff to the
-#     domain's thread, the final checks, libvirt's call (beside the bare call's p50 and that of
-#     the call on the first uevent), the record; and the CPU time that watch and the daemon that
-#     calls on the first uevent each spend on a plug and its pull, all threads together (the
-#     median of the rounds), which runs on the cores libvirtd and QEMU need for the call.
+#     before the first uevent to the arrival of the stick's last uevent before the plan (its
+#     event in steps_usec: the first, or a later one read in the same wakeup), the read and
+#     the plan, the handoff to the domain's thread, the final checks, libvirt's call (beside the
+#     bare call's p50 and that of the call on the first uevent), the record; and the CPU time
+#     that watch and the daemon that calls on the first uevent each spend on a plug and its
+#     pull, all threads together (the median of the rounds), which runs on the cores libvirtd
+#     and QEMU need for the call.
 #  2. The same with 17 running domains (16 more started): the ratio 17/1 shows what the other
 #     domains cost per plug (the daemon reads them at start, not per event).
 #  3. A burst of 32 sticks (scsi) with 17 domains running: first uevent -> all 32 attached,
