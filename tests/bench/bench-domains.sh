@@ -31,9 +31,9 @@
 #     event in steps_usec: the first, or a later one read in the same wakeup), the read and
 #     the plan, the handoff to the domain's thread, the final checks, libvirt's call (beside the
 #     bare call's p50 and that of the call on the first uevent), the record; and the CPU time
-#     that watch and the daemon that calls on the first uevent each spend on a plug and its
-#     pull, all threads together (the median of the rounds), which runs on the cores libvirtd
-#     and QEMU need for the call.
+#     that watch and the daemon that calls on the first uevent each spend on a plug (until its
+#     attach is reported) and on its pull (until its detach is), all threads together (the
+#     median of the rounds), which runs on the cores libvirtd and QEMU need.
 #  2. The same with 17 running domains (16 more started): the ratio 17/1 shows what the other
 #     domains cost per plug (the daemon reads them at start, not per event).
 #  3. A burst of 32 sticks (scsi) with 17 domains running: first uevent -> all 32 attached,
@@ -68,13 +68,24 @@ bw_open
 attach_re='"event":"attach".*"result":"ok"'
 detach_re='"event":"detach".*"result":"ok"'
 steps_re='"steps_usec":\{"event":([0-9]+),"planned":([0-9]+),"started":([0-9]+),"called":([0-9]+),"answered":([0-9]+)\}'
-# cpu_usec PID : the CPU time all of PID's threads have used so far, in microseconds.
+# cpu_usec PID : sets CPU_US to the CPU time all of PID's threads have used so far, in
+# microseconds (no subshell: it runs between the steps of a plug).
 cpu_usec() {
-    local t ns s=0
+    local t ns
+    CPU_US=0
     for t in /proc/"$1"/task/*/schedstat; do
-        read -r ns _ <"$t" && s=$((s + ns / 1000))
+        read -r ns _ <"$t" && CPU_US=$((CPU_US + ns / 1000))
     done
-    echo "$s"
+}
+# cpu_mark PID : sets CPU_PHASE to the CPU time PID used since the last cpu_mark. A round marks
+# once its attach is reported (the plug's phase: from the last detach on) and once its detach
+# is (the pull's); its first plug and pull, whose phases span from another process's, are not
+# counted.
+CPU_AT=0
+cpu_mark() {
+    cpu_usec "$1"
+    CPU_PHASE=$((CPU_US - CPU_AT))
+    CPU_AT=$CPU_US
 }
 stats() {
     sort -n "$1" | awk '{v[NR]=$1} END {
@@ -88,7 +99,7 @@ stats() {
 # watch_round TAG N : N+1 plugs under watch; each plug's latency from the first uevent and from
 # the last "add". The first one also keeps the attached disk's XML for the bare calls.
 watch_round() {
-    local tag=$1 n=$2 t1 alias i c0
+    local tag=$1 n=$2 t1 alias i plug_cpu=0 pull_cpu=0
     : >"$WL_LOG"
     wl_watch_start "$rules"
     bw_reopen
@@ -98,6 +109,8 @@ watch_round() {
         [[ $BW_LINE =~ \"mono_usec\":([0-9]+) ]] || usbvm_h_fail "no mono_usec in: $BW_LINE"
         t1=${BASH_REMATCH[1]}
         bw_plugged
+        cpu_mark "$WL_WATCH_PID"
+        if [ "$i" -gt 0 ]; then plug_cpu=$((plug_cpu + CPU_PHASE)); fi
         if [ "$i" -gt 0 ]; then
             echo $((t1 - BW_T0)) >>"$USBVM_H_TMP/lat-$tag"
             echo $((t1 - BW_TC)) >>"$USBVM_H_TMP/latc-$tag"
@@ -116,9 +129,10 @@ watch_round() {
         fi
         wl_unplug 1-2 >/dev/null
         bw_next "$detach_re"
-        if [ "$i" = 0 ]; then c0=$(cpu_usec "$WL_WATCH_PID"); fi
+        cpu_mark "$WL_WATCH_PID"
+        if [ "$i" -gt 0 ]; then pull_cpu=$((pull_cpu + CPU_PHASE)); fi
     done
-    echo $((($(cpu_usec "$WL_WATCH_PID") - c0) / n)) >>"$USBVM_H_TMP/cpu-$tag"
+    echo "$((plug_cpu / n)) $((pull_cpu / n))" >>"$USBVM_H_TMP/cpu-$tag"
     wl_watch_stop >/dev/null
 }
 
@@ -134,7 +148,7 @@ raw_round() {
 # uevent (bench-attach-raw on-uevent, run as watch runs: umockdev's preload, the same queue);
 # each plug's latency from the first uevent to the call's return.
 floor_round() {
-    local out=$USBVM_H_TMP/floor-$1 i line in pid c0
+    local out=$USBVM_H_TMP/floor-$1 i line in pid plug_cpu=0 pull_cpu=0
     coproc FLOOR { wl_listener "$RAW" on-uevent "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" \
         "$(cat "$USBVM_H_TMP/disk.alias")"; }
     IFS= read -r -t 60 -u "${FLOOR[0]}" line || true
@@ -143,6 +157,8 @@ floor_round() {
         bw_plug "$stick"
         IFS= read -r -t 60 -u "${FLOOR[0]}" line || usbvm_h_fail "bench-attach-raw on-uevent did not attach"
         bw_plugged
+        cpu_mark "$FLOOR_PID"
+        if [ "$i" -gt 0 ]; then plug_cpu=$((plug_cpu + CPU_PHASE)); fi
         if [ "$i" -gt 0 ]; then
             echo $((${line%% *} - BW_T0)) >>"$out"
             echo "${line#* }" >>"$out-call" # the call's own time
@@ -150,9 +166,10 @@ floor_round() {
         wl_unplug 1-2 >/dev/null
         IFS= read -r -t 60 -u "${FLOOR[0]}" line || true
         [ "$line" = detached ] || usbvm_h_fail "bench-attach-raw on-uevent did not detach"
-        if [ "$i" = 0 ]; then c0=$(cpu_usec "$FLOOR_PID"); fi
+        cpu_mark "$FLOOR_PID"
+        if [ "$i" -gt 0 ]; then pull_cpu=$((pull_cpu + CPU_PHASE)); fi
     done
-    echo $((($(cpu_usec "$FLOOR_PID") - c0) / $2)) >>"$USBVM_H_TMP/floorcpu-$1"
+    echo "$((plug_cpu / $2)) $((pull_cpu / $2))" >>"$USBVM_H_TMP/floorcpu-$1"
     in=${FLOOR[1]}
     pid=$FLOOR_PID
     exec {in}>&- # EOF: the tool ends
@@ -241,11 +258,19 @@ latency() {
     printf '%-12s usbvm steps p50 us: uevent delivery %d, read+plan %d, to its thread %d, checks %d, libvirt call %d (%.2f x the bare call, %.2f x the call on the first uevent), record %d\n' \
         "$tag" "$s1" "$s2" "$s3" "$s4" "$s5" "$(awk -v a="$s5" -v b="$r50" 'BEGIN{print a/b/1000}')" \
         "$(awk -v a="$s5" -v b="$fc50" 'BEGIN{print a/b/1000}')" "$s6"
-    # The CPU each spends on a plug and its pull (every thread), the median of the rounds: what
-    # runs beside libvirtd and QEMU while they work on the call, on the same cores.
-    printf '%-12s CPU per plug and pull: usbvm %d us, the daemon that calls on the first uevent %d us\n' \
-        "$tag" "$(sort -n "$USBVM_H_TMP/cpu-$tag" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')" \
-        "$(sort -n "$USBVM_H_TMP/floorcpu-$tag" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')"
+    # The CPU each spends on a plug and on its pull (every thread; the plug until its attach is
+    # reported, the pull until its detach is), the median of the rounds: what runs beside
+    # libvirtd and QEMU while they work, on the same cores.
+    local c
+    for c in cpu floorcpu; do
+        for col in 1 2; do
+            awk -v c="$col" '{print $c}' "$USBVM_H_TMP/$c-$tag" | sort -n |
+                awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+        done | paste -s -d ' '
+    done | paste -s -d ' ' >"$USBVM_H_TMP/cpusum-$tag"
+    read -r up uu fp fu <"$USBVM_H_TMP/cpusum-$tag"
+    printf '%-12s CPU per plug and pull: usbvm %d us (plug %d, pull %d), the daemon that calls on the first uevent %d us (plug %d, pull %d)\n' \
+        "$tag" $((up + uu)) "$up" "$uu" $((fp + fu)) "$fp" "$fu"
 }
 
 echo "== 1. one running domain, $PLUGS plugs"
