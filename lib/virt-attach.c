@@ -362,10 +362,13 @@ static int attach_do(Attach *a, const char *xml, UsbvmAttachCtx *ctx, UsbvmError
         ctx->called_usec = usbvm_now_usec();
     if (a->spec.mode == USBVM_MODE_SCSI && !a->info.virtio_scsi) {
         _cleanup_free_ char *ctl = usbvm_virt_scsi_controller_xml(a->info.scsi_index);
-        if (virDomainAttachDeviceFlags(a->dom, ctl, vflags) < 0)
+        if (virDomainAttachDeviceFlags(a->dom, ctl, vflags) < 0) {
+            if (ctx)
+                ctx->answered_usec = usbvm_now_usec(); /* its refusal is the answer */
             return usbvm_virt_error(err, USBVM_E_LIBVIRT,
                                     "cannot add a virtio-scsi controller to '%s' for %s", a->name,
                                     a->dev);
+        }
         note(&a->res, "added a virtio-scsi controller");
         a->added_scsi_ctl = true;
     }

@@ -161,8 +161,8 @@ typedef struct UsbvmAttachCtx {
     bool reread;       /* 'known' was stale: the other domains were read again */
     bool from_view;    /* the attach started from the view and did not read the domain */
     UsbvmDomDev added; /* what the domain now holds (when changed) */
-    /* When the call that changes the domain began, and when libvirt answered the device's
-     * call (usbvm_now_usec(); 0: no call was made). */
+    /* When the calls that change the domain began, and when libvirt answered the last one made
+     * (the device's, or a refused controller's) (usbvm_now_usec(); 0: no call was made). */
     uint64_t called_usec, answered_usec;
 } UsbvmAttachCtx;
 int usbvm_virt_attach_ctx(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d,
