@@ -91,6 +91,13 @@ stats() {
     sort -n "$1" | awk '{v[NR]=$1} END {
         printf "%.2f %.2f\n", v[int((NR-1)*0.50)+1]/1000, v[int((NR-1)*0.99)+1]/1000 }'
 }
+# medians FILE : the median of each column of FILE, on one line.
+medians() {
+    local col
+    for col in $(seq 1 "$(awk 'NR == 1 {print NF}' "$1")"); do
+        awk -v c="$col" '{print $c}' "$1" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+    done | paste -s -d ' '
+}
 
 # Each round starts a watch (or a bare-call process) anew: its first attach reads the domain
 # and connects, which a running daemon did long before. Each round makes one more attach than it
@@ -248,12 +255,7 @@ latency() {
         "$(awk -v a="$u50" -v b="$f50" 'BEGIN{print a/b}')" "$(awk -v a="$u99" -v b="$f99" 'BEGIN{print a/b}')"
     # Where usbvm's plugs spent their time, from their attach records' steps_usec: the p50 of
     # each step on its own (they do not add up to the p50 of the whole).
-    local col
-    for col in 1 2 3 4 5 6; do
-        awk -v c="$col" '{print $c}' "$USBVM_H_TMP/steps-$tag" | sort -n |
-            awk '{v[NR]=$1} END {print v[int((NR-1)*0.50)+1]}'
-    done | paste -s -d ' ' >"$USBVM_H_TMP/stepsum-$tag"
-    read -r s1 s2 s3 s4 s5 s6 <"$USBVM_H_TMP/stepsum-$tag"
+    read -r s1 s2 s3 s4 s5 s6 < <(medians "$USBVM_H_TMP/steps-$tag")
     read -r fc50 _ < <(stats "$USBVM_H_TMP/floor-$tag-call")
     printf '%-12s usbvm steps p50 us: uevent delivery %d, read+plan %d, to its thread %d, checks %d, libvirt call %d (%.2f x the bare call, %.2f x the call on the first uevent), record %d\n' \
         "$tag" "$s1" "$s2" "$s3" "$s4" "$s5" "$(awk -v a="$s5" -v b="$r50" 'BEGIN{print a/b/1000}')" \
@@ -261,14 +263,8 @@ latency() {
     # The CPU each spends on a plug and on its pull (every thread; the plug until its attach is
     # reported, the pull until its detach is), the median of the rounds: what runs beside
     # libvirtd and QEMU while they work, on the same cores.
-    local c
-    for c in cpu floorcpu; do
-        for col in 1 2; do
-            awk -v c="$col" '{print $c}' "$USBVM_H_TMP/$c-$tag" | sort -n |
-                awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
-        done | paste -s -d ' '
-    done | paste -s -d ' ' >"$USBVM_H_TMP/cpusum-$tag"
-    read -r up uu fp fu <"$USBVM_H_TMP/cpusum-$tag"
+    read -r up uu < <(medians "$USBVM_H_TMP/cpu-$tag")
+    read -r fp fu < <(medians "$USBVM_H_TMP/floorcpu-$tag")
     printf '%-12s CPU per plug and pull: usbvm %d us (plug %d, pull %d), the daemon that calls on the first uevent %d us (plug %d, pull %d)\n' \
         "$tag" $((up + uu)) "$up" "$uu" $((fp + fu)) "$fp" "$fu"
 }
@@ -322,8 +318,7 @@ for round in $(seq 1 "$BURSTS"); do
     awk -v u="$BW_BURST_US" -v r="$raw_us" -v n="$round" 'BEGIN{
         printf "burst round %d: usbvm %.1f ms, raw 32 calls %.1f ms, ratio %.2f\n", n, u/1000, r/1000, u/r }'
 done
-median() { sort -n "$1" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-awk -v u="$(median "$USBVM_H_TMP/burst-usbvm")" -v r="$(median "$USBVM_H_TMP/burst-raw")" 'BEGIN{
+awk -v u="$(medians "$USBVM_H_TMP/burst-usbvm")" -v r="$(medians "$USBVM_H_TMP/burst-raw")" 'BEGIN{
     printf "burst: usbvm %.1f ms for 32 (first uevent -> last attached), raw 32 calls %.1f ms (medians), ratio %.2f\n",
         u/1000, r/1000, u/r }'
 bw_close

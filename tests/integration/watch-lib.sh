@@ -114,8 +114,6 @@ wl_unplug() {
     wl_cmd "unplug /sys/devices/pci0000:00/0000:00:14.0/usb$bus/$1"
 }
 
-# wl_watch_start RULES [watch options] : starts usbvm watch on the testbed (JSON lines; with
-# WL_TEXT=1 the human text lines) and waits until it is ready.
 # wl_listener COMMAND [ARG...] : runs COMMAND (in its place: exec) as a listener to the testbed's
 # uevents. umockdev delivers uevents over AF_UNIX datagram sockets, whose queue holds only
 # net.unix.max_dgram_qlen (10 here) messages, where a kernel netlink socket with usbvm's 128 MiB
@@ -128,6 +126,8 @@ wl_listener() {
         'echo 4096 >/proc/sys/net/unix/max_dgram_qlen && exec "$@"' sh "$@"
 }
 
+# wl_watch_start RULES [watch options] : starts usbvm watch on the testbed (JSON lines; with
+# WL_TEXT=1 the human text lines) and waits until it is ready.
 wl_watch_start() {
     local rules=$1 fmt=(--json) ready='"event":"ready"'
     shift
