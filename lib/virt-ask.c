@@ -16,33 +16,79 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <signal.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void add_str(json_object *o, const char *key, const char *s)
+/* The fields of UsbvmDomDev on the pipe: one table, so that the child's writer and the parent's
+ * reader cannot disagree on a field. */
+typedef enum { F_STR, F_BOOL, F_INT } FieldType;
+#define MEMBER_SIZE(m) sizeof(((UsbvmDomDev *)0)->m)
+static const struct {
+    const char *key;
+    FieldType type;
+    size_t offset, size; /* size: of an F_INT's member */
+} fields[] = {
+    { "domain", F_STR, offsetof(UsbvmDomDev, domain), 0 },
+    { "alias", F_STR, offsetof(UsbvmDomDev, alias), 0 },
+    { "owned", F_BOOL, offsetof(UsbvmDomDev, owned), 0 },
+    { "kind", F_INT, offsetof(UsbvmDomDev, kind), MEMBER_SIZE(kind) },
+    { "mode", F_INT, offsetof(UsbvmDomDev, mode), MEMBER_SIZE(mode) },
+    { "vendor_id", F_INT, offsetof(UsbvmDomDev, vendor_id), MEMBER_SIZE(vendor_id) },
+    { "product_id", F_INT, offsetof(UsbvmDomDev, product_id), MEMBER_SIZE(product_id) },
+    { "bus", F_INT, offsetof(UsbvmDomDev, bus), MEMBER_SIZE(bus) },
+    { "device", F_INT, offsetof(UsbvmDomDev, device), MEMBER_SIZE(device) },
+    { "source", F_STR, offsetof(UsbvmDomDev, source), 0 },
+    { "target", F_STR, offsetof(UsbvmDomDev, target), 0 },
+    { "target_bus", F_STR, offsetof(UsbvmDomDev, target_bus), 0 },
+    { "serial", F_STR, offsetof(UsbvmDomDev, serial), 0 },
+    { "readonly", F_BOOL, offsetof(UsbvmDomDev, readonly), 0 },
+};
+_Static_assert(sizeof(UsbvmDomDevKind) == sizeof(unsigned) && sizeof(UsbvmMode) == sizeof(unsigned),
+               "an F_INT member is a uint16_t or the size of an unsigned");
+
+/* An F_INT member's value; its size is 2 or 4 (uint16_t, unsigned, an enum). */
+static int64_t int_member(const void *p, size_t size)
 {
-    if (s)
-        json_object_object_add(o, key, json_object_new_string(s));
+    if (size == sizeof(uint16_t)) {
+        uint16_t v;
+        memcpy(&v, p, sizeof(v));
+        return v;
+    }
+    unsigned v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static void set_int_member(void *p, size_t size, int64_t value)
+{
+    if (size == sizeof(uint16_t)) {
+        uint16_t v = (uint16_t)value;
+        memcpy(p, &v, sizeof(v));
+    } else {
+        unsigned v = (unsigned)value;
+        memcpy(p, &v, sizeof(v));
+    }
 }
 
 static json_object *domdev_to_json(const UsbvmDomDev *dd)
 {
     json_object *o = json_object_new_object();
-    add_str(o, "domain", dd->domain);
-    add_str(o, "alias", dd->alias);
-    json_object_object_add(o, "owned", json_object_new_boolean(dd->owned));
-    json_object_object_add(o, "kind", json_object_new_int(dd->kind));
-    json_object_object_add(o, "mode", json_object_new_int(dd->mode));
-    json_object_object_add(o, "vendor_id", json_object_new_int(dd->vendor_id));
-    json_object_object_add(o, "product_id", json_object_new_int(dd->product_id));
-    json_object_object_add(o, "bus", json_object_new_int64(dd->bus));
-    json_object_object_add(o, "device", json_object_new_int64(dd->device));
-    add_str(o, "source", dd->source);
-    add_str(o, "target", dd->target);
-    add_str(o, "target_bus", dd->target_bus);
-    add_str(o, "serial", dd->serial);
-    json_object_object_add(o, "readonly", json_object_new_boolean(dd->readonly));
+    for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+        const char *p = (const char *)dd + fields[i].offset;
+        json_object *v = NULL;
+        if (fields[i].type == F_STR) {
+            const char *s = *(char *const *)(const void *)p;
+            v = s ? json_object_new_string(s) : NULL;
+        } else if (fields[i].type == F_BOOL) {
+            v = json_object_new_boolean(*(const bool *)(const void *)p);
+        } else {
+            v = json_object_new_int64(int_member(p, fields[i].size));
+        }
+        if (v)
+            json_object_object_add(o, fields[i].key, v);
+    }
     return o;
 }
 
@@ -60,28 +106,19 @@ static int64_t get_int(json_object *o, const char *key)
     return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
 }
 
-static bool get_bool(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    return json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
-}
-
 static void domdev_from_json(json_object *o, UsbvmDomDev *dd)
 {
-    dd->domain = get_str(o, "domain");
-    dd->alias = get_str(o, "alias");
-    dd->owned = get_bool(o, "owned");
-    dd->kind = (UsbvmDomDevKind)get_int(o, "kind");
-    dd->mode = (UsbvmMode)get_int(o, "mode");
-    dd->vendor_id = (uint16_t)get_int(o, "vendor_id");
-    dd->product_id = (uint16_t)get_int(o, "product_id");
-    dd->bus = (unsigned)get_int(o, "bus");
-    dd->device = (unsigned)get_int(o, "device");
-    dd->source = get_str(o, "source");
-    dd->target = get_str(o, "target");
-    dd->target_bus = get_str(o, "target_bus");
-    dd->serial = get_str(o, "serial");
-    dd->readonly = get_bool(o, "readonly");
+    for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+        char *p = (char *)dd + fields[i].offset;
+        json_object *v = NULL;
+        if (fields[i].type == F_STR)
+            *(char **)(void *)p = get_str(o, fields[i].key);
+        else if (fields[i].type == F_BOOL)
+            *(bool *)(void *)p =
+                json_object_object_get_ex(o, fields[i].key, &v) && json_object_get_boolean(v);
+        else
+            set_int_member(p, fields[i].size, get_int(o, fields[i].key));
+    }
 }
 
 /* The child: connect, read, answer, exit without running the parent's exit handlers. */
