@@ -156,13 +156,9 @@ static void view_keep(Attach *a, UsbvmAttachCtx *ctx)
     if (a->res.changed) {
         if (a->added_scsi_ctl)
             a->info.virtio_scsi = true;
-        size_t before = usbvm_strv_length(a->info.targets);
         usbvm_dominfo_add_disk(&a->info, a->spec.mode); /* what a->xml took */
-        UsbvmDomDev *dd = usbvm_domdev_list_add(&a->here);
-        usbvm_domdev_copy(dd, &ctx->added);
-        /* Its target name, for usbvm_domview_drop to free when it leaves. */
-        if (!dd->target && usbvm_strv_length(a->info.targets) > before)
-            dd->target = xstrdup(a->info.targets[before]);
+        /* With its target name, for usbvm_domview_drop to free when it leaves. */
+        usbvm_domdev_copy(usbvm_domdev_list_add(&a->here), &ctx->added);
     }
     v->here = a->here;
     v->info = a->info;
@@ -208,7 +204,7 @@ static int attach_read(Attach *a, UsbvmError *err)
 
 /* Idempotence, and a device someone else put into this same domain: 1 when it is already
  * there in this mode (nothing to do), 0 when it is not there, <0 when it is there otherwise. */
-static int attach_present(Attach *a, UsbvmError *err)
+static int attach_present(Attach *a, const UsbvmDomDev **ret, UsbvmError *err)
 {
     const UsbvmDomDev *dd = NULL;
     for (size_t i = 0; i < a->here.n; i++)
@@ -217,6 +213,8 @@ static int attach_present(Attach *a, UsbvmError *err)
             dd = &a->here.items[i]; /* an owned match by alias wins over one by source */
     if (!dd)
         return 0;
+    if (ret)
+        *ret = dd;
     if (dd->owned && dd->mode == a->spec.mode)
         return 1;
     if (dd->owned)
@@ -426,8 +424,14 @@ static void attach_describe(const Attach *a, UsbvmDomDev *ret)
         .readonly = a->spec.readonly,
     };
     const UsbvmBlock *b = a->spec.mode == USBVM_MODE_USB ? NULL : usbvm_virt_pick_disk(a->d);
-    if (b)
-        ret->source = xstrdup(usbvm_virt_disk_source(b));
+    if (!b)
+        return;
+    /* As the domain's XML will say: what a guest is asked about at its detach (guest.c). The
+     * target is the one a->xml took: a->info has not counted it yet (view_keep does). */
+    ret->source = xstrdup(usbvm_virt_disk_source(b));
+    ret->target = usbvm_virt_disk_target(a->spec.mode, &a->info);
+    ret->target_bus = xstrdup(usbvm_virt_disk_bus(a->spec.mode));
+    ret->serial = usbvm_virt_serial(a->d->serial);
 }
 
 /* From the final check to libvirt's answer, under the device's slot of the host lock. */
@@ -475,11 +479,15 @@ int usbvm_virt_attach(virConnectPtr conn, virDomainPtr dom, const UsbvmDevice *d
 /* From the target's devices on: idempotence, the domain's checks, then the locked part. */
 static int attach_run(Attach *a, virConnectPtr conn, UsbvmAttachCtx *ctx, UsbvmError *err)
 {
-    int r = attach_present(a, err);
+    const UsbvmDomDev *there = NULL;
+    int r = attach_present(a, &there, err);
     if (r == 1) {
         a->res.state = USBVM_STATE_ATTACHED; /* already there: changed stays false */
-        if (ctx && !(a->flags & USBVM_ATTACH_CHECK))
-            attach_describe(a, &ctx->added); /* a caller's picture that missed it learns it */
+        if (ctx && !(a->flags & USBVM_ATTACH_CHECK)) {
+            /* a caller's picture that missed it learns it, as the domain has it */
+            usbvm_domdev_clear(&ctx->added);
+            usbvm_domdev_copy(&ctx->added, there);
+        }
         return 0;
     }
     if (r == 0 && (r = attach_check_domain(a, err)) == 0)
@@ -503,7 +511,7 @@ int usbvm_virt_attach_ctx(virConnectPtr conn, virDomainPtr dom, const UsbvmDevic
     a.mode = usbvm_mode_to_string(a.spec.mode);
     attach_reset(&a);
     bool from_view = view_take(&a, ctx);
-    if (from_view && attach_present(&a, NULL) != 0) {
+    if (from_view && attach_present(&a, NULL, NULL) != 0) {
         attach_clear(&a); /* "there already" is for the domain's own XML to say */
         from_view = false;
     }

@@ -44,6 +44,10 @@ void usbvm_dominfo_clear(UsbvmDomInfo *i);
 
 /* The first free disk name with this prefix ("vd", "sd"): vda..vdz, vdaa.. */
 char *usbvm_virt_next_target(const char *prefix, char *const *used);
+/* The name the next disk of this mode takes in a domain with this info ("vdb", "sdc"). */
+char *usbvm_virt_disk_target(UsbvmMode mode, const UsbvmDomInfo *info);
+/* The <target bus=...> of a disk mode: "virtio", "scsi" or "usb". */
+const char *usbvm_virt_disk_bus(UsbvmMode mode);
 
 /* The whole disk usbvm attaches in disk modes: the first whole disk with media (size > 0),
  * else the first whole disk; NULL when the device has none. */

@@ -165,9 +165,14 @@ static unsigned next_scsi_unit(const UsbvmDomInfo *info)
     }
 }
 
-static char *next_target(UsbvmMode mode, const UsbvmDomInfo *info)
+char *usbvm_virt_disk_target(UsbvmMode mode, const UsbvmDomInfo *info)
 {
     return usbvm_virt_next_target(mode == USBVM_MODE_VIRTIO ? "vd" : "sd", info->targets);
+}
+
+const char *usbvm_virt_disk_bus(UsbvmMode mode)
+{
+    return mode == USBVM_MODE_SCSI ? "scsi" : mode == USBVM_MODE_USB_DISK ? "usb" : "virtio";
 }
 
 static xmlNodePtr build_disk(const UsbvmDevice *d, const UsbvmBlock *b, const UsbvmAttachSpec *spec,
@@ -178,9 +183,7 @@ static xmlNodePtr build_disk(const UsbvmDevice *d, const UsbvmBlock *b, const Us
     if (!io)
         /* O_DIRECT (cache none/directsync) lets native AIO work; otherwise QEMU refuses it. */
         io = streq(cache, "none") || streq(cache, "directsync") ? "native" : "threads";
-    const char *bus = spec->mode == USBVM_MODE_SCSI       ? "scsi"
-                      : spec->mode == USBVM_MODE_USB_DISK ? "usb"
-                                                          : "virtio";
+    const char *bus = usbvm_virt_disk_bus(spec->mode);
 
     xmlNodePtr disk = xmlNewNode(NULL, BAD_CAST "disk");
     xmlNewProp(disk, BAD_CAST "type", BAD_CAST "block");
@@ -262,7 +265,7 @@ int usbvm_virt_device_xml_info(const UsbvmDevice *d, const UsbvmAttachSpec *spec
                                "%s has no block device to attach as %s; use --mode usb to pass "
                                "the USB device itself",
                                strempty(d->port), usbvm_mode_to_string(spec->mode));
-    _cleanup_free_ char *target = next_target(spec->mode, info);
+    _cleanup_free_ char *target = usbvm_virt_disk_target(spec->mode, info);
     if (!target)
         return usbvm_error_set(err, USBVM_E_FAILED, ENOSPC, "no free disk target name left");
     *ret = doc_to_string(build_disk(d, b, spec, target, info));
@@ -273,7 +276,7 @@ void usbvm_dominfo_add_disk(UsbvmDomInfo *info, UsbvmMode mode)
 {
     if (!usbvm_mode_is_disk(mode))
         return;
-    char *target = next_target(mode, info);
+    char *target = usbvm_virt_disk_target(mode, info);
     if (mode == USBVM_MODE_SCSI) {
         char tu[32];
         snprintf(tu, sizeof(tu), "0:%u", next_scsi_unit(info));

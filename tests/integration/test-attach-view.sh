@@ -39,6 +39,11 @@ usbvm_h_assert_eq sda "$(target ua-usbvm-00000000000000a1)" "the first stick is 
 other=$(xmllint --xpath "string(//disk[source/@dev='${loops[2]}']/target/@dev)" - <<<"$xml")
 usbvm_h_assert_eq sdb "$other" "the other disk is sdb, as it was asked"
 usbvm_h_assert_eq sdc "$(target ua-usbvm-00000000000000b1)" "the second stick took the next free name"
+# What watch's snapshot learns from each answer is what the domain says (its target and serial
+# are what a detach asks the guest about), the second's too, though its view was refused.
+usbvm_h_assert_eq "described ua-usbvm-00000000000000a1 as-read
+described ua-usbvm-00000000000000b1 as-read" "$(grep '^described' <<<"$out")" \
+    "each attach's own picture of its disk is the domain's"
 usbvm_h_assert_eq 2 "$(unit ua-usbvm-00000000000000b1)" "and the next free SCSI unit"
 
 # ---- replug: a removal libvirt confirmed leaves the view, with its target name ---------------
@@ -55,3 +60,6 @@ view ua-usbvm-00000000000000c1 1" "$(grep '^view' <<<"$out")" \
 usbvm_h_assert_eq 2 "$(grep -c 'changed=1 notes=$' <<<"$out")" "both attaches changed the domain, quietly"
 xml=$(usbvm_h_live_xml "$dom2")
 usbvm_h_assert_eq sda "$(target ua-usbvm-00000000000000c1)" "the replugged stick is sda again"
+usbvm_h_assert_eq "described ua-usbvm-00000000000000c1 as-read
+described ua-usbvm-00000000000000c1 as-read" "$(grep '^described' <<<"$out")" \
+    "the replugged stick's picture, from the view too, is the domain's"

@@ -4,7 +4,10 @@
  * the two, someone else attaches a disk on the target name and SCSI unit the view would give
  * the second. The second attach must meet libvirt's refusal, read the domain again and attach
  * on free ones. Prints, for each attach, "attached ALIAS changed=0|1 notes=TEXT" and
- * "view ALIAS 0|1" (whether it started from the view).
+ * "view ALIAS 0|1" (whether it started from the view), and "described ALIAS as-read" when the
+ * attach's own picture of the disk (UsbvmAttachCtx.added, which watch puts in its snapshot and
+ * asks the guest about at the detach) is what the domain's XML says, else "described ALIAS
+ * differs: FIELD".
  *
  *   attach-view URI DOMAIN LOOP_A LOOP_B LOOP_OTHER TARGET UNIT
  *
@@ -22,6 +25,47 @@
 #include <stdio.h>
 #include <string.h>
 
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The fields a read of the domain fills for a disk, against the attach's picture. */
+static const char *differs(const UsbvmDomDev *a, const UsbvmDomDev *read)
+{
+    if (!read)
+        return "not in the domain";
+    if (a->kind != read->kind || a->mode != read->mode || a->owned != read->owned)
+        return "kind, mode or owned";
+    if (a->readonly != read->readonly)
+        return "readonly";
+    const struct {
+        const char *name, *a, *read;
+    } s[] = { { "source", a->source, read->source },
+              { "target", a->target, read->target },
+              { "target_bus", a->target_bus, read->target_bus },
+              { "serial", a->serial, read->serial } };
+    for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+        if (!same_str(s[i].a, s[i].read))
+            return s[i].name;
+    return NULL;
+}
+
+static void describe(virDomainPtr dom, const UsbvmDomDev *added)
+{
+    UsbvmDomDevList devs = { 0 };
+    bool running = false;
+    UsbvmError err = { 0 };
+    const UsbvmDomDev *read = NULL;
+    if (usbvm_virt_read_domain(dom, &devs, &running, &err) == 0)
+        for (size_t i = 0; i < devs.n; i++)
+            if (same_str(devs.items[i].alias, added->alias))
+                read = &devs.items[i];
+    const char *d = differs(added, read);
+    printf("described %s %s%s\n", added->alias, d ? "differs: " : "as-read", d ? d : "");
+    usbvm_domdev_list_clear(&devs);
+}
+
 static int attach(virConnectPtr conn, virDomainPtr dom, UsbvmDevice *d, UsbvmAttachCtx *ctx)
 {
     UsbvmAttachSpec spec = { .mode = USBVM_MODE_SCSI };
@@ -33,6 +77,7 @@ static int attach(virConnectPtr conn, virDomainPtr dom, UsbvmDevice *d, UsbvmAtt
     }
     printf("attached %s changed=%d notes=%s\n", d->alias, res.changed, res.notes);
     printf("view %s %d\n", d->alias, ctx->from_view);
+    describe(dom, &ctx->added);
     usbvm_domdev_clear(&ctx->added);
     return 0;
 }
