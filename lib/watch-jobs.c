@@ -31,6 +31,7 @@ void usbvm_watch_job_free(WatchJob *j)
     free(j->cache);
     free(j->io);
     usbvm_domdev_list_free(j->known);
+    usbvm_domdev_clear(&j->held);
     usbvm_domdev_clear(&j->ctx.added);
     usbvm_snapshot_clear(&j->snapshot);
     usbvm_domdev_list_clear(&j->devs);
@@ -66,12 +67,19 @@ static void run_connect(WatchJob *j)
 }
 
 /* Asks the guest (bounded) what it has mounted from the device, so that the log can say so
- * once the device has gone: the watch never refuses, the stick is out already. */
+ * once the device has gone: the watch never refuses, the stick is out already. The device's
+ * target and serial come from the snapshot, which libvirt's events keep current; the domain is
+ * read only for a device the snapshot does not hold. */
 static void ask_guest(WatchJob *j, virDomainPtr dom, char *notes, size_t size)
 {
     UsbvmDomDevList devs = { 0 };
     bool running = false;
     UsbvmError err = { 0 };
+    if (j->held.alias) {
+        j->guest_mounted = usbvm_guest_before_detach(dom, &j->held, j->model, j->alias,
+                                                     USBVM_GUEST_FORCE, notes, size, &err) > 0;
+        return;
+    }
     if (usbvm_virt_read_domain(dom, &devs, &running, &err) < 0 || !running) {
         usbvm_domdev_list_clear(&devs);
         return;
