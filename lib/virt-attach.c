@@ -578,35 +578,42 @@ static void on_timeout(int timer, void *opaque)
     w->timed_out = true;
 }
 
-static int alias_in_xml(virDomainPtr dom, bool inactive, const char *alias, bool *ret_found,
-                        bool *ret_owned, UsbvmError *err)
+static int read_doc(virDomainPtr dom, bool inactive, xmlDocPtr *ret, UsbvmError *err)
 {
     _cleanup_free_ char *xml = NULL;
     int r = domain_xml(dom, inactive, &xml, err);
-    if (r < 0)
-        return r;
-    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
-    r = usbvm_xml_parse(xml, &doc, err);
-    if (r < 0)
-        return r;
-    /* Any device kind may carry the alias (with --force the admin names any device). */
+    return r < 0 ? r : usbvm_xml_parse(xml, ret, err);
+}
+
+/* Any device kind may carry the alias (with --force the admin names any device). */
+static bool alias_in_doc(xmlDocPtr doc, const char *alias)
+{
     _cleanup_(xmlXPathFreeContextp) xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
     _cleanup_(xmlXPathFreeObjectp) xmlXPathObjectPtr res =
         xmlXPathEvalExpression(BAD_CAST "/domain/devices/*/alias/@name", ctx);
-    *ret_found = false;
+    bool found = false;
     for (int i = 0; res && res->nodesetval && i < res->nodesetval->nodeNr; i++) {
         _cleanup_xmlfree_ xmlChar *v = xmlNodeGetContent(res->nodesetval->nodeTab[i]);
-        if (streq((const char *)v, alias))
-            *ret_found = true;
+        found |= streq((const char *)v, alias);
     }
-    if (ret_owned)
-        *ret_owned = strncmp(alias, USBVM_ALIAS_PREFIX, strlen(USBVM_ALIAS_PREFIX)) == 0;
+    return found;
+}
+
+static int alias_in_xml(virDomainPtr dom, bool inactive, const char *alias, bool *ret_found,
+                        UsbvmError *err)
+{
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
+    int r = read_doc(dom, inactive, &doc, err);
+    if (r < 0)
+        return r;
+    *ret_found = alias_in_doc(doc, alias);
     return 0;
 }
 
-/* Where the alias is: the live domain, the persistent definition, or neither. */
+/* Where the alias is: the live domain, the persistent definition, or neither. The live XML
+ * it read is the caller's (*ret_live_doc, NULL when the live domain was not read). */
 static int detach_where(virDomainPtr dom, const char *alias, unsigned flags, bool *ret_live,
-                        bool *ret_config, UsbvmError *err)
+                        bool *ret_config, xmlDocPtr *ret_live_doc, UsbvmError *err)
 {
     *ret_live = *ret_config = false;
     int active = virDomainIsActive(dom);
@@ -614,11 +621,13 @@ static int detach_where(virDomainPtr dom, const char *alias, unsigned flags, boo
         return usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot ask whether domain '%s' runs",
                                 virDomainGetName(dom));
     int r;
-    if ((flags & USBVM_ATTACH_LIVE) && active &&
-        (r = alias_in_xml(dom, false, alias, ret_live, NULL, err)) < 0)
-        return r;
+    if ((flags & USBVM_ATTACH_LIVE) && active) {
+        if ((r = read_doc(dom, false, ret_live_doc, err)) < 0)
+            return r;
+        *ret_live = alias_in_doc(*ret_live_doc, alias);
+    }
     if ((flags & USBVM_ATTACH_CONFIG) && virDomainIsPersistent(dom) == 1 &&
-        (r = alias_in_xml(dom, true, alias, ret_config, NULL, err)) < 0)
+        (r = alias_in_xml(dom, true, alias, ret_config, err)) < 0)
         return r;
     return 0;
 }
@@ -674,7 +683,7 @@ static int detach_ask(virDomainPtr dom, const char *alias, unsigned vflags, bool
     /* QEMU refuses a second device_del while the guest still holds the device ("already in
      * the process of unplug"): still asked, if the alias is still there. */
     bool still = false;
-    if (from_qemu && in_live && alias_in_xml(dom, false, alias, &still, NULL, NULL) == 0 && still) {
+    if (from_qemu && in_live && alias_in_xml(dom, false, alias, &still, NULL) == 0 && still) {
         usbvm_error_clear(err);
         return 0;
     }
@@ -723,7 +732,7 @@ static int detach_await_other(virDomainPtr dom, const char *alias, unsigned vfla
 {
     /* That request may have ended before the subscription. */
     bool still = true;
-    if (alias_in_xml(dom, false, alias, &still, NULL, NULL) == 0 && !still) {
+    if (alias_in_xml(dom, false, alias, &still, NULL) == 0 && !still) {
         dw->w.removed = true;
         return 0;
     }
@@ -765,7 +774,7 @@ static int detach_outcome(virDomainPtr dom, const char *alias, const DetachWait 
     /* No event (yet): the live XML is the truth. */
     bool still = false;
     int r;
-    if (virDomainIsActive(dom) == 1 && (r = alias_in_xml(dom, false, alias, &still, NULL, err)) < 0)
+    if (virDomainIsActive(dom) == 1 && (r = alias_in_xml(dom, false, alias, &still, err)) < 0)
         return r;
     res->state = still ? USBVM_STATE_PENDING : USBVM_STATE_DETACHED;
     if (!still)
@@ -791,7 +800,8 @@ int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *al
     UsbvmResult res = { .state = USBVM_STATE_DETACHED };
     snprintf(res.alias, sizeof(res.alias), "%s", alias);
     bool in_live, in_config;
-    int r = detach_where(dom, alias, flags, &in_live, &in_config, err);
+    _cleanup_(xmlFreeDocp) xmlDocPtr live_doc = NULL;
+    int r = detach_where(dom, alias, flags, &in_live, &in_config, &live_doc, err);
     if (r < 0)
         return r;
     res.changed = in_live || in_config;
@@ -810,7 +820,7 @@ int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *al
         (in_live ? VIR_DOMAIN_AFFECT_LIVE : 0) | (in_config ? VIR_DOMAIN_AFFECT_CONFIG : 0);
     _cleanup_(usbvm_deadnode_clear) UsbvmDeadNode stale = { 0 };
     if (in_live)
-        usbvm_deadnode_collect(dom, alias, &stale);
+        usbvm_deadnode_collect(dom, live_doc, alias, &stale);
     DetachWait dw = { .w = { .alias = alias }, .cb_removed = -1, .cb_failed = -1, .cb_life = -1 };
     bool wait = in_live && timeout_ms > 0;
     if (wait)

@@ -330,11 +330,9 @@ static int open_qemu_dev(int pidfd, pid_t pid, char **ret_msg)
 
 /* ---- collect before the detach, forget after ---------------------------------------------- */
 
-static void disk_sources(virDomainPtr dom, const char *alias, UsbvmDeadNode *ret)
+static void disk_sources(xmlDocPtr doc, const char *alias, UsbvmDeadNode *ret)
 {
-    _cleanup_free_ char *xml = virDomainGetXMLDesc(dom, 0);
-    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
-    if (!xml || usbvm_xml_parse(xml, &doc, NULL) < 0)
+    if (!doc)
         return;
     _cleanup_(xmlXPathFreeContextp) xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
     _cleanup_(xmlXPathFreeObjectp) xmlXPathObjectPtr res =
@@ -359,10 +357,10 @@ static void disk_sources(virDomainPtr dom, const char *alias, UsbvmDeadNode *ret
     }
 }
 
-void usbvm_deadnode_collect(virDomainPtr dom, const char *alias, UsbvmDeadNode *ret)
+void usbvm_deadnode_collect(virDomainPtr dom, xmlDocPtr live, const char *alias, UsbvmDeadNode *ret)
 {
     *ret = (UsbvmDeadNode){ 0 };
-    disk_sources(dom, alias, ret);
+    disk_sources(live, alias, ret);
     struct stat st;
     if (!ret->source || strncmp(ret->source, "/dev/", 5) != 0 || stat(ret->source, &st) == 0 ||
         errno != ENOENT) {

@@ -90,7 +90,9 @@ typedef struct UsbvmDeadNode {
     dev_t rdev; /* of the copy in the domain's /dev, before the detach */
 } UsbvmDeadNode;
 void usbvm_deadnode_clear(UsbvmDeadNode *s);
-void usbvm_deadnode_collect(virDomainPtr dom, const char *alias, UsbvmDeadNode *ret);
+/* live: the domain's live XML, as read before the detach. */
+void usbvm_deadnode_collect(virDomainPtr dom, xmlDocPtr live, const char *alias,
+                            UsbvmDeadNode *ret);
 char *usbvm_deadnode_forget(virDomainPtr dom, UsbvmDeadNode *s);
 /* Below devfd (a /dev): the st_rdev of the block node path names ("/dev/sdb" or a by-id link
  * to it), resolved without leaving devfd or following more than that one link; -errno. */
