@@ -599,6 +599,18 @@ static bool alias_in_doc(xmlDocPtr doc, const char *alias)
     return found;
 }
 
+/* The live XML, whose <domain id=...> also says whether the domain runs: NULL in *ret when it
+ * does not, one call instead of virDomainIsActive and virDomainGetXMLDesc. */
+static int read_live_doc(virDomainPtr dom, xmlDocPtr *ret, UsbvmError *err)
+{
+    int r = read_doc(dom, false, ret, err);
+    if (r == 0 && !usbvm_domain_doc_running(*ret)) {
+        xmlFreeDoc(*ret);
+        *ret = NULL;
+    }
+    return r;
+}
+
 static int alias_in_xml(virDomainPtr dom, bool inactive, const char *alias, bool *ret_found,
                         UsbvmError *err)
 {
@@ -611,20 +623,17 @@ static int alias_in_xml(virDomainPtr dom, bool inactive, const char *alias, bool
 }
 
 /* Where the alias is: the live domain, the persistent definition, or neither. The live XML
- * it read is the caller's (*ret_live_doc, NULL when the live domain was not read). */
+ * it read is the caller's (*ret_live_doc, NULL when the domain does not run or was not asked
+ * about). */
 static int detach_where(virDomainPtr dom, const char *alias, unsigned flags, bool *ret_live,
                         bool *ret_config, xmlDocPtr *ret_live_doc, UsbvmError *err)
 {
     *ret_live = *ret_config = false;
-    int active = virDomainIsActive(dom);
-    if (active < 0)
-        return usbvm_virt_error(err, USBVM_E_LIBVIRT, "cannot ask whether domain '%s' runs",
-                                virDomainGetName(dom));
     int r;
-    if ((flags & USBVM_ATTACH_LIVE) && active) {
-        if ((r = read_doc(dom, false, ret_live_doc, err)) < 0)
+    if (flags & USBVM_ATTACH_LIVE) {
+        if ((r = read_live_doc(dom, ret_live_doc, err)) < 0)
             return r;
-        *ret_live = alias_in_doc(*ret_live_doc, alias);
+        *ret_live = *ret_live_doc && alias_in_doc(*ret_live_doc, alias);
     }
     if ((flags & USBVM_ATTACH_CONFIG) && virDomainIsPersistent(dom) == 1 &&
         (r = alias_in_xml(dom, true, alias, ret_config, err)) < 0)
@@ -771,11 +780,14 @@ static int detach_outcome(virDomainPtr dom, const char *alias, const DetachWait 
                                "it is still attached",
                                name, alias);
     }
-    /* No event (yet): the live XML is the truth. */
-    bool still = false;
-    int r;
-    if (virDomainIsActive(dom) == 1 && (r = alias_in_xml(dom, false, alias, &still, err)) < 0)
+    /* No event (yet): the live XML is the truth. A domain that has gone meanwhile took the
+     * device with it. */
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
+    int r = read_live_doc(dom, &doc, err);
+    if (r < 0 && virDomainIsActive(dom) == 1)
         return r;
+    usbvm_error_clear(err);
+    bool still = doc && alias_in_doc(doc, alias);
     res->state = still ? USBVM_STATE_PENDING : USBVM_STATE_DETACHED;
     if (!still)
         return 0;
