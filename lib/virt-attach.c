@@ -833,6 +833,7 @@ int usbvm_virt_detach_alias(virConnectPtr conn, virDomainPtr dom, const char *al
     _cleanup_(usbvm_deadnode_clear) UsbvmDeadNode stale = { 0 };
     if (in_live)
         usbvm_deadnode_collect(dom, live_doc, alias, &stale);
+    xmlFreeDoc(TAKE_PTR(live_doc)); /* not held across the calls that follow */
     DetachWait dw = { .w = { .alias = alias }, .cb_removed = -1, .cb_failed = -1, .cb_life = -1 };
     bool wait = in_live && timeout_ms > 0;
     if (wait)
