@@ -4,6 +4,7 @@
 #include "config.h"
 #include "watch.h"
 
+#include <malloc.h>
 #include <string.h>
 
 enum {
@@ -129,6 +130,14 @@ int usbvm_cmd_watch(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char *
     if (rules)
         opts.rules_path = rules;
 
+        /* glibc's fastbins put off merging freed small blocks until a later large request merges
+         * them all at once. In the daemon that later request came in an attach's final checks, on
+         * the path from the plug to libvirt's call: about 30 us of every plug's median (the final
+         * checks' p50 in bench-domains.sh, RESULTS.md). Without fastbins each free merges at once,
+         * off that path; the per-thread caches still serve most small requests. */
+#ifdef M_MXFAST
+    (void)mallopt(M_MXFAST, 0);
+#endif
     UsbvmWatchSummary sum;
     UsbvmError err = { 0 };
     if (usbvm_watch_run(&opts, &sum, &err) < 0) {
