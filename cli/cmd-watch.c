@@ -138,6 +138,13 @@ int usbvm_cmd_watch(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char *
 #ifdef M_MXFAST
     (void)mallopt(M_MXFAST, 0);
 #endif
+    /* Each read of a stick walks its sysfs directories, and each open directory takes a 32 KiB
+     * buffer from the heap. Freed at the top of the heap, they went back to the kernel at once
+     * (brk), and the next plug faulted the same pages in again: about 70 us of the read's median
+     * and 150 us of CPU per plug. The daemon keeps up to 4 MiB of freed heap instead. */
+#ifdef M_TRIM_THRESHOLD
+    (void)mallopt(M_TRIM_THRESHOLD, 4 << 20);
+#endif
     UsbvmWatchSummary sum;
     UsbvmError err = { 0 };
     if (usbvm_watch_run(&opts, &sum, &err) < 0) {
