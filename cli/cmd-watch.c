@@ -112,6 +112,25 @@ static int print_summary(UsbvmCli *cli, const UsbvmWatchOptions *opts, const Usb
     return rc;
 }
 
+/* The daemon's allocator, for the path from a plug to libvirt's call. */
+static void tune_allocator(void)
+{
+    /* glibc's fastbins put off merging freed small blocks until a later large request merges
+     * them all at once; in the daemon that request came in an attach's final checks, about
+     * 30 us of their median. Without fastbins each free merges at once, off that path; the
+     * per-thread caches still serve most small requests. */
+#ifdef M_MXFAST
+    (void)mallopt(M_MXFAST, 0);
+#endif
+    /* Each read of a stick walks its sysfs directories, and each open directory takes a 32 KiB
+     * buffer from the heap. Freed at the top of the heap, they went back to the kernel at once
+     * (brk), and the next plug faulted the same pages in again: about 70 us of the read's median
+     * and 150 us of CPU per plug. Up to 4 MiB of freed heap is kept instead. */
+#ifdef M_TRIM_THRESHOLD
+    (void)mallopt(M_TRIM_THRESHOLD, 4 << 20);
+#endif
+}
+
 int usbvm_cmd_watch(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char **argv)
 {
     UsbvmWatchOptions opts = {
@@ -130,21 +149,7 @@ int usbvm_cmd_watch(UsbvmCli *cli, const UsbvmVerb *verb, int argc, const char *
     if (rules)
         opts.rules_path = rules;
 
-        /* glibc's fastbins put off merging freed small blocks until a later large request merges
-         * them all at once. In the daemon that later request came in an attach's final checks, on
-         * the path from the plug to libvirt's call: about 30 us of every plug's median (the final
-         * checks' p50 in bench-domains.sh, RESULTS.md). Without fastbins each free merges at once,
-         * off that path; the per-thread caches still serve most small requests. */
-#ifdef M_MXFAST
-    (void)mallopt(M_MXFAST, 0);
-#endif
-    /* Each read of a stick walks its sysfs directories, and each open directory takes a 32 KiB
-     * buffer from the heap. Freed at the top of the heap, they went back to the kernel at once
-     * (brk), and the next plug faulted the same pages in again: about 70 us of the read's median
-     * and 150 us of CPU per plug. The daemon keeps up to 4 MiB of freed heap instead. */
-#ifdef M_TRIM_THRESHOLD
-    (void)mallopt(M_TRIM_THRESHOLD, 4 << 20);
-#endif
+    tune_allocator();
     UsbvmWatchSummary sum;
     UsbvmError err = { 0 };
     if (usbvm_watch_run(&opts, &sum, &err) < 0) {
