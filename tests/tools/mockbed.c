@@ -187,6 +187,88 @@ static void remove_dangling_links(const char *root)
     }
 }
 
+/* load FILE / plug FILE / plugt FILE: adds the file's devices; plug and plugt also send their
+ * uevents ("add", then "bind" for a USB device with a driver). */
+static void cmd_plug(UMockdevTestbed *tb, const char *root, const char *verb, const char *arg)
+{
+    GError *error = NULL;
+    listeners_hide(root, true);
+    bool added = umockdev_testbed_add_from_file(tb, arg, &error);
+    listeners_hide(root, false);
+    if (!added) {
+        printf("error %s\n", error->message);
+        g_error_free(error);
+        return;
+    }
+    /* The file's devices are listed before the clock is read: the time is the first uevent's,
+     * not that of reading the file again. */
+    size_t n = 0;
+    char **paths = strcmp(verb, "load") != 0 ? file_syspaths(arg, &n) : NULL;
+    unsigned long long t0 = now_usec(), t_added = t0;
+    if (paths) {
+        for (size_t i = 0; i < n; i++)
+            umockdev_testbed_uevent(tb, paths[i], "add");
+        t_added = now_usec();
+        for (size_t i = 0; i < n; i++) {
+            if (has_driver_usb_device(paths[i]))
+                umockdev_testbed_uevent(tb, paths[i], "bind");
+            free(paths[i]);
+        }
+        free(paths);
+    }
+    if (strcmp(verb, "plugt") == 0)
+        printf("ok %llu %llu\n", t0, t_added);
+    else
+        printf("ok %llu\n", t0);
+}
+
+/* unplug PORT: removes the device and everything below it. */
+static void cmd_unplug(UMockdevTestbed *tb, const char *root, const char *arg)
+{
+    size_t n = 0;
+    char **paths = devices_below(root, arg, &n);
+    if (n == 0) {
+        printf("error no device at %s\n", arg);
+        free(paths);
+        return;
+    }
+    /* Deepest first, and each device leaves sysfs right after its "remove" goes out, as with
+     * the kernel: a listener that looks at sysfs for a removed block device must not find it. */
+    unsigned long long t = now_usec();
+    for (size_t i = 0; i < n; i++) {
+        umockdev_testbed_uevent(tb, paths[i], "remove");
+        listeners_hide(root, true);
+        umockdev_testbed_remove_device(tb, paths[i]);
+        listeners_hide(root, false);
+        free(paths[i]);
+    }
+    remove_dangling_links(root);
+    printf("ok %llu\n", t);
+    free(paths);
+}
+
+/* attr SYSPATH NAME [VALUE] */
+static void cmd_attr(UMockdevTestbed *tb, char *arg)
+{
+    char *name = strchr(arg, ' ');
+    *name++ = '\0';
+    char *value = strchr(name, ' ');
+    if (value)
+        *value++ = '\0';
+    umockdev_testbed_set_attribute(tb, arg, name, value ? value : "");
+    printf("ok %llu\n", now_usec());
+}
+
+/* uevent SYSPATH ACTION */
+static void cmd_uevent(UMockdevTestbed *tb, char *arg)
+{
+    char *action = strchr(arg, ' ');
+    *action++ = '\0';
+    unsigned long long t = now_usec();
+    umockdev_testbed_uevent(tb, arg, action);
+    printf("ok %llu\n", t);
+}
+
 int main(void)
 {
     UMockdevTestbed *tb = umockdev_testbed_new();
@@ -201,78 +283,20 @@ int main(void)
         char *arg = strchr(line, ' ');
         if (arg)
             *arg++ = '\0';
-        GError *error = NULL;
-        if (strcmp(line, "quit") == 0) {
+        if (strcmp(line, "quit") == 0)
             break;
-        } else if ((strcmp(line, "load") == 0 || strcmp(line, "plug") == 0 ||
-                    strcmp(line, "plugt") == 0) &&
-                   arg) {
-            listeners_hide(root, true);
-            bool added = umockdev_testbed_add_from_file(tb, arg, &error);
-            listeners_hide(root, false);
-            if (!added) {
-                printf("error %s\n", error->message);
-                g_error_free(error);
-            } else {
-                /* The file's devices are listed before the clock is read: the time is
-                 * the first uevent's, not that of reading the file again. */
-                size_t n = 0;
-                char **paths = strcmp(line, "load") != 0 ? file_syspaths(arg, &n) : NULL;
-                unsigned long long t0 = now_usec(), t_added = t0;
-                if (paths) {
-                    for (size_t i = 0; i < n; i++)
-                        umockdev_testbed_uevent(tb, paths[i], "add");
-                    t_added = now_usec();
-                    for (size_t i = 0; i < n; i++) {
-                        if (has_driver_usb_device(paths[i]))
-                            umockdev_testbed_uevent(tb, paths[i], "bind");
-                        free(paths[i]);
-                    }
-                    free(paths);
-                }
-                if (strcmp(line, "plugt") == 0)
-                    printf("ok %llu %llu\n", t0, t_added);
-                else
-                    printf("ok %llu\n", t0);
-            }
-        } else if (strcmp(line, "unplug") == 0 && arg) {
-            size_t n = 0;
-            char **paths = devices_below(root, arg, &n);
-            if (n == 0) {
-                printf("error no device at %s\n", arg);
-            } else {
-                /* Deepest first, and each device leaves sysfs right after its "remove" goes
-                 * out, as with the kernel: a listener that looks at sysfs for a removed
-                 * block device must not find it. */
-                unsigned long long t = now_usec();
-                for (size_t i = 0; i < n; i++) {
-                    umockdev_testbed_uevent(tb, paths[i], "remove");
-                    listeners_hide(root, true);
-                    umockdev_testbed_remove_device(tb, paths[i]);
-                    listeners_hide(root, false);
-                    free(paths[i]);
-                }
-                remove_dangling_links(root);
-                printf("ok %llu\n", t);
-            }
-            free(paths);
-        } else if (strcmp(line, "attr") == 0 && arg && strchr(arg, ' ')) {
-            char *name = strchr(arg, ' ');
-            *name++ = '\0';
-            char *value = strchr(name, ' ');
-            if (value)
-                *value++ = '\0';
-            umockdev_testbed_set_attribute(tb, arg, name, value ? value : "");
-            printf("ok %llu\n", now_usec());
-        } else if (strcmp(line, "uevent") == 0 && arg && strchr(arg, ' ')) {
-            char *action = strchr(arg, ' ');
-            *action++ = '\0';
-            unsigned long long t = now_usec();
-            umockdev_testbed_uevent(tb, arg, action);
-            printf("ok %llu\n", t);
-        } else {
+        if ((strcmp(line, "load") == 0 || strcmp(line, "plug") == 0 ||
+             strcmp(line, "plugt") == 0) &&
+            arg)
+            cmd_plug(tb, root, line, arg);
+        else if (strcmp(line, "unplug") == 0 && arg)
+            cmd_unplug(tb, root, arg);
+        else if (strcmp(line, "attr") == 0 && arg && strchr(arg, ' '))
+            cmd_attr(tb, arg);
+        else if (strcmp(line, "uevent") == 0 && arg && strchr(arg, ' '))
+            cmd_uevent(tb, arg);
+        else
             printf("error unknown command '%s'\n", line);
-        }
         fflush(stdout);
     }
     free(line);
