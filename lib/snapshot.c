@@ -53,19 +53,13 @@ void usbvm_snapshot_add(UsbvmSnapshot *s, const UsbvmDomDev *dd)
         usbvm_domdev_copy(usbvm_domdev_list_add(&d->devs), dd);
 }
 
-const UsbvmDomDev *usbvm_snapshot_find(const UsbvmSnapshot *s, const char *domain,
-                                       const char *alias)
+bool usbvm_snapshot_has(const UsbvmSnapshot *s, const char *domain, const char *alias)
 {
     const UsbvmSnapDomain *d = usbvm_snapshot_domain(s, domain);
     for (size_t i = 0; d && i < d->devs.n; i++)
         if (streq(d->devs.items[i].alias, alias))
-            return &d->devs.items[i];
-    return NULL;
-}
-
-bool usbvm_snapshot_has(const UsbvmSnapshot *s, const char *domain, const char *alias)
-{
-    return usbvm_snapshot_find(s, domain, alias) != NULL;
+            return true;
+    return false;
 }
 
 bool usbvm_snapshot_remove(UsbvmSnapshot *s, const char *domain, const char *alias)

@@ -24,9 +24,6 @@ void usbvm_snapshot_set_domain(UsbvmSnapshot *s, const char *name, UsbvmDomDevLi
 void usbvm_snapshot_drop_domain(UsbvmSnapshot *s, const char *name);
 /* Adds a copy of dd to its (running) domain; ignored when the domain is not in the picture. */
 void usbvm_snapshot_add(UsbvmSnapshot *s, const UsbvmDomDev *dd);
-/* The domain's device with this alias, NULL when it holds none (valid until s changes). */
-const UsbvmDomDev *usbvm_snapshot_find(const UsbvmSnapshot *s, const char *domain,
-                                       const char *alias);
 /* Whether the domain holds a device with this alias. */
 bool usbvm_snapshot_has(const UsbvmSnapshot *s, const char *domain, const char *alias);
 /* Removes the device with this alias from the domain; false when it was not there. */

@@ -428,6 +428,7 @@ static void attach_describe(const Attach *a, UsbvmDomDev *ret)
         return;
     /* As the domain's XML will say: what a guest is asked about at its detach (guest.c). The
      * target is the one a->xml took: a->info has not counted it yet (view_keep does). */
+    ret->readonly |= b->readonly; /* a write-protected stick is attached read-only */
     ret->source = xstrdup(usbvm_virt_disk_source(b));
     ret->target = usbvm_virt_disk_target(a->spec.mode, &a->info);
     ret->target_bus = xstrdup(usbvm_virt_disk_bus(a->spec.mode));

@@ -62,4 +62,4 @@ xml=$(usbvm_h_live_xml "$dom2")
 usbvm_h_assert_eq sda "$(target ua-usbvm-00000000000000c1)" "the replugged stick is sda again"
 usbvm_h_assert_eq "described ua-usbvm-00000000000000c1 as-read
 described ua-usbvm-00000000000000c1 as-read" "$(grep '^described' <<<"$out")" \
-    "the replugged stick's picture, from the view too, is the domain's"
+    "the replugged stick's picture (write-protected: read-only), from the view too, is the domain's"

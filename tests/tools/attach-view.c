@@ -116,7 +116,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "attach-view: cannot reach domain '%s'\n", argv[2]);
         return 1;
     }
-    UsbvmBlock ba = { .type = USBVM_BLOCK_DISK, .name = "sdva", .devnode = argv[3] };
+    /* The replugged stick is write-protected: libvirt's XML then says <readonly/>. */
+    UsbvmBlock ba = {
+        .type = USBVM_BLOCK_DISK, .name = "sdva", .devnode = argv[3], .readonly = replugging
+    };
     UsbvmBlock bb = { .type = USBVM_BLOCK_DISK,
                       .name = "sdvb",
                       .devnode = replugging ? NULL : argv[4] };
