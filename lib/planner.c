@@ -87,6 +87,7 @@ static void detach(UsbvmPlan *p, const UsbvmPlanInput *in, size_t device, const 
     a->domain = o->domain;
     a->alias = o->alias;
     a->why = why;
+    a->held = o;
 }
 
 /* Is another present device the owner of this alias now (a replug seen before the unplug)? */

@@ -73,7 +73,8 @@ typedef struct UsbvmAction {
     const char *alias;           /* detach: the domain device's alias; attach: the device's */
     const UsbvmAttachSpec *spec; /* attach */
     UsbvmWaitReason wait;
-    const char *why; /* detach: static reason ("unplugged", "no rule matches it", ...) */
+    const char *why;         /* detach: static reason ("unplugged", "no rule matches it", ...) */
+    const UsbvmDomDev *held; /* detach: the snapshot's entry of domain and alias, borrowed */
 } UsbvmAction;
 
 typedef struct UsbvmPlan {

@@ -68,28 +68,13 @@ static void run_connect(WatchJob *j)
 
 /* Asks the guest (bounded) what it has mounted from the device, so that the log can say so
  * once the device has gone: the watch never refuses, the stick is out already. The device's
- * target and serial come from the snapshot, which libvirt's events keep current; the domain is
- * read only for a device the snapshot does not hold. */
+ * target and serial are the snapshot's, which libvirt's events and usbvm's own answers keep
+ * current: the domain is not read for them. */
 static void ask_guest(WatchJob *j, virDomainPtr dom, char *notes, size_t size)
 {
-    UsbvmDomDevList devs = { 0 };
-    bool running = false;
     UsbvmError err = { 0 };
-    if (j->held.alias) {
-        j->guest_mounted = usbvm_guest_before_detach(dom, &j->held, j->model, j->alias,
-                                                     USBVM_GUEST_FORCE, notes, size, &err) > 0;
-        return;
-    }
-    if (usbvm_virt_read_domain(dom, &devs, &running, &err) < 0 || !running) {
-        usbvm_domdev_list_clear(&devs);
-        return;
-    }
-    for (size_t i = 0; i < devs.n; i++)
-        if (streq(devs.items[i].alias, j->alias)) {
-            j->guest_mounted = usbvm_guest_before_detach(dom, &devs.items[i], j->model, j->alias,
-                                                         USBVM_GUEST_FORCE, notes, size, &err) > 0;
-        }
-    usbvm_domdev_list_clear(&devs);
+    j->guest_mounted = usbvm_guest_before_detach(dom, &j->held, j->model, j->alias,
+                                                 USBVM_GUEST_FORCE, notes, size, &err) > 0;
 }
 
 /* The job's domain: the queue's handle when it has one (fresh: looked up again, as after the

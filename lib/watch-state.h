@@ -124,7 +124,7 @@ typedef struct WatchJob {
     UsbvmAttachSpec spec;
     char *cache, *io;
     UsbvmDomDevList *known; /* attach: every running domain's devices, a copy */
-    UsbvmDomDev held;       /* detach: the device as the snapshot has it (alias NULL: not in it) */
+    UsbvmDomDev held;       /* detach: the device as the snapshot has it */
     uint64_t known_gen;
     uint64_t started_usec, event_usec;
     uint64_t planned_usec; /* attach: when the plan handed it on */

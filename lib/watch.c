@@ -175,9 +175,7 @@ static void act_detach(Watch *w, const UsbvmAction *a)
     j->domain = xstrdup(a->domain);
     j->alias = xstrdup(a->alias);
     j->why = xstrdup(a->why);
-    const UsbvmDomDev *held = usbvm_snapshot_find(&w->snapshot, a->domain, a->alias);
-    if (held)
-        usbvm_domdev_copy(&j->held, held);
+    usbvm_domdev_copy(&j->held, a->held); /* what the guest is asked about */
     usbvm_watch_op_add(w, USBVM_OP_DETACH, a->domain, a->alias, a->why);
     usbvm_watch_submit(w, j);
 }

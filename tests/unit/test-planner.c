@@ -311,6 +311,11 @@ static void check_properties(const Row *row, const UsbvmPlanInput *in, const Usb
             /* Invariant 3: only usbvm's own. */
             assert_true(strncmp(a->alias, "ua-usbvm-", 9) == 0);
             assert_true(in->connected);
+            /* What the guest is asked about: the snapshot's own entry of domain and alias. */
+            const UsbvmSnapDomain *sd = usbvm_snapshot_domain(in->snapshot, a->domain);
+            assert_non_null(sd);
+            assert_true(a->held >= sd->devs.items && a->held < sd->devs.items + sd->devs.n);
+            assert_string_equal(a->held->alias, a->alias);
             continue;
         }
         if (a->kind != USBVM_ACTION_ATTACH) {
