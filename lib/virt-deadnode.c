@@ -332,8 +332,6 @@ static int open_qemu_dev(int pidfd, pid_t pid, char **ret_msg)
 
 static void disk_sources(xmlDocPtr doc, const char *alias, UsbvmDeadNode *ret)
 {
-    if (!doc)
-        return;
     _cleanup_(xmlXPathFreeContextp) xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
     _cleanup_(xmlXPathFreeObjectp) xmlXPathObjectPtr res =
         xmlXPathEvalExpression(BAD_CAST "/domain/devices/disk[@type='block']", ctx);

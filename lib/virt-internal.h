@@ -90,7 +90,7 @@ typedef struct UsbvmDeadNode {
     dev_t rdev; /* of the copy in the domain's /dev, before the detach */
 } UsbvmDeadNode;
 void usbvm_deadnode_clear(UsbvmDeadNode *s);
-/* live: the domain's live XML, as read before the detach. */
+/* live: the domain's live XML (not NULL), as read before the detach. */
 void usbvm_deadnode_collect(virDomainPtr dom, xmlDocPtr live, const char *alias,
                             UsbvmDeadNode *ret);
 char *usbvm_deadnode_forget(virDomainPtr dom, UsbvmDeadNode *s);
