@@ -14,6 +14,9 @@
  *       libvirt follows (lifecycle, device added, removed, removal failed: what usbvm watch
  *       registers), on an event-loop thread, as virsh and usbvm watch run it. libvirtd then
  *       sends each device-added event out during the call.
+ *   bench-attach-raw idle-cycle URI DOMAIN XMLFILE ALIAS N GAP_MS
+ *       cycle, with GAP_MS milliseconds of doing nothing before each attach, as between two
+ *       plugs on a host (bench-idle.sh).
  *   bench-attach-raw step-cycle URI DOMAIN XMLFILE ALIAS
  *       cycle, one attach+detach per line read from stdin (until EOF), its line printed at
  *       once: the caller plugs the testbed's stick before each line and pulls it after the
@@ -28,6 +31,7 @@
  */
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,8 +275,10 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "wait-gone") == 0) {
         detach_wait(conn, dom, argv[4], false);
     } else if (((strcmp(cmd, "cycle") == 0 || strcmp(cmd, "listen-cycle") == 0) && argc == 7) ||
+               (strcmp(cmd, "idle-cycle") == 0 && argc == 8) ||
                (strcmp(cmd, "step-cycle") == 0 && argc == 6)) {
         bool step = strcmp(cmd, "step-cycle") == 0;
+        long gap_ms = argc == 8 ? atol(argv[7]) : 0;
         if (strcmp(cmd, "listen-cycle") == 0)
             listen_start(argv[2]);
         const char *xml = slurp(argv[4]);
@@ -281,6 +287,11 @@ int main(int argc, char **argv)
         for (int i = 0; step || i < n; i++) {
             if (step && !fgets(go, sizeof(go), stdin))
                 break;
+            if (gap_ms > 0) {
+                struct timespec gap = { gap_ms / 1000, (gap_ms % 1000) * 1000000L };
+                while (nanosleep(&gap, &gap) != 0 && errno == EINTR)
+                    ;
+            }
             long long t0 = now_us();
             if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
                 die("attach");
