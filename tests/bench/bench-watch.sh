@@ -10,7 +10,10 @@
 #  2. A burst of 32 sticks: time from the first uevent until all 32 are attached.
 #  3. Idle cost over USBVM_BENCH_IDLE (default 60) seconds with 33 devices attached and no
 #     events: CPU time and context switches (wakeups) of the watch process.
-#  4. Memory: RSS after 100 and after USBVM_BENCH_CYCLES (default 2000) plug/unplug cycles.
+#  4. Memory: RSS after 100 and after USBVM_BENCH_CYCLES (default 2000) plug/unplug cycles,
+#     and where it lies (/proc/PID/smaps): the heap, other anonymous memory (thread stacks,
+#     the other threads' malloc arenas), and pages of files (the libraries' code and data as
+#     it is first run), so that a growth can be told from a leak.
 #
 # Run from a build tree: USBVM=... USBVM_SRCDIR=... USBVM_MOCKBED=... USBVM_BUILDDIR=...
 # (tests/bench/run sets them).
@@ -48,6 +51,13 @@ stats() {
 }
 
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$WL_WATCH_PID/status"; }
+# rss_split : "HEAP ANON FILES", the resident kB of the [heap] mapping, of the other anonymous
+# mappings, and of the mappings of files.
+rss_split() {
+    awk '/^[0-9a-f]+-[0-9a-f]+ / { kind = $6 == "[heap]" ? 1 : ($6 == "" || $6 ~ /^\[/) ? 2 : 3 }
+         /^Rss:/ { r[kind] += $2 }
+         END { printf "%d %d %d\n", r[1], r[2], r[3] }' "/proc/$WL_WATCH_PID/smaps"
+}
 
 cycle() {
     local t0
@@ -142,11 +152,25 @@ for _ in $(seq 1 32); do bw_next "$detach_re"; done
 rss_start=$(rss_kb)
 for i in $(seq 1 "$CYCLES"); do
     cycle
-    [ "$i" -eq 100 ] && rss_c100=$(rss_kb)
+    if [ "$i" -eq 100 ]; then
+        rss_c100=$(rss_kb)
+        split_c100=$(rss_split)
+    fi
+    if [ "$i" -eq $((CYCLES / 2)) ]; then
+        rss_half=$(rss_kb)
+        split_half=$(rss_split)
+    fi
 done
 rss_end=$(rss_kb)
-printf 'RSS: %s kB after 100 latency plugs; second watch: %s kB at start, %s kB after 100 cycles, %s kB after %d cycles (growth %+d kB)\n' \
-    "$rss100" "$rss_start" "${rss_c100:-?}" "$rss_end" "$CYCLES" $((rss_end - ${rss_c100:-$rss_start}))
+printf 'RSS: %s kB after 100 latency plugs; second watch: %s kB at start, %s kB after 100 cycles, %s kB after %d, %s kB after %d cycles (growth %+d kB, of which %+d kB in the second half)\n' \
+    "$rss100" "$rss_start" "${rss_c100:-?}" "${rss_half:-?}" $((CYCLES / 2)) "$rss_end" "$CYCLES" \
+    $((rss_end - ${rss_c100:-$rss_start})) $((rss_end - ${rss_half:-$rss_start}))
+split_end=$(rss_split)
+read -r h0 a0 f0 <<<"${split_c100:-$split_end}"
+read -r h1 a1 f1 <<<"${split_half:-$split_end}"
+read -r h2 a2 f2 <<<"$split_end"
+printf 'RSS by kind after 100 / %d / %d cycles: heap %d / %d / %d kB, other anonymous %d / %d / %d kB, files %d / %d / %d kB\n' \
+    $((CYCLES / 2)) "$CYCLES" "$h0" "$h1" "$h2" "$a0" "$a1" "$a2" "$f0" "$f1" "$f2"
 
 bw_close
 wl_watch_stop
