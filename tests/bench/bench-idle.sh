@@ -9,12 +9,16 @@
 # bare calls (default 100), each after that gap (bench-attach-raw idle-cycle; 0 is its plain
 # cycle); for each gap in USBVM_BENCH_PLUG_GAPS (default "500"), as many plugs under watch
 # (usb-disk, one rule, 1 running domain), each after that gap since the previous pull's detach
-# record, timed from the first uevent to the attach record as in bench-domains.sh. The disk's
-# XML for the bare calls is that of watch's attach. All of it in USBVM_BENCH_ROUNDS rounds
+# record, timed from the first uevent to the attach record as in bench-domains.sh, and as many
+# plugs answered by the floor of bench-domains.sh (bench-attach-raw on-uevent: the bare call
+# started on the stick's first uevent, the least any daemon does), each after that gap since
+# its previous detach. The disk's XML for the bare calls is that of watch's attach. All of it
+# in USBVM_BENCH_ROUNDS rounds
 # (default 5) whose order alternates (forward, backward, ...), after one round that is not
 # counted. The shell waits each gap in a builtin read with a timeout: no process starts just
 # before a call or a plug. Prints each series' p50 and p99, the bare calls' p50 against the
-# back-to-back call's, and usbvm's p50 and p99 against the bare call after the same gap.
+# back-to-back call's, and usbvm's p50 and p99 against the bare call and against the floor
+# after the same gap.
 #
 # Run from a build tree under tests/harness/ns-run --tmp-in-ram, as bench-domains.sh.
 set -euo pipefail
@@ -88,14 +92,40 @@ plugs() {
     done
     wl_watch_stop >/dev/null
 }
-# series: "bare GAP" and "watch GAP" items, run in the order given
+# floor GAP OUT : per+1 plugs answered by bench-attach-raw on-uevent (run as watch runs: umockdev's
+# preload), each GAP ms after its previous detach; from the first uevent to the call's return.
+floor() {
+    local i line in pid
+    coproc FLOOR { wl_listener "$RAW" on-uevent "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" "$alias"; }
+    IFS= read -r -t 60 -u "${FLOOR[0]}" line || true
+    [ "$line" = ready ] || usbvm_h_fail "bench-attach-raw on-uevent did not start"
+    for i in $(seq 0 "$per"); do
+        idle "$1"
+        bw_plug "$stick"
+        IFS= read -r -t 60 -u "${FLOOR[0]}" line || usbvm_h_fail "bench-attach-raw on-uevent did not attach"
+        bw_plugged
+        if [ "$i" -gt 0 ]; then echo $((${line%% *} - BW_T0)) >>"$2"; fi
+        wl_unplug 1-2 >/dev/null
+        IFS= read -r -t 60 -u "${FLOOR[0]}" line || true
+        [ "$line" = detached ] || usbvm_h_fail "bench-attach-raw on-uevent did not detach"
+    done
+    in=${FLOOR[1]}
+    pid=$FLOOR_PID
+    exec {in}>&- # EOF: the tool ends
+    wait "$pid" || usbvm_h_fail "bench-attach-raw on-uevent failed"
+}
+# series: "bare GAP", "watch GAP" and "floor GAP" items, run in the order given
 series=()
 read -r -a gaps <<<"$GAPS"
 for g in "${gaps[@]}"; do series+=("bare $g"); done
-for g in $PLUG_GAPS; do series+=("watch $g"); done
+for g in $PLUG_GAPS; do series+=("watch $g" "floor $g"); done
 run() {
     local kind=${1% *} g=${1#* }
-    if [ "$kind" = bare ]; then round "$g" "$2"; else plugs "$g" "$2"; fi
+    case $kind in
+    bare) round "$g" "$2" ;;
+    watch) plugs "$g" "$2" ;;
+    floor) floor "$g" "$2" ;;
+    esac
 }
 for item in "${series[@]}"; do run "$item" /dev/null; done
 for r in $(seq 1 "$ROUNDS"); do
@@ -117,11 +147,20 @@ for g in "${gaps[@]}"; do
         "$(p "$f" 0.99 | awk '{print $1/1000}')" "$(awk -v a="$(p "$f" 0.50)" -v b="$ref" 'BEGIN{print a/b}')"
 done
 for g in $PLUG_GAPS; do
-    f=$USBVM_H_TMP/watch-$g b=$USBVM_H_TMP/bare-$g
+    f=$USBVM_H_TMP/floor-$g b=$USBVM_H_TMP/bare-$g
+    printf 'floor plug after %4s ms idle: n %d, p50 %6.2f ms, p99 %6.2f ms | ratio to the bare call after %s ms: p50 %.3f p99 %.2f\n' \
+        "$g" "$(wc -l <"$f")" "$(p "$f" 0.50 | awk '{print $1/1000}')" \
+        "$(p "$f" 0.99 | awk '{print $1/1000}')" "$g" \
+        "$(awk -v a="$(p "$f" 0.50)" -v b="$(p "$b" 0.50)" 'BEGIN{print a/b}')" \
+        "$(awk -v a="$(p "$f" 0.99)" -v b="$(p "$b" 0.99)" 'BEGIN{print a/b}')"
+    f=$USBVM_H_TMP/watch-$g l=$USBVM_H_TMP/floor-$g
     printf 'usbvm plug after %4s ms idle: n %d, p50 %6.2f ms, p99 %6.2f ms | ratio to the bare call after %s ms: p50 %.3f p99 %.2f | to the back-to-back call: p50 %.3f\n' \
         "$g" "$(wc -l <"$f")" "$(p "$f" 0.50 | awk '{print $1/1000}')" \
         "$(p "$f" 0.99 | awk '{print $1/1000}')" "$g" \
         "$(awk -v a="$(p "$f" 0.50)" -v b="$(p "$b" 0.50)" 'BEGIN{print a/b}')" \
         "$(awk -v a="$(p "$f" 0.99)" -v b="$(p "$b" 0.99)" 'BEGIN{print a/b}')" \
         "$(awk -v a="$(p "$f" 0.50)" -v b="$ref" 'BEGIN{print a/b}')"
+    printf 'usbvm plug after %4s ms idle over the floor plug after it: p50 %.3f p99 %.2f\n' "$g" \
+        "$(awk -v a="$(p "$f" 0.50)" -v b="$(p "$l" 0.50)" 'BEGIN{print a/b}')" \
+        "$(awk -v a="$(p "$f" 0.99)" -v b="$(p "$l" 0.99)" 'BEGIN{print a/b}')"
 done
