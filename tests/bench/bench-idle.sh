@@ -1,9 +1,9 @@
 #!/bin/bash
-# The bare libvirt call itself, back to back and after the host has done nothing for a while,
-# as between two plugs on a real host (seconds apart); and usbvm watch's plugs after the same
-# idle, beside the bare call after it. bench-domains.sh holds usbvm's plugs, which come there
-# a few milliseconds after the previous pull, to the back-to-back call; this prints what the
-# same call costs when nothing ran just before it, and what usbvm adds to that call then.
+# The bare libvirt call itself, back to back and after the host has done nothing for a while, as
+# between two plugs on a real host (seconds apart); and usbvm watch's plugs after the same idle,
+# beside the bare call and the floor after it. bench-domains.sh holds usbvm's plugs, which come
+# there a few milliseconds after the previous pull, to the back-to-back call; this prints what
+# the same call costs when nothing ran just before it, and what usbvm adds to that call then.
 #
 # For each gap in USBVM_BENCH_GAPS (milliseconds, default "0 5 20 100 500"), USBVM_BENCH_CALLS
 # bare calls (default 100), each after that gap (bench-attach-raw idle-cycle; 0 is its plain
@@ -11,14 +11,13 @@
 # (usb-disk, one rule, 1 running domain), each after that gap since the previous pull's detach
 # record, timed from the first uevent to the attach record as in bench-domains.sh, and as many
 # plugs answered by the floor of bench-domains.sh (bench-attach-raw on-uevent: the bare call
-# started on the stick's first uevent, the least any daemon does), each after that gap since
-# its previous detach. The disk's XML for the bare calls is that of watch's attach. All of it
-# in USBVM_BENCH_ROUNDS rounds
-# (default 5) whose order alternates (forward, backward, ...), after one round that is not
-# counted. The shell waits each gap in a builtin read with a timeout: no process starts just
-# before a call or a plug. Prints each series' p50 and p99, the bare calls' p50 against the
-# back-to-back call's, and usbvm's p50 and p99 against the bare call and against the floor
-# after the same gap.
+# started on the stick's first uevent, the least any daemon does), each after that gap since its
+# previous detach. The disk's XML for the bare calls is that of watch's attach. All of it in
+# USBVM_BENCH_ROUNDS rounds (default 5) whose order alternates (forward, backward, ...), after
+# one round that is not counted. The shell waits each gap in a builtin read with a timeout: no
+# process starts just before a call or a plug. Prints each series' p50 and p99, the bare calls'
+# p50 against the back-to-back call's, and usbvm's p50 and p99 against the bare call and against
+# the floor after the same gap.
 #
 # Run from a build tree under tests/harness/ns-run --tmp-in-ram, as bench-domains.sh.
 set -euo pipefail
