@@ -131,8 +131,7 @@ watch_round() {
         if [ ! -s "$USBVM_H_TMP/disk.xml" ]; then
             alias=$(jq -r .alias <<<"$BW_LINE")
             echo "$alias" >"$USBVM_H_TMP/disk.alias"
-            usbvm_h_live_xml "$dom" | xmllint --xpath "//disk[alias/@name='$alias']" - |
-                sed -e "s/<address [^>]*\/>//" >"$USBVM_H_TMP/disk.xml"
+            bw_disk_xml "$dom" "$alias" "$USBVM_H_TMP/disk.xml"
         fi
         wl_unplug 1-2 >/dev/null
         bw_next "$detach_re"
@@ -155,32 +154,22 @@ raw_round() {
 # uevent (bench-attach-raw on-uevent, run as watch runs: umockdev's preload, the same queue);
 # each plug's latency from the first uevent to the call's return.
 floor_round() {
-    local out=$USBVM_H_TMP/floor-$1 i line in pid plug_cpu=0 pull_cpu=0
-    coproc FLOOR { wl_listener "$RAW" on-uevent "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" \
-        "$(cat "$USBVM_H_TMP/disk.alias")"; }
-    IFS= read -r -t 60 -u "${FLOOR[0]}" line || true
-    [ "$line" = ready ] || usbvm_h_fail "bench-attach-raw on-uevent did not start"
+    local out=$USBVM_H_TMP/floor-$1 i plug_cpu=0 pull_cpu=0
+    bw_floor_start "$dom" "$USBVM_H_TMP/disk.xml" "$(cat "$USBVM_H_TMP/disk.alias")"
     for i in $(seq 0 "$2"); do
-        bw_plug "$stick"
-        IFS= read -r -t 60 -u "${FLOOR[0]}" line || usbvm_h_fail "bench-attach-raw on-uevent did not attach"
-        bw_plugged
-        cpu_mark "$FLOOR_PID"
-        if [ "$i" -gt 0 ]; then plug_cpu=$((plug_cpu + CPU_PHASE)); fi
+        bw_floor_plug "$stick"
+        cpu_mark "$BW_FLOOR_PID"
         if [ "$i" -gt 0 ]; then
-            echo $((${line%% *} - BW_T0)) >>"$out"
-            echo "${line#* }" >>"$out-call" # the call's own time
+            plug_cpu=$((plug_cpu + CPU_PHASE))
+            echo $((BW_FLOOR_DONE - BW_T0)) >>"$out"
+            echo "$BW_FLOOR_CALL" >>"$out-call" # the call's own time
         fi
-        wl_unplug 1-2 >/dev/null
-        IFS= read -r -t 60 -u "${FLOOR[0]}" line || true
-        [ "$line" = detached ] || usbvm_h_fail "bench-attach-raw on-uevent did not detach"
-        cpu_mark "$FLOOR_PID"
+        bw_floor_pull 1-2
+        cpu_mark "$BW_FLOOR_PID"
         if [ "$i" -gt 0 ]; then pull_cpu=$((pull_cpu + CPU_PHASE)); fi
     done
     echo "$((plug_cpu / $2)) $((pull_cpu / $2))" >>"$USBVM_H_TMP/floorcpu-$1"
-    in=${FLOOR[1]}
-    pid=$FLOOR_PID
-    exec {in}>&- # EOF: the tool ends
-    wait "$pid" || usbvm_h_fail "bench-attach-raw on-uevent failed"
+    bw_floor_stop
 }
 
 # plugraw_round TAG N : N+1 bare calls, each amid a plug of the testbed's stick (no watch).

@@ -57,8 +57,7 @@ bw_plug "$stick"
 bw_next '"event":"attach".*"result":"ok"'
 bw_plugged
 alias=$(jq -r .alias <<<"$BW_LINE")
-usbvm_h_live_xml "$dom" | xmllint --xpath "//disk[alias/@name='$alias']" - |
-    sed -e "s/<address [^>]*\/>//" >"$USBVM_H_TMP/disk.xml"
+bw_disk_xml "$dom" "$alias" "$USBVM_H_TMP/disk.xml"
 wl_unplug 1-2 >/dev/null
 bw_next '"event":"detach".*"result":"ok"'
 wl_watch_stop >/dev/null
@@ -91,27 +90,18 @@ plugs() {
     done
     wl_watch_stop >/dev/null
 }
-# floor GAP OUT : per+1 plugs answered by bench-attach-raw on-uevent (run as watch runs: umockdev's
-# preload), each GAP ms after its previous detach; from the first uevent to the call's return.
+# floor GAP OUT : per+1 plugs answered by the floor (bw_floor_start), each GAP ms after its
+# previous detach; from the first uevent to the call's return.
 floor() {
-    local i line in pid
-    coproc FLOOR { wl_listener "$RAW" on-uevent "$USBVM_H_URI" "$dom" "$USBVM_H_TMP/disk.xml" "$alias"; }
-    IFS= read -r -t 60 -u "${FLOOR[0]}" line || true
-    [ "$line" = ready ] || usbvm_h_fail "bench-attach-raw on-uevent did not start"
+    local i
+    bw_floor_start "$dom" "$USBVM_H_TMP/disk.xml" "$alias"
     for i in $(seq 0 "$per"); do
         idle "$1"
-        bw_plug "$stick"
-        IFS= read -r -t 60 -u "${FLOOR[0]}" line || usbvm_h_fail "bench-attach-raw on-uevent did not attach"
-        bw_plugged
-        if [ "$i" -gt 0 ]; then echo $((${line%% *} - BW_T0)) >>"$2"; fi
-        wl_unplug 1-2 >/dev/null
-        IFS= read -r -t 60 -u "${FLOOR[0]}" line || true
-        [ "$line" = detached ] || usbvm_h_fail "bench-attach-raw on-uevent did not detach"
+        bw_floor_plug "$stick"
+        if [ "$i" -gt 0 ]; then echo $((BW_FLOOR_DONE - BW_T0)) >>"$2"; fi
+        bw_floor_pull 1-2
     done
-    in=${FLOOR[1]}
-    pid=$FLOOR_PID
-    exec {in}>&- # EOF: the tool ends
-    wait "$pid" || usbvm_h_fail "bench-attach-raw on-uevent failed"
+    bw_floor_stop
 }
 # series: "bare GAP", "watch GAP" and "floor GAP" items, run in the order given
 series=()

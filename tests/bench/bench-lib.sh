@@ -13,6 +13,16 @@
 #                             are attached; sets BW_BURST_US (first uevent -> last attached)
 #   bw_burst_prepare, bw_burst_plug   the same in two steps: makes the 32 sticks once, then
 #                             plugs them (again after they were unplugged)
+#   bw_disk_xml DOMAIN ALIAS OUT   writes the live XML of DOMAIN's disk ALIAS, its address
+#                             dropped, to OUT: what the bare calls attach
+#   bw_floor_start DOMAIN XMLFILE ALIAS   starts the floor under any daemon (bench-attach-raw
+#                             on-uevent, run as watch runs: umockdev's preload); sets
+#                             BW_FLOOR_PID
+#   bw_floor_plug FILE        plugs FILE and waits for the floor's answer; sets BW_T0 and
+#                             BW_TC (bw_plugged), BW_FLOOR_DONE (the call's return, the testbed's
+#                             clock) and BW_FLOOR_CALL (the call's own time, us)
+#   bw_floor_pull PORT        pulls PORT and waits until the floor has detached it
+#   bw_floor_stop             ends the floor (EOF on its stdin) and checks that it exited 0
 
 # While a plug is timed, the benchmark itself must take no CPU from watch, libvirtd and QEMU on
 # the two cores (the bare call runs with nothing beside it). bash reads a pipe a byte at a time:
@@ -105,4 +115,39 @@ bw_burst_plug() {
 bw_burst() {
     bw_burst_prepare
     bw_burst_plug
+}
+
+bw_disk_xml() {
+    usbvm_h_live_xml "$1" | xmllint --xpath "//disk[alias/@name='$2']" - |
+        sed -e "s/<address [^>]*\/>//" >"$3"
+}
+
+bw_floor_start() {
+    local line
+    coproc BW_FLOOR { wl_listener "$USBVM_BUILDDIR/tests/bench/bench-attach-raw" on-uevent \
+        "$USBVM_H_URI" "$1" "$2" "$3"; }
+    IFS= read -r -t 60 -u "${BW_FLOOR[0]}" line || true
+    [ "$line" = ready ] || usbvm_h_fail "bench-attach-raw on-uevent did not start"
+}
+
+bw_floor_plug() {
+    local line
+    bw_plug "$1"
+    IFS= read -r -t 60 -u "${BW_FLOOR[0]}" line || usbvm_h_fail "bench-attach-raw on-uevent did not attach"
+    bw_plugged
+    BW_FLOOR_DONE=${line%% *}
+    BW_FLOOR_CALL=${line#* }
+}
+
+bw_floor_pull() {
+    local line
+    wl_unplug "$1" >/dev/null
+    IFS= read -r -t 60 -u "${BW_FLOOR[0]}" line || true
+    [ "$line" = detached ] || usbvm_h_fail "bench-attach-raw on-uevent did not detach"
+}
+
+bw_floor_stop() {
+    local in=${BW_FLOOR[1]} pid=$BW_FLOOR_PID
+    exec {in}>&- # EOF: the tool ends
+    wait "$pid" || usbvm_h_fail "bench-attach-raw on-uevent failed"
 }

@@ -85,8 +85,7 @@ done
 wl_plug "$stick" >/dev/null
 bw_next "$attach_re"
 alias=$(jq -r .alias <<<"$BW_LINE")
-usbvm_h_live_xml "$dom" | xmllint --xpath "//disk[alias/@name='$alias']" - |
-    sed -e "s/<address [^>]*\/>//" >"$USBVM_H_TMP/disk.xml"
+bw_disk_xml "$dom" "$alias" "$USBVM_H_TMP/disk.xml"
 wl_unplug 1-2 >/dev/null
 bw_next "$detach_re"
 wl_watch_stop
