@@ -220,26 +220,26 @@ latency() {
     done
     read -r u50 u99 < <(stats "$lat")
     read -r r50 r99 < <(stats "$raw")
-    printf '%-12s usbvm p50 %7s p99 %7s | raw p50 %7s p99 %7s | ratio p50 %.2f p99 %.2f\n' \
+    printf '%-12s usbvm p50 %7s p99 %7s | raw p50 %7s p99 %7s | ratio p50 %.3f p99 %.2f\n' \
         "$tag" "$u50" "$u99" "$r50" "$r99" "$(awk -v a="$u50" -v b="$r50" 'BEGIN{print a/b}')" \
         "$(awk -v a="$u99" -v b="$r99" 'BEGIN{print a/b}')"
     echo "$u50 $u99 $r50 $r99" >"$USBVM_H_TMP/sum-$tag"
     # The testbed sends the stick's uevents one by one, each through umockdev's sockets, where
     # the kernel announces a device in microseconds: the same plugs, timed from the last "add".
     read -r c50 c99 < <(stats "$latc")
-    printf '%-12s from the whole device announced: usbvm p50 %7s p99 %7s | ratio p50 %.2f p99 %.2f\n' \
+    printf '%-12s from the whole device announced: usbvm p50 %7s p99 %7s | ratio p50 %.3f p99 %.2f\n' \
         "$tag" "$c50" "$c99" "$(awk -v a="$c50" -v b="$r50" 'BEGIN{print a/b}')" \
         "$(awk -v a="$c99" -v b="$r99" 'BEGIN{print a/b}')"
     read -r l50 l99 < <(stats "$USBVM_H_TMP/listen-$tag")
-    printf '%-12s bare call with an event listener: p50 %7s p99 %7s (%.2f x the bare call) | usbvm over it: ratio p50 %.2f p99 %.2f\n' \
+    printf '%-12s bare call with an event listener: p50 %7s p99 %7s (%.3f x the bare call) | usbvm over it: ratio p50 %.3f p99 %.2f\n' \
         "$tag" "$l50" "$l99" "$(awk -v a="$l50" -v b="$r50" 'BEGIN{print a/b}')" \
         "$(awk -v a="$u50" -v b="$l50" 'BEGIN{print a/b}')" "$(awk -v a="$u99" -v b="$l99" 'BEGIN{print a/b}')"
     read -r p50 p99 < <(stats "$USBVM_H_TMP/plugraw-$tag")
-    printf '%-12s bare call amid the same plug: p50 %7s p99 %7s (%.2f x the bare call) | usbvm over it: ratio p50 %.2f p99 %.2f\n' \
+    printf '%-12s bare call amid the same plug: p50 %7s p99 %7s (%.3f x the bare call) | usbvm over it: ratio p50 %.3f p99 %.2f\n' \
         "$tag" "$p50" "$p99" "$(awk -v a="$p50" -v b="$r50" 'BEGIN{print a/b}')" \
         "$(awk -v a="$u50" -v b="$p50" 'BEGIN{print a/b}')" "$(awk -v a="$u99" -v b="$p99" 'BEGIN{print a/b}')"
     read -r f50 f99 < <(stats "$USBVM_H_TMP/floor-$tag")
-    printf '%-12s the bare call on the first uevent: p50 %7s p99 %7s (%.2f x the bare call) | usbvm over it: ratio p50 %.2f p99 %.2f\n' \
+    printf '%-12s the bare call on the first uevent: p50 %7s p99 %7s (%.3f x the bare call) | usbvm over it: ratio p50 %.3f p99 %.2f\n' \
         "$tag" "$f50" "$f99" "$(awk -v a="$f50" -v b="$r50" 'BEGIN{print a/b}')" \
         "$(awk -v a="$u50" -v b="$f50" 'BEGIN{print a/b}')" "$(awk -v a="$u99" -v b="$f99" 'BEGIN{print a/b}')"
     # Where usbvm's plugs spent their time, from their attach records' steps_usec: the p50 of
@@ -271,7 +271,7 @@ read -r b50 b99 rb50 _ <"$USBVM_H_TMP/sum-17-domains"
 # 17 TCG guests on the same cores slow libvirtd and QEMU too: the bare call's own 17/1 says by
 # how much, and usbvm's ratio divided by it is what the 16 more domains cost usbvm itself.
 awk -v a="$a50" -v b="$b50" -v c="$a99" -v d="$b99" -v ra="$ra50" -v rb="$rb50" \
-    'BEGIN{printf "17 domains / 1 domain: p50 %.2f, p99 %.2f; bare call p50 %.2f; usbvm over the bare call'"'"'s own 17/1: p50 %.2f\n", b/a, d/c, rb/ra, (b/a)/(rb/ra)}'
+    'BEGIN{printf "17 domains / 1 domain: p50 %.3f, p99 %.3f; bare call p50 %.3f; usbvm over the bare call'"'"'s own 17/1: p50 %.3f\n", b/a, d/c, rb/ra, (b/a)/(rb/ra)}'
 
 echo "== 3. burst of 32 sticks (scsi), 17 domains running, $BURSTS rounds"
 # Each round: watch attaches the 32 (first uevent -> last attached), they are pulled, then the
@@ -289,11 +289,11 @@ for round in $(seq 1 "$BURSTS"); do
         # The same 32 disks for the baseline: what usbvm attached, with the drive addresses it
         # chose (without them libvirt adds a controller per 7 disks).
         xml=$(usbvm_h_live_xml "$dom")
-        for alias in $(grep -o "ua-usbvm-[0-9a-f]*" <<<"$xml" | sort -u); do
+        while read -r alias; do
             f=$USBVM_H_TMP/b-$alias.xml
             xmllint --xpath "//disk[alias/@name='$alias']" - <<<"$xml" >"$f"
             xmls+=("$f")
-        done
+        done < <(grep -o "ua-usbvm-[0-9a-f]*" <<<"$xml" | sort -u)
     fi
     for i in $(seq 1 32); do wl_unplug "3-$i" >/dev/null; done
     for _ in $(seq 1 32); do bw_next "$detach_re"; done
@@ -308,6 +308,6 @@ for round in $(seq 1 "$BURSTS"); do
         printf "burst round %d: usbvm %.1f ms, raw 32 calls %.1f ms, ratio %.2f\n", n, u/1000, r/1000, u/r }'
 done
 awk -v u="$(medians "$USBVM_H_TMP/burst-usbvm")" -v r="$(medians "$USBVM_H_TMP/burst-raw")" 'BEGIN{
-    printf "burst: usbvm %.1f ms for 32 (first uevent -> last attached), raw 32 calls %.1f ms (medians), ratio %.2f\n",
+    printf "burst: usbvm %.1f ms for 32 (first uevent -> last attached), raw 32 calls %.1f ms (medians), ratio %.3f\n",
         u/1000, r/1000, u/r }'
 bw_close
