@@ -1,9 +1,9 @@
 #!/bin/bash
-# CI cannot skip a stage silently: tests/run-all fails before the build when the fuzzer or the
-# e2e runner is missing or not executable; tests/e2e/run fails before anything boots when its
-# filter names no scenario or the retired optional list is set; every script tests/bench/run
-# calls can run. Nothing here builds, boots or installs: the runners are checked on copies
-# with stand-ins for the heavy stages.
+# CI cannot skip a stage silently: tests/run-all fails before the build when the fuzzer, the
+# e2e runner or the README's demo is missing or not executable; tests/e2e/run fails before
+# anything boots when its filter names no scenario or the retired optional list is set; every
+# script tests/bench/run calls can run. Nothing here builds, boots or installs: the runners are
+# checked on copies with stand-ins for the heavy stages.
 set -uo pipefail
 
 : "${USBVM_SRCDIR:?}"
@@ -19,11 +19,11 @@ contains() { if [[ "$3" == *"$2"* ]]; then ok; else fail "$1: [$2] not in [$3]";
 # ---- tests/run-all on a copy whose stages are stand-ins -------------------------------------
 # fake_tree DIR: run-all beside executable stand-ins that only leave a mark.
 fake_tree() {
-    mkdir -p "$1/tests/fuzz" "$1/tests/e2e" "$1/tests/harness"
+    mkdir -p "$1/tests/fuzz" "$1/tests/e2e" "$1/tests/harness" "$1/examples"
     cp "$SRC/tests/run-all" "$1/tests/run-all"
     local s
     for s in tests/install-deps tests/fuzz/run-fuzz.sh tests/e2e/run tests/e2e/rootfs.sh \
-        tests/harness/ns-run; do
+        tests/harness/ns-run examples/demo; do
         printf '#!/bin/sh\ntouch "%s/ran.$(basename "$0")"\n' "$1" >"$1/$s"
         chmod +x "$1/$s"
     done
@@ -50,6 +50,9 @@ check_run_all "a fuzzer without its run bit" "$TMP/c" tests/fuzz/run-fuzz.sh
 fake_tree "$TMP/d"
 rm "$TMP/d/tests/harness/ns-run"
 check_run_all "no namespace runner" "$TMP/d" tests/harness/ns-run
+fake_tree "$TMP/e"
+chmod -x "$TMP/e/examples/demo"
+check_run_all "a demo without its run bit" "$TMP/e" examples/demo
 
 # ---- tests/harness/ns-run: what a pass changes stays in its namespace --------------------------
 # Files made inside under the private directories are gone outside, the host's domain
